@@ -1,0 +1,5 @@
+//! The `autoscaler` command.
+
+fn main() {
+    println!("autoscaler: not implemented yet");
+}

@@ -1,0 +1,1 @@
+//! Domain types. No I/O.

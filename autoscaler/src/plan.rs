@@ -1,0 +1,1 @@
+//! The pure planner. No I/O, no clock.

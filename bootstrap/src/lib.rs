@@ -1,0 +1,1 @@
+//! Renders cloud-init user-data for one runner VM. Pure: no I/O.

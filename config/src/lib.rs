@@ -1,0 +1,1 @@
+//! Configuration of the autoscaler: parsing, validation and cron schedules.
