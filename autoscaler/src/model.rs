@@ -1,1 +1,231 @@
-//! Domain types. No I/O.
+//! Domain types shared by the planner, the observer, the simulator and the adapters.
+//!
+//! No I/O here. Everything the planner needs is a plain value: what GitLab and OpenStack
+//! reported ([`Observed`]) and what the operator configured, resolved for the current
+//! moment ([`Policy`]). Adapters map their HTTP DTOs into these types; nothing here knows
+//! about HTTP.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Wall-clock instant in UTC. Server and job ages come from API timestamps, so the
+/// planner works in wall-clock time; `now` is always a parameter, never read here.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// Identifier of one server in the cloud (a Nova UUID, or a simulator id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VmId(pub String);
+
+impl std::fmt::Display for VmId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifier of one GitLab runner.
+pub type RunnerId = u64;
+
+/// A job GitLab has queued that no runner has picked up yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingJob {
+    /// GitLab job id; used to keep iteration deterministic.
+    pub id: u64,
+    /// The job's tags (`tag_list`): a pool can run it only if these are a subset of its tags.
+    pub tags: BTreeSet<String>,
+    /// When the job became pending, for queue-age reporting.
+    pub queued_since: Timestamp,
+}
+
+/// What the cloud says about a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudPhase {
+    /// Create accepted, server not ACTIVE yet (Nova BUILD).
+    Building,
+    /// Server ACTIVE.
+    Active,
+    /// Server in ERROR, with Nova's fault message when it gave one.
+    Error(Option<String>),
+    /// Delete in progress (Nova DELETING, or SHUTOFF/DELETED on the way out).
+    Deleting,
+}
+
+/// What GitLab says about the runner registered for one VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerView {
+    /// The runner's id.
+    pub id: RunnerId,
+    /// Paused runners take no new job: used both to park surplus VMs and to drain.
+    pub paused: bool,
+    /// Last contact of the VM's gitlab-runner; `None` = never contacted (still booting).
+    pub contacted_at: Option<Timestamp>,
+    /// Jobs running on this runner right now. A VM with running jobs is never deleted.
+    pub running_jobs: u32,
+    /// Jobs this runner has started so far, for `max_builds` retirement.
+    pub jobs_run: u32,
+    /// When a job last started or finished on this runner; idle time is measured from it.
+    pub last_job_at: Option<Timestamp>,
+}
+
+/// One VM owned by this controller: the server joined with its runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    /// Server id.
+    pub id: VmId,
+    /// Server name (also the runner description).
+    pub name: String,
+    /// Pool the VM belongs to (from its ownership tag).
+    pub pool: String,
+    /// When the server was created; boot timeout and orphan grace count from here.
+    pub created_at: Timestamp,
+    /// The cloud's view.
+    pub phase: CloudPhase,
+    /// The runner, or `None` when GitLab has no runner for this server (an orphan server,
+    /// or a runner deleted out of band).
+    pub runner: Option<RunnerView>,
+}
+
+/// A runner this controller created whose server does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanRunner {
+    /// The runner's id.
+    pub id: RunnerId,
+    /// Pool named in the runner's description or tags, when known.
+    pub pool: Option<String>,
+    /// When the runner was created: runners are created before their servers, so a young
+    /// runner without a server may simply be waiting for its server.
+    pub created_at: Timestamp,
+    /// Jobs running on it (a runner without a VM cannot run one; reported for safety).
+    pub running_jobs: u32,
+}
+
+/// Remaining cloud quota, as far as the cloud reports limits (`None` = unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuotaHeadroom {
+    /// Instances that can still be created.
+    pub instances: Option<u32>,
+    /// vCPUs still free.
+    pub cores: Option<u64>,
+    /// RAM still free, in MiB.
+    pub ram_mb: Option<u64>,
+}
+
+/// Size of a pool's flavor, used to turn core/RAM headroom into instance headroom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlavorSize {
+    /// vCPUs per server.
+    pub vcpus: u32,
+    /// RAM per server in MiB.
+    pub ram_mb: u64,
+}
+
+/// Recent create/boot failures of one pool, kept by the reconciler between ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureHistory {
+    /// Failures since the last VM of this pool came up successfully.
+    pub consecutive: u32,
+    /// When the last failure happened.
+    pub last_failure_at: Option<Timestamp>,
+}
+
+/// Everything the planner looks at: one consistent snapshot.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// Pending jobs of the configured scope. `None` when GitLab could not be read this
+    /// tick: then nothing that might be busy is deleted and nothing is created.
+    pub pending: Option<Vec<PendingJob>>,
+    /// Owned VMs.
+    pub vms: Vec<Vm>,
+    /// Owned runners without a server.
+    pub orphan_runners: Vec<OrphanRunner>,
+    /// Cloud quota headroom, when known.
+    pub quota: Option<QuotaHeadroom>,
+    /// Flavor sizes per pool, when known.
+    pub flavors: BTreeMap<String, FlavorSize>,
+    /// Failure history per pool.
+    pub failures: BTreeMap<String, FailureHistory>,
+}
+
+/// The scaling values in force for one pool at one moment (periods already applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Idle job slots to keep warm beyond current demand.
+    pub idle_count: u32,
+    /// How long a surplus VM may stay idle before it is removed.
+    pub idle_time: Duration,
+    /// Jobs a VM may run before it is retired; 0 = unlimited.
+    pub max_builds: u32,
+    /// Hard cap on VMs in every state.
+    pub limit: u32,
+    /// VMs creating or booting at once; 0 = unlimited.
+    pub max_growth: u32,
+    /// A VM whose runner has not contacted GitLab this long after create is replaced.
+    pub boot_timeout: Duration,
+}
+
+/// One pool as the planner needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolPolicy {
+    /// Pool name (unique).
+    pub name: String,
+    /// Runner tags: a job is runnable here if its tags are a subset.
+    pub tags: BTreeSet<String>,
+    /// Whether the pool's runners take untagged jobs.
+    pub run_untagged: bool,
+    /// Concurrent jobs per VM (>= 1).
+    pub capacity: u32,
+    /// Pause surplus idle runners early so new jobs land on the VMs that stay.
+    pub park_surplus: bool,
+    /// Values in force now.
+    pub limits: Limits,
+}
+
+impl PoolPolicy {
+    /// Whether a job with these tags can run on this pool's runners (GitLab's rule: the
+    /// job's tags are a subset of the runner's; untagged jobs only with `run_untagged`).
+    pub fn can_run(&self, job_tags: &BTreeSet<String>) -> bool {
+        if job_tags.is_empty() {
+            self.run_untagged
+        } else {
+            job_tags.is_subset(&self.tags)
+        }
+    }
+}
+
+/// Create retry and circuit-breaker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Wait after the first failure.
+    pub base: Duration,
+    /// Upper bound of the exponential wait.
+    pub max: Duration,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker blocks creates before one probe is allowed.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(600),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(900),
+        }
+    }
+}
+
+/// The whole policy: pools in config order (order decides which pool counts a job that
+/// several pools could run) and the retry settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Pools in config order.
+    pub pools: Vec<PoolPolicy>,
+    /// Create backoff and circuit breaker.
+    pub backoff: Backoff,
+}
+
+/// Converts a `std` duration to a chrono one, saturating (config durations are small).
+pub fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
