@@ -42,8 +42,8 @@ mod user_data;
 
 pub use error::RenderError;
 pub use params::{
-    BootstrapOptions, BootstrapParams, DEFAULT_RUNNER_REPOSITORY, DockerInstall, PoolBootstrap,
-    RunnerInstall, RunnerSettings, S3Cache, VmIdentity,
+    BootstrapOptions, BootstrapParams, DEFAULT_RUNNER_REPOSITORY, DockerInstall, PREVIEW_TOKEN,
+    PoolBootstrap, RunnerInstall, RunnerSettings, S3Cache, VmIdentity,
 };
 pub use user_data::UserData;
 

@@ -125,6 +125,26 @@ pub struct VmIdentity {
 /// `runner_repository`.
 pub const DEFAULT_RUNNER_REPOSITORY: &str = "https://packages.gitlab.com/runner/gitlab-runner";
 
+// === impl VmIdentity ===
+
+impl VmIdentity {
+    /// A stand-in VM for previews (`autoscaler bootstrap render`), where no runner exists
+    /// yet: runner id 0 and the token [`PREVIEW_TOKEN`]. Render it with
+    /// [`render_redacted`](crate::render_redacted) unless asked to reveal secrets.
+    #[must_use]
+    pub fn preview(gitlab_url: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            gitlab_url: gitlab_url.into(),
+            runner_token: SecretString::from(PREVIEW_TOKEN),
+            name: name.into(),
+            runner_id: 0,
+        }
+    }
+}
+
+/// The token of [`VmIdentity::preview`]: not a real token.
+pub const PREVIEW_TOKEN: &str = "glrt-preview-not-a-real-token";
+
 // === impl BootstrapOptions ===
 
 impl Default for BootstrapOptions {

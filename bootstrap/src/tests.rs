@@ -406,3 +406,12 @@ fn error_labels_are_distinct() {
     assert_eq!(err.label(), "invalid_value");
     assert!(!err.is_transient());
 }
+
+#[test]
+fn preview_identity_renders_and_redacts_its_placeholder_token() {
+    let mut p = params();
+    p.vm = VmIdentity::preview("https://gitlab.example/", "ci-pool-preview");
+    let data = render_redacted(&p).unwrap();
+    assert!(!data.as_str().contains(PREVIEW_TOKEN));
+    assert!(data.as_str().contains("ci-pool-preview"));
+}

@@ -20,9 +20,10 @@ PY=/usr/bin/python3          # cloud-init's python modules live in Debian's pyth
 
 if ! command -v cloud-init >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=900 update &&
-    apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends cloud-init ||
-    { echo "cloudinit-check: cannot install cloud-init" >&2; exit 2; }
+  if ! { apt-get -o DPkg::Lock::Timeout=900 update &&
+         apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends cloud-init; }; then
+    echo "cloudinit-check: cannot install cloud-init" >&2; exit 2
+  fi
 fi
 [[ -x $PY ]] || { echo "cloudinit-check: $PY is missing" >&2; exit 2; }
 

@@ -55,6 +55,9 @@ grep -E '^test result:' "$log/cargo" | sed 's/^/    /'
 CLOUDINIT_CHECK_SHELLCHECK=required bash "$here/cloudinit-check.sh" >"$log/selftest" 2>&1
 record $? "cloudinit-check.sh self-test" "$log/selftest"
 
+shellcheck "$here"/*.sh >"$log/selfcheck" 2>&1
+record $? "shellcheck tests/cloud-init/*.sh" "$log/selfcheck"
+
 # --- 4. every golden user-data -----------------------------------------------------------
 shopt -s nullglob
 goldens=("$golden_dir"/*.yaml)
