@@ -389,9 +389,11 @@ impl<'s> Ctx<'s> {
                 }
             }
             (None, None) => {
+                // An inline value is reported by `check_keys` already.
                 if required
                     && !node.table.contains_key(&file_key)
                     && !node.table.contains_key(&env_key)
+                    && !node.table.contains_key(base)
                 {
                     let path = join(&node.path, &file_key);
                     self.err(
