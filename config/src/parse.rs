@@ -1755,3 +1755,867 @@ fn levenshtein(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[controller]
+id = "ci"
+
+[gitlab]
+url = "https://gitlab.example.com/"
+token_file = "/etc/token"
+
+[gitlab.scope]
+projects = ["group/project"]
+
+[[pools]]
+name = "default"
+limit = 4
+
+[pools.server]
+flavor = "s1.large"
+image = "Debian 12"
+networks = ["net"]
+
+[pools.runner]
+tags = ["docker"]
+"#;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn ok(src: &str) -> Config {
+        parse_config(src, "t.toml", now()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `(key, message)` of every error.
+    fn errs(src: &str) -> Vec<(String, String)> {
+        match parse_config(src, "t.toml", now()) {
+            Ok(_) => panic!("expected errors for:\n{src}"),
+            Err(e) => e.0.into_iter().map(|e| (e.key, e.message)).collect(),
+        }
+    }
+
+    /// Exactly one error, for `key`, whose message contains `fragment`.
+    fn one_err(src: &str, key: &str, fragment: &str) {
+        let e = errs(src);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, key, "{e:?}");
+        assert!(e[0].1.contains(fragment), "{e:?}");
+    }
+
+    /// BASE with `line` added at the end of the table whose header is `header`.
+    fn with(header: &str, line: &str) -> String {
+        let start = BASE.find(header).unwrap_or_else(|| panic!("{header}")) + header.len();
+        let end = BASE[start..].find("\n[").map_or(BASE.len(), |i| start + i);
+        format!("{}\n{line}{}", &BASE[..end], &BASE[end..])
+    }
+
+    #[test]
+    fn minimal_config_gets_the_documented_defaults() {
+        let c = ok(BASE);
+        assert_eq!(c.controller.poll_interval, Duration::from_secs(15));
+        assert_eq!(
+            c.controller.listen,
+            SocketAddr::from(([127, 0, 0, 1], 9252))
+        );
+        assert!(c.openstack.is_none());
+        let p = &c.pools[0];
+        assert_eq!(p.capacity.get(), 1);
+        assert_eq!(
+            p.policy,
+            Policy {
+                idle_count: 0,
+                idle_time: Duration::from_secs(1800),
+                max_builds: 0,
+                limit: 4,
+                max_growth: 0,
+                boot_timeout: Duration::from_secs(600),
+            }
+        );
+        assert!(p.park_surplus);
+        assert_eq!(p.runner.runner_type, RunnerType::Instance);
+        assert!(
+            !p.runner.run_untagged,
+            "tags given: run_untagged defaults to false"
+        );
+        assert_eq!(p.runner.access_level, AccessLevel::NotProtected);
+        assert_eq!(p.runner.docker_image, "alpine");
+        assert_eq!(p.runner.volumes, ["/cache"]);
+        assert_eq!(p.bootstrap.docker_install, DockerInstall::Distro);
+        assert!(p.bootstrap.qemu_binfmt);
+        assert_eq!(p.bootstrap.binfmt_arches, ["arm64", "arm"]);
+        assert_eq!(
+            p.bootstrap.runner_install,
+            RunnerInstall::Repository(Url::parse(DEFAULT_RUNNER_REPOSITORY).unwrap())
+        );
+    }
+
+    #[test]
+    fn default_runner_repository_is_a_url() {
+        assert_eq!(default_repository().as_str(), DEFAULT_RUNNER_REPOSITORY);
+    }
+
+    #[test]
+    fn run_untagged_defaults_to_true_without_tags() {
+        let c = ok(&BASE.replace("tags = [\"docker\"]", ""));
+        assert!(c.pools[0].runner.run_untagged);
+    }
+
+    #[test]
+    fn untagged_runner_refusing_untagged_jobs_is_rejected() {
+        one_err(
+            &BASE.replace("tags = [\"docker\"]", "run_untagged = false"),
+            "pools[0].runner.run_untagged",
+            "never take a job",
+        );
+    }
+
+    #[test]
+    fn unknown_key_gets_a_did_you_mean_hint() {
+        one_err(
+            &with("[[pools]]", "idle_tme = \"1h\""),
+            "pools[0].idle_tme",
+            "did you mean `idle_time`?",
+        );
+    }
+
+    #[test]
+    fn docker_machine_spelling_gets_a_hint() {
+        one_err(
+            &with("[[pools]]", "IdleCount = 2"),
+            "pools[0].IdleCount",
+            "did you mean `idle_count`?",
+        );
+    }
+
+    #[test]
+    fn unknown_key_without_close_match_lists_known_keys() {
+        one_err(
+            &with("[controller]", "frobnicate = 1"),
+            "controller.frobnicate",
+            "known keys: id,",
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_in_file_order() {
+        let src =
+            with("[controller]", "poll_interval = \"soon\"").replace("limit = 4", "limit = 0");
+        let e = errs(&src);
+        let keys: Vec<&str> = e.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(keys, ["controller.poll_interval", "pools[0].limit"]);
+    }
+
+    #[test]
+    fn syntax_error_has_a_position() {
+        let e = parse_config("[controller\nid = 1", "t.toml", now()).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e.0[0].line(), 1);
+        assert!(e.0[0].message.starts_with("invalid TOML"), "{e}");
+    }
+
+    #[test]
+    fn error_position_is_line_and_column_of_the_value() {
+        let e =
+            parse_config(&BASE.replace("limit = 4", "limit = -4"), "t.toml", now()).unwrap_err();
+        assert_eq!(e.0[0].position, Some((14, 9)));
+        assert_eq!(e.0[0].message, "must not be negative, found -4");
+    }
+
+    #[test]
+    fn missing_sections_are_reported() {
+        let e = errs("");
+        let keys: Vec<&str> = e.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(keys, ["controller", "gitlab", "pools"]);
+    }
+
+    #[test]
+    fn controller_id_must_be_a_short_lowercase_name() {
+        one_err(
+            &BASE.replace("id = \"ci\"", "id = \"CI\""),
+            "controller.id",
+            "must match",
+        );
+        one_err(
+            &BASE.replace("id = \"ci\"", &format!("id = \"{}\"", "a".repeat(32))),
+            "controller.id",
+            "at most 31",
+        );
+        one_err(
+            &BASE.replace("id = \"ci\"", ""),
+            "controller.id",
+            "missing required key",
+        );
+    }
+
+    #[test]
+    fn durations_accept_humantime_and_integer_seconds() {
+        let c = ok(&with(
+            "[[pools]]",
+            "idle_time = 90\nboot_timeout = \"1h 30m\"",
+        ));
+        assert_eq!(c.pools[0].policy.idle_time, Duration::from_secs(90));
+        assert_eq!(c.pools[0].policy.boot_timeout, Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn negative_and_garbage_durations_name_key_and_value() {
+        one_err(
+            &with("[[pools]]", "idle_time = -5"),
+            "pools[0].idle_time",
+            "invalid duration -5",
+        );
+        one_err(
+            &with("[[pools]]", "idle_time = \"5 parsecs\""),
+            "pools[0].idle_time",
+            "`5 parsecs`",
+        );
+        one_err(
+            &with("[[pools]]", "idle_time = 1.5"),
+            "pools[0].idle_time",
+            "found a float",
+        );
+    }
+
+    #[test]
+    fn zero_poll_interval_is_rejected() {
+        one_err(
+            &with("[controller]", "poll_interval = 0"),
+            "controller.poll_interval",
+            "greater than zero",
+        );
+    }
+
+    #[test]
+    fn listen_must_be_a_socket_address() {
+        one_err(
+            &with("[controller]", "listen = \"localhost\""),
+            "controller.listen",
+            "`localhost`",
+        );
+    }
+
+    #[test]
+    fn gitlab_url_must_be_http() {
+        one_err(
+            &BASE.replace("https://gitlab.example.com/", "ftp://gitlab.example.com/"),
+            "gitlab.url",
+            "not an http(s) URL",
+        );
+        one_err(
+            &BASE.replace("url = \"https://gitlab.example.com/\"", ""),
+            "gitlab.url",
+            "missing",
+        );
+    }
+
+    #[test]
+    fn token_needs_exactly_one_source() {
+        one_err(
+            &with("[gitlab]", "token_env = \"TOKEN\""),
+            "gitlab.token_env",
+            "only one of",
+        );
+        one_err(
+            &BASE.replace("token_file = \"/etc/token\"", ""),
+            "gitlab.token_file",
+            "missing `token_file` or `token_env`",
+        );
+        one_err(
+            &BASE.replace("token_file = \"/etc/token\"", "token_env = \"1BAD\""),
+            "gitlab.token_env",
+            "not a valid environment variable name",
+        );
+        let c = ok(&BASE.replace(
+            "token_file = \"/etc/token\"",
+            "token_env = \"GITLAB_TOKEN\"\nwebhook_token_file = \"/etc/hook\"",
+        ));
+        assert_eq!(c.gitlab.token, SecretSource::Env("GITLAB_TOKEN".into()));
+        assert_eq!(
+            c.gitlab.webhook_token,
+            Some(SecretSource::File("/etc/hook".into()))
+        );
+    }
+
+    #[test]
+    fn every_inline_secret_is_refused_without_echoing_it() {
+        let cases = [
+            (
+                with("[gitlab]", "webhook_token = \"hunter2\""),
+                "gitlab.webhook_token",
+            ),
+            (
+                format!(
+                    "{BASE}\n[openstack]\nauth_url = \"https://k/v3\"\nusername = \"u\"\nproject_name = \"p\"\npassword = \"hunter2\"\n"
+                ),
+                "openstack.password",
+            ),
+        ];
+        for (src, key) in cases {
+            let e = errs(&src);
+            assert!(
+                e.iter()
+                    .any(|(k, m)| k == key && m.contains("inline secrets")),
+                "{e:?}"
+            );
+            assert!(!format!("{e:?}").contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn scope_must_not_be_empty() {
+        one_err(
+            &BASE.replace("projects = [\"group/project\"]", ""),
+            "gitlab.scope",
+            "scope is empty",
+        );
+    }
+
+    #[test]
+    fn instance_scope_is_exclusive() {
+        one_err(
+            &with("[gitlab.scope]", "instance = true"),
+            "gitlab.scope.projects",
+            "instance = true",
+        );
+        let c = ok(&BASE.replace("projects = [\"group/project\"]", "instance = true"));
+        assert!(c.gitlab.scope.instance);
+    }
+
+    #[test]
+    fn projects_accept_paths_numeric_strings_and_integers() {
+        let c = ok(&BASE.replace(
+            "[\"group/project\"]",
+            "[\"icinga/icinga2\", \"42\", 7]\ngroups = [\"icinga\", 12]",
+        ));
+        assert_eq!(
+            c.gitlab.scope.projects,
+            [
+                ProjectRef::Path("icinga/icinga2".into()),
+                ProjectRef::Id(42),
+                ProjectRef::Id(7)
+            ]
+        );
+        assert_eq!(c.gitlab.scope.groups, ["icinga", "12"]);
+    }
+
+    #[test]
+    fn bad_and_duplicate_projects_are_rejected() {
+        one_err(
+            &BASE.replace("[\"group/project\"]", "[\"noslash\"]"),
+            "gitlab.scope.projects[0]",
+            "\"noslash\"",
+        );
+        one_err(
+            &BASE.replace("[\"group/project\"]", "[\"a/b\", \"a/b\"]"),
+            "gitlab.scope.projects[1]",
+            "duplicate",
+        );
+        one_err(
+            &BASE.replace("[\"group/project\"]", "[0]"),
+            "gitlab.scope.projects[0]",
+            "numeric id",
+        );
+    }
+
+    #[test]
+    fn openstack_cloud_excludes_explicit_auth() {
+        let src =
+            format!("{BASE}\n[openstack]\ncloud = \"netways\"\nauth_url = \"https://k/v3\"\n");
+        one_err(
+            &src,
+            "openstack.auth_url",
+            "cannot be combined with `cloud`",
+        );
+    }
+
+    #[test]
+    fn openstack_needs_cloud_or_auth_url() {
+        let src = format!("{BASE}\n[openstack]\nregion = \"RegionOne\"\n");
+        one_err(&src, "openstack.auth_url", "set `cloud`");
+    }
+
+    #[test]
+    fn clouds_file_only_goes_with_cloud() {
+        let src = format!(
+            "{BASE}\n[openstack]\nclouds_file = \"/x\"\nauth_url = \"https://k/v3\"\nusername = \"u\"\nproject_id = \"p\"\npassword_env = \"OS_PASSWORD\"\n"
+        );
+        one_err(
+            &src,
+            "openstack.clouds_file",
+            "only used together with `cloud`",
+        );
+    }
+
+    #[test]
+    fn openstack_password_auth_parses_with_default_domains() {
+        let src = format!(
+            "{BASE}\n[openstack]\nauth_url = \"https://cloud.netways.de:5000/v3/\"\nusername = \"customer-login\"\nproject_name = \"1234-openstack-customer\"\npassword_file = \"/etc/os-pass\"\ninterface = \"internal\"\n"
+        );
+        let c = ok(&src);
+        let os = c.openstack.unwrap();
+        assert_eq!(os.interface, Some(Interface::Internal));
+        match os.auth {
+            OpenStackAuth::Password {
+                user_domain_name,
+                project,
+                ..
+            } => {
+                assert_eq!(user_domain_name, "Default");
+                assert_eq!(
+                    project,
+                    ProjectScope::Name {
+                        name: "1234-openstack-customer".into(),
+                        domain_name: "Default".into()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn openstack_password_auth_needs_a_project_and_password() {
+        let src = format!("{BASE}\n[openstack]\nauth_url = \"https://k/v3\"\nusername = \"u\"\n");
+        let e = errs(&src);
+        let keys: Vec<&str> = e.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["openstack.password_file", "openstack.project_name"],
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn application_credentials_parse_and_refuse_password_fields() {
+        let app = format!(
+            "{BASE}\n[openstack]\nauth_url = \"https://k/v3\"\napplication_credential_id = \"abc\"\napplication_credential_secret_env = \"OS_SECRET\"\n"
+        );
+        assert!(matches!(
+            ok(&app).openstack.unwrap().auth,
+            OpenStackAuth::ApplicationCredential {
+                credential: AppCredential::Id(_),
+                ..
+            }
+        ));
+        one_err(
+            &format!("{app}project_name = \"p\"\n"),
+            "openstack.project_name",
+            "not used with application credentials",
+        );
+        let by_name = app.replace("application_credential_id", "application_credential_name");
+        one_err(
+            &by_name,
+            "openstack.application_credential_name",
+            "needs `username`",
+        );
+    }
+
+    #[test]
+    fn openstack_interface_is_checked() {
+        let src = format!("{BASE}\n[openstack]\ncloud = \"c\"\ninterface = \"private\"\n");
+        one_err(
+            &src,
+            "openstack.interface",
+            "expected one of `public`, `internal`, `admin`",
+        );
+    }
+
+    #[test]
+    fn pool_names_must_be_valid_and_unique() {
+        one_err(
+            &BASE.replace("name = \"default\"", "name = \"Default\""),
+            "pools[0].name",
+            "must match",
+        );
+        let second = BASE[BASE.find("[[pools]]").unwrap()..].to_owned();
+        let e = errs(&format!("{BASE}{second}"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "pools[1].name");
+        assert!(
+            e[0].1
+                .contains("duplicate pool name `default` (first used by pools[0])")
+        );
+    }
+
+    #[test]
+    fn limit_is_required_and_at_least_one() {
+        one_err(
+            &BASE.replace("limit = 4", ""),
+            "pools[0].limit",
+            "missing required key",
+        );
+        one_err(
+            &BASE.replace("limit = 4", "limit = 0"),
+            "pools[0].limit",
+            "at least 1",
+        );
+    }
+
+    #[test]
+    fn capacity_must_be_at_least_one() {
+        one_err(
+            &with("[[pools]]", "capacity = 0"),
+            "pools[0].capacity",
+            "at least 1",
+        );
+    }
+
+    #[test]
+    fn idle_count_must_fit_in_limit_times_capacity() {
+        one_err(
+            &with("[[pools]]", "idle_count = 5"),
+            "pools[0].idle_count",
+            "idle_count 5 exceeds limit 4 x capacity 1 = 4",
+        );
+        let c = ok(&with("[[pools]]", "idle_count = 8\ncapacity = 2"));
+        assert_eq!(c.pools[0].policy.idle_count, 8);
+    }
+
+    #[test]
+    fn max_growth_must_not_exceed_limit() {
+        one_err(
+            &with("[[pools]]", "max_growth = 5"),
+            "pools[0].max_growth",
+            "max_growth 5 exceeds limit 4",
+        );
+    }
+
+    #[test]
+    fn server_needs_flavor_image_and_a_network() {
+        one_err(
+            &BASE.replace("flavor = \"s1.large\"", ""),
+            "pools[0].server.flavor",
+            "missing required key",
+        );
+        one_err(
+            &BASE.replace("networks = [\"net\"]", "networks = []"),
+            "pools[0].server.networks",
+            "at least one network",
+        );
+        one_err(
+            &BASE.replace("networks = [\"net\"]", ""),
+            "pools[0].server.networks",
+            "missing required key",
+        );
+    }
+
+    #[test]
+    fn server_optional_fields_are_checked() {
+        one_err(
+            &with("[pools.server]", "boot_volume_size = 0"),
+            "pools[0].server.boot_volume_size",
+            "at least 1",
+        );
+        one_err(
+            &with("[pools.server]", "metadata = { team = 1 }"),
+            "pools[0].server.metadata.team",
+            "must be strings",
+        );
+        let c = ok(&with(
+            "[pools.server]",
+            "metadata = { team = \"ci\" }\nboot_volume_size = 40",
+        ));
+        assert_eq!(
+            c.pools[0].server.metadata.get("team").map(String::as_str),
+            Some("ci")
+        );
+        assert_eq!(
+            c.pools[0].server.boot_volume_size.map(NonZeroU32::get),
+            Some(40)
+        );
+    }
+
+    #[test]
+    fn missing_server_table_is_reported() {
+        let src = BASE.replace(
+            "[pools.server]\nflavor = \"s1.large\"\nimage = \"Debian 12\"\nnetworks = [\"net\"]\n",
+            "",
+        );
+        one_err(
+            &src,
+            "pools[0].server",
+            "missing required table [pools.server]",
+        );
+    }
+
+    #[test]
+    fn group_id_goes_with_group_type_only() {
+        one_err(
+            &with("[pools.runner]", "runner_type = \"group_type\""),
+            "pools[0].runner.group_id",
+            "required when",
+        );
+        one_err(
+            &with("[pools.runner]", "group_id = 12"),
+            "pools[0].runner.group_id",
+            "only used with runner_type = \"group_type\"",
+        );
+        let c = ok(&with(
+            "[pools.runner]",
+            "runner_type = \"group_type\"\ngroup_id = 12",
+        ));
+        assert_eq!(
+            c.pools[0].runner.runner_type,
+            RunnerType::Group { group_id: 12 }
+        );
+    }
+
+    #[test]
+    fn project_id_goes_with_project_type_only() {
+        one_err(
+            &with(
+                "[pools.runner]",
+                "runner_type = \"project_type\"\ngroup_id = 1\nproject_id = 2",
+            ),
+            "pools[0].runner.group_id",
+            "only used with",
+        );
+        let c = ok(&with(
+            "[pools.runner]",
+            "runner_type = \"project_type\"\nproject_id = 34",
+        ));
+        assert_eq!(
+            c.pools[0].runner.runner_type,
+            RunnerType::Project { project_id: 34 }
+        );
+    }
+
+    #[test]
+    fn runner_enums_are_checked() {
+        one_err(
+            &with("[pools.runner]", "runner_type = \"shared\""),
+            "pools[0].runner.runner_type",
+            "unknown value `shared`",
+        );
+        one_err(
+            &with("[pools.runner]", "access_level = \"all\""),
+            "pools[0].runner.access_level",
+            "unknown value `all`",
+        );
+    }
+
+    #[test]
+    fn tags_must_be_unique_and_plain() {
+        one_err(
+            &BASE.replace("[\"docker\"]", "[\"docker\", \"docker\"]"),
+            "pools[0].runner.tags[1]",
+            "duplicate",
+        );
+        one_err(
+            &BASE.replace("[\"docker\"]", "[\"a,b\"]"),
+            "pools[0].runner.tags[0]",
+            "commas",
+        );
+    }
+
+    #[test]
+    fn maximum_timeout_respects_gitlab_minimum() {
+        one_err(
+            &with("[pools.runner]", "maximum_timeout = \"5m\""),
+            "pools[0].runner.maximum_timeout",
+            "at least 10m",
+        );
+    }
+
+    #[test]
+    fn cache_is_s3_with_key_sources() {
+        let cache = "\n[pools.runner.cache]\nserver_address = \"s3\"\nbucket_name = \"b\"\naccess_key_env = \"A\"\nsecret_key_file = \"/s\"\n";
+        let c = ok(&format!("{BASE}{cache}"));
+        let s3 = c.pools[0].runner.cache.clone().unwrap();
+        assert_eq!(s3.access_key, SecretSource::Env("A".into()));
+        assert_eq!(s3.bucket_location, None);
+        one_err(
+            &format!("{BASE}{cache}type = \"gcs\"\n"),
+            "pools[0].runner.cache.type",
+            "unknown value `gcs`",
+        );
+        one_err(
+            &format!("{BASE}{}", cache.replace("bucket_name = \"b\"\n", "")),
+            "pools[0].runner.cache.bucket_name",
+            "missing",
+        );
+        one_err(
+            &format!("{BASE}{cache}secret_key = \"x\"\n"),
+            "pools[0].runner.cache.secret_key",
+            "inline secrets",
+        );
+    }
+
+    #[test]
+    fn docker_install_url_iff_script_url() {
+        let b = |lines: &str| format!("{BASE}\n[pools.bootstrap]\n{lines}\n");
+        one_err(
+            &b("docker_install = \"script-url\""),
+            "pools[0].bootstrap.docker_install_url",
+            "required when",
+        );
+        one_err(
+            &b("docker_install_url = \"https://x/i.sh\""),
+            "pools[0].bootstrap.docker_install_url",
+            "only used with",
+        );
+        let c = ok(&b(
+            "docker_install = \"script-url\"\ndocker_install_url = \"https://x/i.sh\"",
+        ));
+        assert!(matches!(
+            c.pools[0].bootstrap.docker_install,
+            DockerInstall::ScriptUrl(_)
+        ));
+    }
+
+    #[test]
+    fn binfmt_arches_are_validated() {
+        let src = format!("{BASE}\n[pools.bootstrap]\nbinfmt_arches = [\"arm64\", \"vax\"]\n");
+        one_err(
+            &src,
+            "pools[0].bootstrap.binfmt_arches[1]",
+            "unknown architecture `vax`",
+        );
+    }
+
+    #[test]
+    fn runner_repository_only_with_repository_install() {
+        let src = format!(
+            "{BASE}\n[pools.bootstrap]\nrunner_install = \"image\"\nrunner_repository = \"https://x\"\n"
+        );
+        one_err(
+            &src,
+            "pools[0].bootstrap.runner_repository",
+            "only used with",
+        );
+    }
+
+    fn period(lines: &str) -> String {
+        format!("{BASE}\n[[pools.periods]]\n{lines}\n")
+    }
+
+    #[test]
+    fn period_parses_schedules_timezone_and_overrides() {
+        let c = ok(&period(
+            "schedules = [\"* * 0-8 * * mon-fri *\", \"0 22 * * *\"]\ntimezone = \"Europe/Berlin\"\nidle_count = 1\nidle_time = \"30m\"",
+        ));
+        let p = &c.pools[0].periods[0];
+        assert_eq!(p.schedules.len(), 2);
+        assert_eq!(p.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(
+            p.overrides,
+            PolicyOverrides {
+                idle_count: Some(1),
+                idle_time: Some(Duration::from_secs(1800)),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn period_timezone_defaults_to_utc() {
+        let c = ok(&period("schedules = [\"* * * * * * *\"]"));
+        assert_eq!(c.pools[0].periods[0].timezone, Tz::UTC);
+    }
+
+    #[test]
+    fn period_needs_schedules() {
+        one_err(
+            &period("idle_count = 1"),
+            "pools[0].periods[0].schedules",
+            "missing required key",
+        );
+        one_err(
+            &period("schedules = []"),
+            "pools[0].periods[0].schedules",
+            "at least one schedule",
+        );
+    }
+
+    #[test]
+    fn bad_schedules_name_the_expression() {
+        one_err(
+            &period("schedules = [\"* * * * * *\"]"),
+            "pools[0].periods[0].schedules[0]",
+            "`* * * * * *`: 6 fields are ambiguous",
+        );
+        one_err(
+            &period("schedules = [\"* * * * * * 2001\"]"),
+            "pools[0].periods[0].schedules[0]",
+            "can never match",
+        );
+    }
+
+    #[test]
+    fn unknown_timezone_is_named_with_a_case_hint() {
+        one_err(
+            &period("schedules = [\"* * * * *\"]\ntimezone = \"europe/berlin\""),
+            "pools[0].periods[0].timezone",
+            "did you mean `Europe/Berlin`?",
+        );
+        one_err(
+            &period("schedules = [\"* * * * *\"]\ntimezone = \"Mars/Olympus\""),
+            "pools[0].periods[0].timezone",
+            "unknown timezone `Mars/Olympus`",
+        );
+    }
+
+    #[test]
+    fn period_limit_is_checked_against_inherited_idle_count() {
+        let src = with("[[pools]]", "idle_count = 3")
+            + "\n[[pools.periods]]\nschedules = [\"* * * * *\"]\nlimit = 2\n";
+        one_err(
+            &src,
+            "pools[0].periods[0].limit",
+            "idle_count 3 (inherited from the pool) exceeds limit 2",
+        );
+    }
+
+    #[test]
+    fn period_idle_count_is_checked_against_inherited_limit() {
+        one_err(
+            &period("schedules = [\"* * * * *\"]\nidle_count = 5"),
+            "pools[0].periods[0].idle_count",
+            "exceeds limit 4 (inherited from the pool)",
+        );
+    }
+
+    #[test]
+    fn period_limit_must_be_at_least_one_and_cover_max_growth() {
+        one_err(
+            &period("schedules = [\"* * * * *\"]\nlimit = 0"),
+            "pools[0].periods[0].limit",
+            "at least 1",
+        );
+        let src = with("[[pools]]", "max_growth = 3")
+            + "\n[[pools.periods]]\nschedules = [\"* * * * *\"]\nlimit = 2\n";
+        one_err(
+            &src,
+            "pools[0].periods[0].limit",
+            "max_growth 3 exceeds limit 2",
+        );
+    }
+
+    #[test]
+    fn period_unknown_key_gets_a_hint() {
+        one_err(
+            &period("schedules = [\"* * * * *\"]\nidle_cout = 1"),
+            "pools[0].periods[0].idle_cout",
+            "did you mean `idle_count`?",
+        );
+    }
+
+    #[test]
+    fn suggestions_use_edit_distance() {
+        assert_eq!(
+            suggest("idle_tme", &["idle_time", "limit"]),
+            Some("idle_time")
+        );
+        assert_eq!(suggest("zzz", &["idle_time", "limit"]), None);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+}

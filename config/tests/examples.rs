@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use autoscaler_config::{
-    DockerInstall, OpenStackAuth, RunnerType, SecretSource, load,
-};
+use autoscaler_config::{DockerInstall, OpenStackAuth, RunnerType, SecretSource, load};
 use chrono::{DateTime, Utc};
 
 fn example(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/examples").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/examples")
+        .join(rel)
 }
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -51,7 +51,11 @@ fn reference_setup_loads_with_the_reference_values() {
         assert_eq!(pool.runner.runner_type, RunnerType::Instance);
         assert!(!pool.runner.run_untagged);
         assert_eq!(pool.runner.docker_image, "alpine");
-        let cache = pool.runner.cache.as_ref().unwrap_or_else(|| panic!("cache"));
+        let cache = pool
+            .runner
+            .cache
+            .as_ref()
+            .unwrap_or_else(|| panic!("cache"));
         assert_eq!(cache.bucket_name, "openstack-gitlab-runner");
         assert_eq!(cache.server_address, "s3provider.domain.localdomain");
         assert!(cache.shared);
@@ -65,12 +69,18 @@ fn reference_setup_loads_with_the_reference_values() {
         let period = &pool.periods[0];
         assert_eq!(period.timezone, chrono_tz::Europe::Berlin);
         let sources: Vec<&str> = period.schedules.iter().map(|s| s.source()).collect();
-        assert_eq!(sources, ["* * 0-8,22-23 * * mon-fri *", "* * * * * sat,sun *"]);
+        assert_eq!(
+            sources,
+            ["* * 0-8,22-23 * * mon-fri *", "* * * * * sat,sun *"]
+        );
     }
     let np = cfg.pool("non-privileged").unwrap_or_else(|| panic!("pool"));
     let pr = cfg.pool("privileged").unwrap_or_else(|| panic!("pool"));
     assert_eq!(np.runner.tags.iter().collect::<Vec<_>>(), ["docker"]);
-    assert_eq!(pr.runner.tags.iter().collect::<Vec<_>>(), ["docker", "privileged"]);
+    assert_eq!(
+        pr.runner.tags.iter().collect::<Vec<_>>(),
+        ["docker", "privileged"]
+    );
     assert!(pr.runner.privileged && !np.runner.privileged);
 }
 
@@ -104,12 +114,48 @@ fn reference_setup_is_off_peak_at_night_and_on_weekends() {
 
 /// (file, line, column, key, message fragment)
 const BROKEN: &[(&str, usize, usize, &str, &str)] = &[
-    ("typo-key.toml", 15, 1, "pools[0].idle_tme", "did you mean `idle_time`?"),
-    ("bad-duration.toml", 15, 13, "pools[0].idle_time", "invalid duration `an hour`"),
-    ("unknown-timezone.toml", 26, 12, "pools[0].periods[0].timezone", "unknown timezone `Europe/Berlim`"),
-    ("impossible-cron.toml", 25, 14, "pools[0].periods[0].schedules[0]", "can never match"),
-    ("inline-token.toml", 7, 1, "gitlab.token", "inline secrets are not accepted"),
-    ("idle-count-over-limit.toml", 15, 14, "pools[0].idle_count", "exceeds limit 4 x capacity 1"),
+    (
+        "typo-key.toml",
+        15,
+        1,
+        "pools[0].idle_tme",
+        "did you mean `idle_time`?",
+    ),
+    (
+        "bad-duration.toml",
+        15,
+        13,
+        "pools[0].idle_time",
+        "invalid duration `an hour`",
+    ),
+    (
+        "unknown-timezone.toml",
+        26,
+        12,
+        "pools[0].periods[0].timezone",
+        "unknown timezone `Europe/Berlim`",
+    ),
+    (
+        "impossible-cron.toml",
+        25,
+        14,
+        "pools[0].periods[0].schedules[0]",
+        "can never match",
+    ),
+    (
+        "inline-token.toml",
+        7,
+        1,
+        "gitlab.token",
+        "inline secrets are not accepted",
+    ),
+    (
+        "idle-count-over-limit.toml",
+        15,
+        14,
+        "pools[0].idle_count",
+        "exceeds limit 4 x capacity 1",
+    ),
 ];
 
 #[test]
@@ -125,7 +171,10 @@ fn each_broken_example_gives_exactly_one_positioned_error() {
         assert_eq!((e.line(), e.column()), (*line, *col), "{file}: {e}");
         assert_eq!(e.key, *key, "{file}: {e}");
         assert!(e.message.contains(fragment), "{file}: {e}");
-        assert!(e.to_string().starts_with(&format!("{}:{line}:{col}: {key}: ", path.display())));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:{line}:{col}: {key}: ", path.display()))
+        );
     }
 }
 
@@ -159,5 +208,9 @@ fn unreadable_file_is_one_error_naming_it() {
         .err()
         .unwrap_or_else(|| panic!("should fail"));
     assert_eq!(errors.len(), 1);
-    assert!(errors.to_string().contains("does-not-exist.toml: cannot read file"));
+    assert!(
+        errors
+            .to_string()
+            .contains("does-not-exist.toml: cannot read file")
+    );
 }
