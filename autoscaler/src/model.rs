@@ -145,22 +145,9 @@ pub struct Observed {
     pub failures: BTreeMap<String, FailureHistory>,
 }
 
-/// The scaling values in force for one pool at one moment (periods already applied).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Idle job slots to keep warm beyond current demand.
-    pub idle_count: u32,
-    /// How long a surplus VM may stay idle before it is removed.
-    pub idle_time: Duration,
-    /// Jobs a VM may run before it is retired; 0 = unlimited.
-    pub max_builds: u32,
-    /// Hard cap on VMs in every state.
-    pub limit: u32,
-    /// VMs creating or booting at once; 0 = unlimited.
-    pub max_growth: u32,
-    /// A VM whose runner has not contacted GitLab this long after create is replaced.
-    pub boot_timeout: Duration,
-}
+/// The scaling values in force for one pool at one moment (periods already applied):
+/// the config crate's validated policy type, used as is.
+pub use autoscaler_config::Policy as Limits;
 
 /// One pool as the planner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

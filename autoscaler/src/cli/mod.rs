@@ -1,0 +1,128 @@
+//! The `autoscaler` command line: argument definitions and one function per subcommand.
+//!
+//! `main.rs` only parses arguments, sets up logging and calls [`run`]. Every subcommand
+//! returns an exit code; errors carry their context chain and are printed by `main`.
+
+mod bootstrap;
+mod simulate;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// GitLab CI runner autoscaler for OpenStack.
+#[derive(Debug, Parser)]
+#[command(name = "autoscaler", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a job trace through the policy against a simulated cloud.
+    ///
+    /// With no arguments: the embedded reference setup and its built-in week trace.
+    Simulate(SimulateArgs),
+    /// Check a configuration file and print every problem, or OK.
+    Validate(ValidateArgs),
+    /// Cloud-init user-data for a pool's VMs.
+    #[command(subcommand)]
+    Bootstrap(BootstrapCommand),
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable tables.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `autoscaler simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Configuration file (default: the embedded reference setup).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Job trace CSV (default: the built-in release week).
+    #[arg(long, short)]
+    pub trace: Option<PathBuf>,
+    /// Also run docker+machine, the clairvoyant bound and the limit floor.
+    #[arg(long)]
+    pub compare: bool,
+    /// Sweep a setting under both policies, e.g. `idle_count=0..8`.
+    #[arg(long, value_name = "KEY=FROM..TO")]
+    pub sweep: Option<String>,
+    /// Draw VMs by state and queue length over time into an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Random seed (boot times, polling phases, failures).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Median boot time in seconds (create request to the runner's first contact).
+    #[arg(long, default_value_t = 90.0)]
+    pub boot_median: f64,
+    /// Spread of boot times (sigma of the log-normal).
+    #[arg(long, default_value_t = 0.3)]
+    pub boot_sigma: f64,
+    /// Share of creates that end in ERROR (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub create_failure_rate: f64,
+    /// Seconds a server delete takes.
+    #[arg(long, default_value_t = 10)]
+    pub delete_time: i64,
+    /// Hours simulated after the last job arrives.
+    #[arg(long, default_value_t = 4)]
+    pub tail_hours: i64,
+}
+
+/// `autoscaler validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Configuration file.
+    pub config: PathBuf,
+}
+
+/// `autoscaler bootstrap ...`.
+#[derive(Debug, Subcommand)]
+pub enum BootstrapCommand {
+    /// Print the user-data a pool's VMs get, secrets redacted.
+    Render(RenderArgs),
+}
+
+/// `autoscaler bootstrap render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Pool name.
+    #[arg(long, short)]
+    pub pool: String,
+    /// Show the S3 keys instead of `[REDACTED]` (the runner token is always a placeholder:
+    /// real tokens exist only when the controller creates a runner).
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// Runs a parsed command line; returns the process exit code.
+///
+/// # Errors
+///
+/// Any failure, with its context chain, for `main` to print.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Validate(args) => validate::run(&args),
+        Command::Bootstrap(BootstrapCommand::Render(args)) => bootstrap::render(&args),
+    }
+}

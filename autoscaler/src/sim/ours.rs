@@ -1,0 +1,182 @@
+//! This project's controller in the simulator, and the limit floor.
+//!
+//! Every poll interval the simulated controller builds an [`Observed`] from the simulated
+//! world, calls the real planner and applies the plan the way the reconciler does: creates
+//! take a boot time, pauses are instant, deletes take the cloud's delete time.
+
+use std::collections::BTreeMap;
+
+use super::world::{Phase, Secs, World};
+use super::{LimitsCache, PeriodRule, SimSpec, Trace, ts};
+use crate::model::{
+    CloudPhase, FailureHistory, Observed, PendingJob, Policy, RunnerView, Vm, VmId,
+};
+use crate::plan::{Action, plan};
+use super::report::PolicyReport;
+
+/// Seconds after a failed create request before the server shows ERROR.
+const ERROR_AFTER_S: Secs = 20;
+
+/// Runs the trace under this project's policy.
+pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
+    let (start, end) = super::window(trace, spec);
+    let mut world = World::new(
+        &trace.jobs,
+        spec.pools.iter().map(super::SimPool::matcher).collect(),
+        spec.seed,
+    );
+    let mut cache = LimitsCache::new(PeriodRule::Inherit);
+    let mut failures: BTreeMap<String, FailureHistory> = BTreeMap::new();
+    let poll = (spec.poll_interval.as_secs() as Secs).max(1);
+    let mut policy = Policy {
+        pools: spec.pools.iter().map(|p| p.policy.clone()).collect(),
+        backoff: spec.backoff,
+    };
+    let mut ids: Vec<VmId> = Vec::new();
+    let mut refused_deletes = 0u32;
+    let names: Vec<String> = spec.pools.iter().map(|p| p.policy.name.clone()).collect();
+
+    for t in start..=end {
+        world.arrivals(t);
+        let (ready, failed) = world.lifecycle(t, ERROR_AFTER_S);
+        for p in ready {
+            failures.insert(spec.pools[p].policy.name.clone(), FailureHistory::default());
+        }
+        for p in failed {
+            let f = failures
+                .entry(spec.pools[p].policy.name.clone())
+                .or_default();
+            f.consecutive += 1;
+            f.last_failure_at = Some(ts(t));
+        }
+        world.finish_jobs(t);
+        world.runner_polls(t);
+
+        if (t - start) % poll == 0 {
+            let limits = cache.get(&spec.pools, t);
+            for (p, l) in policy.pools.iter_mut().zip(limits) {
+                p.limits = *l;
+            }
+            while ids.len() < world.vms.len() {
+                ids.push(VmId(format!("vm{}", ids.len())));
+            }
+            let obs = observe(&world, &ids, &names, &failures);
+            let plan = plan(&obs, &policy, ts(t));
+            for action in &plan.actions {
+                match action {
+                    Action::Create { pool, .. } => {
+                        let p = spec
+                            .pools
+                            .iter()
+                            .position(|sp| &sp.policy.name == pool)
+                            .unwrap_or(0);
+                        let boot = spec.cloud.boot(&mut world.rng);
+                        let fails = world.rng.unit() < spec.cloud.create_failure_rate;
+                        world.create_vm(p, t, boot, fails);
+                    }
+                    Action::Pause { vm, .. } => world.vms[index(vm)].paused = true,
+                    Action::Unpause { vm, .. } => world.vms[index(vm)].paused = false,
+                    Action::Delete { vm, .. } => {
+                        let i = index(vm);
+                        if world.vms[i].running.is_empty() {
+                            world.delete_vm(i, t, spec.cloud.delete_s);
+                        } else {
+                            refused_deletes += 1;
+                        }
+                    }
+                    Action::DeleteRunner { .. } => {}
+                }
+            }
+        }
+        if spec.sample_every_s > 0 && (t - start) % spec.sample_every_s == 0 {
+            world.sample(t);
+        }
+    }
+    world.close(end);
+    let mut report = PolicyReport::from_world("autoscaler", &world, &spec.pools, end);
+    report.killed_jobs = refused_deletes;
+    report
+}
+
+fn index(vm: &VmId) -> usize {
+    vm.0.get(2..).and_then(|s| s.parse().ok()).unwrap_or(usize::MAX)
+}
+
+/// Builds the planner's snapshot from the simulated world, as `observe` does from the APIs.
+fn observe(
+    world: &World<'_>,
+    ids: &[VmId],
+    names: &[String],
+    failures: &BTreeMap<String, FailureHistory>,
+) -> Observed {
+    let pending = world
+        .pending
+        .iter()
+        .map(|&j| PendingJob {
+            id: j as u64,
+            tags: world.jobs[j].tags.clone(),
+            queued_since: world.jobs[j].submitted,
+        })
+        .collect();
+    let vms = world
+        .vms
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.alive())
+        .map(|(i, v)| {
+            let phase = match v.phase {
+                Phase::Creating => CloudPhase::Building,
+                Phase::Ready => CloudPhase::Active,
+                Phase::Error => CloudPhase::Error(None),
+                Phase::Deleting(_) | Phase::Deleted => CloudPhase::Deleting,
+            };
+            Vm {
+                id: ids[i].clone(),
+                name: ids[i].0.clone(),
+                pool: names[v.pool].clone(),
+                created_at: ts(v.created),
+                phase,
+                runner: Some(RunnerView {
+                    id: v.id,
+                    paused: v.paused,
+                    contacted_at: (v.phase == Phase::Ready).then(|| ts(v.ready_at)),
+                    running_jobs: v.running.len() as u32,
+                    jobs_run: v.jobs_run,
+                    last_job_at: v.last_job_at.map(ts),
+                }),
+            }
+        })
+        .collect::<Vec<_>>();
+    Observed {
+        pending: Some(pending),
+        vms,
+        failures: failures.clone(),
+        ..Observed::default()
+    }
+}
+
+/// The limit floor: `limit` VMs per pool warm for the whole window, never deleted.
+pub fn limit_floor(trace: &Trace, spec: &SimSpec) -> PolicyReport {
+    let (start, end) = super::window(trace, spec);
+    let mut world = World::new(
+        &trace.jobs,
+        spec.pools.iter().map(super::SimPool::matcher).collect(),
+        spec.seed,
+    );
+    for (p, pool) in spec.pools.iter().enumerate() {
+        for _ in 0..pool.policy.limits.limit {
+            world.create_vm(p, start, 0, false);
+        }
+    }
+    for t in start..=end {
+        world.arrivals(t);
+        world.lifecycle(t, ERROR_AFTER_S);
+        world.finish_jobs(t);
+        world.runner_polls(t);
+        if spec.sample_every_s > 0 && (t - start) % spec.sample_every_s == 0 {
+            world.sample(t);
+        }
+    }
+    world.close(end);
+    PolicyReport::from_world("limit floor", &world, &spec.pools, end)
+}
