@@ -7,3 +7,7 @@
 
 pub mod model;
 pub mod plan;
+pub mod openstack;
+pub mod ports;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

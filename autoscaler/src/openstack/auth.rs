@@ -1,0 +1,931 @@
+//! Where the OpenStack credentials come from: the `[openstack]` section, `clouds.yaml`,
+//! `secure.yaml`, `OS_CLOUD` and the `OS_*` variables of an openrc file.
+//!
+//! [`resolve_auth`] turns [`AuthSettings`] (built by the config layer) and the environment
+//! (read through [`Env`], never mutated) into one [`ResolvedAuth`]. Precedence:
+//!
+//! 1. explicit credentials in the `[openstack]` section ([`ExplicitAuth`]);
+//! 2. a named cloud (`cloud` setting, else `OS_CLOUD`) from the first `clouds.yaml` found in
+//!    `clouds_file`, `OS_CLIENT_CONFIG_FILE`, `./clouds.yaml`,
+//!    `$XDG_CONFIG_HOME` or `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`,
+//!    with `secure.yaml` from the same folder (or `OS_CLIENT_SECURE_FILE`) merged over it;
+//!    other `OS_*` variables are then ignored, as the `openstack` CLI does;
+//! 3. the `OS_*` variables (`OS_AUTH_URL` must be set).
+//!
+//! `region`, `interface` and `cacert` from the settings override whatever the source says.
+//! A user or project domain that is not given defaults to the domain named `Default`.
+//! This module reads files but does no network I/O.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::error::{Error, Result};
+
+/// Read access to environment variables. Tests pass a `HashMap`; nothing ever sets variables.
+pub trait Env {
+    /// The value of `name`, if set (an empty value counts as unset).
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+impl Env for HashMap<&str, &str> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| (*v).to_string())
+    }
+}
+
+/// The `[openstack]` section of the project's config file, as the config layer builds it.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// `cloud`: name of a cloud in clouds.yaml (else `OS_CLOUD`).
+    pub cloud: Option<String>,
+    /// `clouds_file`: a clouds.yaml to use instead of the search path.
+    pub clouds_file: Option<PathBuf>,
+    /// `region`: overrides the cloud's `region_name` / `OS_REGION_NAME`.
+    pub region: Option<String>,
+    /// `interface`: `public` (default), `internal` or `admin`.
+    pub interface: Option<String>,
+    /// `cacert`: PEM file with extra CA certificates to trust.
+    pub cacert: Option<PathBuf>,
+    /// Explicit credentials; when present, clouds.yaml and `OS_*` are not consulted.
+    pub explicit: Option<ExplicitAuth>,
+}
+
+/// Explicit credentials of the `[openstack]` section (keys named as in the config file).
+#[derive(Debug, Clone, Default)]
+pub struct ExplicitAuth {
+    /// `auth_url`: the Keystone URL (`/v3` is appended when missing).
+    pub auth_url: String,
+    /// `username` (password auth, or to qualify an application credential name).
+    pub username: Option<String>,
+    /// `user_domain_name` (default `Default`).
+    pub user_domain_name: Option<String>,
+    /// `project_name` (password auth; or `project_id`).
+    pub project_name: Option<String>,
+    /// `project_id`.
+    pub project_id: Option<String>,
+    /// `project_domain_name` (default `Default`).
+    pub project_domain_name: Option<String>,
+    /// `password_file` or `password_env`.
+    pub password: Option<SecretSource>,
+    /// `application_credential_id`.
+    pub application_credential_id: Option<String>,
+    /// `application_credential_name` (needs `username`).
+    pub application_credential_name: Option<String>,
+    /// `application_credential_secret_file` or `application_credential_secret_env`.
+    pub application_credential_secret: Option<SecretSource>,
+}
+
+/// Where a secret is read from: never written in the config file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file holding the secret (a trailing newline is removed).
+    File(PathBuf),
+    /// An environment variable holding the secret.
+    Env(String),
+}
+
+/// A Keystone object referred to by id, or by name within a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameOrId {
+    /// By id.
+    Id(String),
+    /// By name within a domain.
+    Name {
+        /// The object's name.
+        name: String,
+        /// Its domain.
+        domain: Domain,
+    },
+}
+
+/// A Keystone domain, by id or name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Domain {
+    /// By id.
+    Id(String),
+    /// By name.
+    Name(String),
+}
+
+/// How to authenticate to Keystone.
+#[derive(Debug, Clone)]
+pub enum AuthMethod {
+    /// Password of a user, scoped to a project (unscoped tokens cannot reach Nova).
+    Password {
+        /// The user.
+        user: NameOrId,
+        /// The password (redacted in Debug).
+        password: SecretString,
+        /// The project to scope to.
+        project: NameOrId,
+    },
+    /// An application credential: its scope is fixed when it is created.
+    ApplicationCredential {
+        /// By id, or by name of a user's credential.
+        credential: AppCredential,
+        /// The secret (redacted in Debug).
+        secret: SecretString,
+    },
+}
+
+/// An application credential reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppCredential {
+    /// By id.
+    Id(String),
+    /// By name, which is only unique per user.
+    Name {
+        /// The credential's name.
+        name: String,
+        /// Its owner.
+        user: NameOrId,
+    },
+}
+
+/// Endpoint interface to pick from the service catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Interface {
+    /// `public` (default).
+    #[default]
+    Public,
+    /// `internal`.
+    Internal,
+    /// `admin`.
+    Admin,
+}
+
+impl Interface {
+    /// Parses `public`, `internal`, `admin` (and the old `publicURL` spellings).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the value and where it came from.
+    pub fn parse(value: &str, origin: &str) -> Result<Self> {
+        match value.trim_end_matches("URL") {
+            "public" => Ok(Interface::Public),
+            "internal" => Ok(Interface::Internal),
+            "admin" => Ok(Interface::Admin),
+            _ => Err(Error::config(format!(
+                "{origin}: interface {value:?} is not one of public, internal, admin"
+            ))),
+        }
+    }
+
+    /// The catalog's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Public => "public",
+            Interface::Internal => "internal",
+            Interface::Admin => "admin",
+        }
+    }
+}
+
+/// Everything the client needs to authenticate and pick endpoints.
+#[derive(Debug, Clone)]
+pub struct ResolvedAuth {
+    /// Keystone v3 base URL, ending in `/v3`.
+    pub auth_url: url::Url,
+    /// Credentials.
+    pub method: AuthMethod,
+    /// Region to pick endpoints from (`None`: the first endpoint of the interface).
+    pub region: Option<String>,
+    /// Endpoint interface.
+    pub interface: Interface,
+    /// Extra CA certificates to trust.
+    pub cacert: Option<PathBuf>,
+    /// `false` only when clouds.yaml says `verify: false` or `insecure: true`.
+    pub verify_tls: bool,
+    /// Where the credentials came from, for messages (`clouds.yaml /x cloud demo`, `OS_* variables`).
+    pub origin: String,
+}
+
+/// Resolves the credentials from settings and environment (see the module docs for the order).
+///
+/// # Errors
+///
+/// [`Error::Config`], [`Error::ReadFile`] or [`Error::ParseFile`], naming the file, key,
+/// variable or value that is missing or wrong.
+pub fn resolve_auth(settings: &AuthSettings, env: &dyn Env) -> Result<ResolvedAuth> {
+    let mut resolved = if let Some(explicit) = &settings.explicit {
+        from_explicit(explicit, env)?
+    } else if let Some(cloud) = settings.cloud.clone().or_else(|| env.var("OS_CLOUD")) {
+        from_cloud(&cloud, settings.clouds_file.as_deref(), env)?
+    } else if env.var("OS_AUTH_URL").is_some() {
+        from_env(env)?
+    } else {
+        return Err(Error::config(
+            "no credentials: set [openstack] cloud or auth_url, or the OS_CLOUD or OS_AUTH_URL variable",
+        ));
+    };
+    if let Some(r) = &settings.region {
+        resolved.region = Some(r.clone());
+    }
+    if let Some(i) = &settings.interface {
+        resolved.interface = Interface::parse(i, "[openstack] interface")?;
+    }
+    if let Some(c) = &settings.cacert {
+        resolved.cacert = Some(c.clone());
+    }
+    Ok(resolved)
+}
+
+/// The clouds.yaml files looked at, in order, when no file is configured.
+pub fn clouds_yaml_candidates(env: &dyn Env) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(f) = env.var("OS_CLIENT_CONFIG_FILE") {
+        out.push(PathBuf::from(f));
+    }
+    out.push(PathBuf::from("clouds.yaml"));
+    if let Some(xdg) = env.var("XDG_CONFIG_HOME") {
+        out.push(Path::new(&xdg).join("openstack/clouds.yaml"));
+    } else if let Some(home) = env.var("HOME") {
+        out.push(Path::new(&home).join(".config/openstack/clouds.yaml"));
+    }
+    out.push(PathBuf::from("/etc/openstack/clouds.yaml"));
+    out
+}
+
+fn from_explicit(e: &ExplicitAuth, env: &dyn Env) -> Result<ResolvedAuth> {
+    let origin = "[openstack] section";
+    let fields = Fields {
+        origin: origin.to_string(),
+        auth_url: Some(e.auth_url.clone()),
+        username: e.username.clone(),
+        user_domain_name: e.user_domain_name.clone(),
+        project_name: e.project_name.clone(),
+        project_id: e.project_id.clone(),
+        project_domain_name: e.project_domain_name.clone(),
+        password: e
+            .password
+            .as_ref()
+            .map(|s| read_secret(s, env, "password"))
+            .transpose()?,
+        application_credential_id: e.application_credential_id.clone(),
+        application_credential_name: e.application_credential_name.clone(),
+        application_credential_secret: e
+            .application_credential_secret
+            .as_ref()
+            .map(|s| read_secret(s, env, "application_credential_secret"))
+            .transpose()?,
+        ..Fields::default()
+    };
+    fields.build()
+}
+
+fn from_env(env: &dyn Env) -> Result<ResolvedAuth> {
+    let v = |k: &str| env.var(k);
+    let fields = Fields {
+        origin: "OS_* variables".into(),
+        auth_url: v("OS_AUTH_URL"),
+        auth_type: v("OS_AUTH_TYPE"),
+        username: v("OS_USERNAME"),
+        user_id: v("OS_USER_ID"),
+        user_domain_name: v("OS_USER_DOMAIN_NAME"),
+        user_domain_id: v("OS_USER_DOMAIN_ID"),
+        project_name: v("OS_PROJECT_NAME").or_else(|| v("OS_TENANT_NAME")),
+        project_id: v("OS_PROJECT_ID").or_else(|| v("OS_TENANT_ID")),
+        project_domain_name: v("OS_PROJECT_DOMAIN_NAME"),
+        project_domain_id: v("OS_PROJECT_DOMAIN_ID"),
+        domain_name: v("OS_DOMAIN_NAME"),
+        domain_id: v("OS_DOMAIN_ID"),
+        password: v("OS_PASSWORD").map(SecretString::from),
+        application_credential_id: v("OS_APPLICATION_CREDENTIAL_ID"),
+        application_credential_name: v("OS_APPLICATION_CREDENTIAL_NAME"),
+        application_credential_secret: v("OS_APPLICATION_CREDENTIAL_SECRET")
+            .map(SecretString::from),
+        region: v("OS_REGION_NAME"),
+        interface: v("OS_INTERFACE").or_else(|| v("OS_ENDPOINT_TYPE")),
+        cacert: v("OS_CACERT").map(PathBuf::from),
+        insecure: v("OS_INSECURE").is_some_and(|s| matches!(s.as_str(), "1" | "true" | "True")),
+    };
+    fields.build()
+}
+
+fn from_cloud(cloud: &str, clouds_file: Option<&Path>, env: &dyn Env) -> Result<ResolvedAuth> {
+    let path = match clouds_file {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let candidates = clouds_yaml_candidates(env);
+            candidates
+                .iter()
+                .find(|p| p.is_file())
+                .cloned()
+                .ok_or_else(|| {
+                    let list: Vec<String> =
+                        candidates.iter().map(|p| p.display().to_string()).collect();
+                    Error::config(format!(
+                        "cloud {cloud:?} asked for, but no clouds.yaml found (looked at {})",
+                        list.join(", ")
+                    ))
+                })?
+        }
+    };
+    let doc = read_yaml(&path)?;
+    let clouds = doc
+        .get("clouds")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| {
+            Error::config(format!("{}: no top-level `clouds` mapping", path.display()))
+        })?;
+    let mut entry = match clouds.get(cloud) {
+        Some(Value::Mapping(m)) => m.clone(),
+        Some(_) => {
+            return Err(Error::config(format!(
+                "{}: clouds.{cloud} is not a mapping",
+                path.display()
+            )));
+        }
+        None => {
+            let known: Vec<&str> = clouds.keys().filter_map(Value::as_str).collect();
+            return Err(Error::config(format!(
+                "{}: cloud {cloud:?} not found (known: {})",
+                path.display(),
+                known.join(", ")
+            )));
+        }
+    };
+    let secure = env
+        .var("OS_CLIENT_SECURE_FILE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let beside = path.with_file_name("secure.yaml");
+            beside.is_file().then_some(beside)
+        });
+    let mut origin = format!("{} cloud {cloud:?}", path.display());
+    if let Some(secure) = secure.filter(|p| p.is_file()) {
+        let sdoc = read_yaml(&secure)?;
+        if let Some(Value::Mapping(s)) = sdoc
+            .get("clouds")
+            .and_then(Value::as_mapping)
+            .and_then(|c| c.get(cloud))
+        {
+            merge(&mut entry, s);
+            origin.push_str(&format!(" + {}", secure.display()));
+        }
+    }
+    if entry.contains_key("profile") {
+        return Err(Error::config(format!(
+            "{origin}: `profile` (vendor profiles) is not supported; write auth_url into the cloud entry"
+        )));
+    }
+    let auth = match entry.get("auth") {
+        Some(Value::Mapping(m)) => m.clone(),
+        None => Mapping::new(),
+        Some(_) => return Err(Error::config(format!("{origin}: `auth` is not a mapping"))),
+    };
+    let s = |m: &Mapping, k: &str| -> Option<String> {
+        match m.get(k) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let flag = |k: &str| entry.get(k).and_then(Value::as_bool);
+    let fields = Fields {
+        auth_url: s(&auth, "auth_url"),
+        auth_type: s(&entry, "auth_type"),
+        username: s(&auth, "username"),
+        user_id: s(&auth, "user_id"),
+        user_domain_name: s(&auth, "user_domain_name"),
+        user_domain_id: s(&auth, "user_domain_id"),
+        project_name: s(&auth, "project_name").or_else(|| s(&auth, "tenant_name")),
+        project_id: s(&auth, "project_id").or_else(|| s(&auth, "tenant_id")),
+        project_domain_name: s(&auth, "project_domain_name"),
+        project_domain_id: s(&auth, "project_domain_id"),
+        domain_name: s(&auth, "domain_name"),
+        domain_id: s(&auth, "domain_id"),
+        password: s(&auth, "password").map(SecretString::from),
+        application_credential_id: s(&auth, "application_credential_id"),
+        application_credential_name: s(&auth, "application_credential_name"),
+        application_credential_secret: s(&auth, "application_credential_secret")
+            .map(SecretString::from),
+        region: s(&entry, "region_name").or_else(|| first_region(&entry)),
+        interface: s(&entry, "interface").or_else(|| s(&entry, "endpoint_type")),
+        cacert: s(&entry, "cacert").map(PathBuf::from),
+        insecure: flag("insecure") == Some(true) || flag("verify") == Some(false),
+        origin,
+    };
+    fields.build()
+}
+
+fn first_region(entry: &Mapping) -> Option<String> {
+    match entry.get("regions")?.as_sequence()?.first()? {
+        Value::String(s) => Some(s.clone()),
+        Value::Mapping(m) => m.get("name").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Merges `over` into `base`, recursing into mappings (secure.yaml over clouds.yaml).
+fn merge(base: &mut Mapping, over: &Mapping) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(Value::Mapping(b)), Value::Mapping(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn read_yaml(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|source| Error::ParseFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_secret(src: &SecretSource, env: &dyn Env, key: &str) -> Result<SecretString> {
+    match src {
+        SecretSource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
+            let trimmed = text.trim_end_matches(['\n', '\r']);
+            if trimmed.is_empty() {
+                return Err(Error::config(format!(
+                    "[openstack] {key}_file {}: file is empty",
+                    path.display()
+                )));
+            }
+            Ok(SecretString::from(trimmed))
+        }
+        SecretSource::Env(var) => env.var(var).map(SecretString::from).ok_or_else(|| {
+            Error::config(format!(
+                "[openstack] {key}_env: variable {var} is not set or empty"
+            ))
+        }),
+    }
+}
+
+/// The union of what the three sources can say, before validation.
+#[derive(Default)]
+struct Fields {
+    origin: String,
+    auth_url: Option<String>,
+    auth_type: Option<String>,
+    username: Option<String>,
+    user_id: Option<String>,
+    user_domain_name: Option<String>,
+    user_domain_id: Option<String>,
+    project_name: Option<String>,
+    project_id: Option<String>,
+    project_domain_name: Option<String>,
+    project_domain_id: Option<String>,
+    domain_name: Option<String>,
+    domain_id: Option<String>,
+    password: Option<SecretString>,
+    application_credential_id: Option<String>,
+    application_credential_name: Option<String>,
+    application_credential_secret: Option<SecretString>,
+    region: Option<String>,
+    interface: Option<String>,
+    cacert: Option<PathBuf>,
+    insecure: bool,
+}
+
+impl Fields {
+    fn build(self) -> Result<ResolvedAuth> {
+        let origin = self.origin.clone();
+        let raw_url = self
+            .auth_url
+            .clone()
+            .ok_or_else(|| Error::config(format!("{origin}: auth_url is missing")))?;
+        let auth_url = v3_url(&raw_url)
+            .map_err(|m| Error::config(format!("{origin}: auth_url {raw_url:?}: {m}")))?;
+        let app_cred = match self.auth_type.as_deref() {
+            None => self.application_credential_secret.is_some(),
+            Some("password" | "v3password") => false,
+            Some("v3applicationcredential" | "application_credential") => true,
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "{origin}: auth_type {other:?} is not supported (use password or v3applicationcredential)"
+                )));
+            }
+        };
+        let domain = |id: &Option<String>, name: &Option<String>| {
+            id.clone()
+                .or_else(|| self.domain_id.clone())
+                .map(Domain::Id)
+                .or_else(|| {
+                    name.clone()
+                        .or_else(|| self.domain_name.clone())
+                        .map(Domain::Name)
+                })
+                .unwrap_or_else(|| Domain::Name("Default".into()))
+        };
+        let user = match (&self.user_id, &self.username) {
+            (Some(id), _) => Some(NameOrId::Id(id.clone())),
+            (None, Some(name)) => Some(NameOrId::Name {
+                name: name.clone(),
+                domain: domain(&self.user_domain_id, &self.user_domain_name),
+            }),
+            (None, None) => None,
+        };
+        let method = if app_cred {
+            let secret = self.application_credential_secret.clone().ok_or_else(|| {
+                Error::config(format!(
+                    "{origin}: application_credential_secret is missing"
+                ))
+            })?;
+            let credential = match (
+                &self.application_credential_id,
+                &self.application_credential_name,
+            ) {
+                (Some(id), _) => AppCredential::Id(id.clone()),
+                (None, Some(name)) => AppCredential::Name {
+                    name: name.clone(),
+                    user: user.ok_or_else(|| {
+                        Error::config(format!(
+                            "{origin}: application_credential_name needs username or user_id"
+                        ))
+                    })?,
+                },
+                (None, None) => {
+                    return Err(Error::config(format!(
+                        "{origin}: application_credential_id or application_credential_name is missing"
+                    )));
+                }
+            };
+            AuthMethod::ApplicationCredential { credential, secret }
+        } else {
+            let user = user.ok_or_else(|| {
+                Error::config(format!("{origin}: username or user_id is missing"))
+            })?;
+            let password = self
+                .password
+                .clone()
+                .ok_or_else(|| Error::config(format!("{origin}: password is missing")))?;
+            let project = match (&self.project_id, &self.project_name) {
+                (Some(id), _) => NameOrId::Id(id.clone()),
+                (None, Some(name)) => NameOrId::Name {
+                    name: name.clone(),
+                    domain: domain(&self.project_domain_id, &self.project_domain_name),
+                },
+                (None, None) => {
+                    return Err(Error::config(format!(
+                        "{origin}: project_name or project_id is missing (password auth needs a project scope)"
+                    )));
+                }
+            };
+            AuthMethod::Password {
+                user,
+                password,
+                project,
+            }
+        };
+        let interface = match &self.interface {
+            Some(i) => Interface::parse(i, &origin)?,
+            None => Interface::Public,
+        };
+        Ok(ResolvedAuth {
+            auth_url,
+            method,
+            region: self.region,
+            interface,
+            cacert: self.cacert,
+            verify_tls: !self.insecure,
+            origin,
+        })
+    }
+}
+
+/// Parses a Keystone URL and makes it end in `/v3`.
+fn v3_url(raw: &str) -> std::result::Result<url::Url, String> {
+    let mut url = url::Url::parse(raw).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("scheme must be http or https".into());
+    }
+    let path = url.path().trim_end_matches('/').to_string();
+    if path.ends_with("/v3") {
+        url.set_path(&path);
+    } else if path.ends_with("/v2.0") {
+        return Err("Keystone v2.0 is not supported; use the /v3 URL".into());
+    } else {
+        url.set_path(&format!("{path}/v3"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    const CLOUDS: &str = r#"
+clouds:
+  demo:
+    auth:
+      auth_url: http://127.0.0.1:5000
+      username: demo
+      password: demo-pass
+      project_name: demo
+      user_domain_name: Default
+      project_domain_id: default
+    region_name: RegionOne
+  appcred:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.example/v3/
+      application_credential_id: abc123
+    interface: internal
+    verify: false
+  partial:
+    auth:
+      auth_url: https://keystone.example/v3
+      username: demo
+      project_id: p-1
+"#;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn named_cloud_from_os_client_config_file_gives_password_auth() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "clouds.yaml", CLOUDS);
+        let f = f.to_str().unwrap().to_string();
+        let e: HashMap<String, String> = [
+            ("OS_CLOUD".to_string(), "demo".to_string()),
+            ("OS_CLIENT_CONFIG_FILE".to_string(), f),
+        ]
+        .into();
+        let r = resolve_auth(&AuthSettings::default(), &e).unwrap();
+        assert_eq!(r.auth_url.as_str(), "http://127.0.0.1:5000/v3");
+        assert_eq!(r.region.as_deref(), Some("RegionOne"));
+        assert_eq!(r.interface, Interface::Public);
+        assert!(r.verify_tls);
+        let AuthMethod::Password {
+            user,
+            password,
+            project,
+        } = r.method
+        else {
+            panic!("expected password auth")
+        };
+        assert_eq!(
+            user,
+            NameOrId::Name {
+                name: "demo".into(),
+                domain: Domain::Name("Default".into())
+            }
+        );
+        assert_eq!(password.expose_secret(), "demo-pass");
+        assert_eq!(
+            project,
+            NameOrId::Name {
+                name: "demo".into(),
+                domain: Domain::Id("default".into())
+            }
+        );
+    }
+
+    #[test]
+    fn secure_yaml_beside_clouds_yaml_supplies_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "clouds.yaml", CLOUDS);
+        write(
+            dir.path(),
+            "secure.yaml",
+            "clouds:\n  appcred:\n    auth:\n      application_credential_secret: s3cr3t\n",
+        );
+        let settings = AuthSettings {
+            cloud: Some("appcred".into()),
+            clouds_file: Some(f),
+            ..AuthSettings::default()
+        };
+        let r = resolve_auth(&settings, &env(&[])).unwrap();
+        assert_eq!(r.interface, Interface::Internal);
+        assert!(!r.verify_tls, "verify: false must be honoured");
+        assert_eq!(r.auth_url.as_str(), "https://keystone.example/v3");
+        let AuthMethod::ApplicationCredential { credential, secret } = r.method else {
+            panic!("expected application credential auth")
+        };
+        assert_eq!(credential, AppCredential::Id("abc123".into()));
+        assert_eq!(secret.expose_secret(), "s3cr3t");
+        assert!(r.origin.contains("secure.yaml"));
+    }
+
+    #[test]
+    fn settings_override_region_interface_and_cacert() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "clouds.yaml", CLOUDS);
+        write(
+            dir.path(),
+            "secure.yaml",
+            "clouds:\n  partial:\n    auth:\n      password: pw\n",
+        );
+        let settings = AuthSettings {
+            cloud: Some("partial".into()),
+            clouds_file: Some(f),
+            region: Some("RegionTwo".into()),
+            interface: Some("adminURL".into()),
+            cacert: Some("/etc/ssl/private-ca.pem".into()),
+            explicit: None,
+        };
+        let r = resolve_auth(&settings, &env(&[])).unwrap();
+        assert_eq!(r.region.as_deref(), Some("RegionTwo"));
+        assert_eq!(r.interface, Interface::Admin);
+        assert_eq!(r.cacert, Some(PathBuf::from("/etc/ssl/private-ca.pem")));
+        let AuthMethod::Password { project, .. } = r.method else {
+            panic!("expected password auth")
+        };
+        assert_eq!(project, NameOrId::Id("p-1".into()));
+    }
+
+    #[test]
+    fn unknown_cloud_names_the_file_and_known_clouds() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "clouds.yaml", CLOUDS);
+        let settings = AuthSettings {
+            cloud: Some("prod".into()),
+            clouds_file: Some(f.clone()),
+            ..AuthSettings::default()
+        };
+        let msg = resolve_auth(&settings, &env(&[])).unwrap_err().to_string();
+        assert!(msg.contains(&f.display().to_string()), "{msg}");
+        assert!(msg.contains("\"prod\" not found"), "{msg}");
+        assert!(msg.contains("demo, appcred, partial"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "clouds.yaml", "clouds: [unclosed");
+        let settings = AuthSettings {
+            cloud: Some("demo".into()),
+            clouds_file: Some(f.clone()),
+            ..AuthSettings::default()
+        };
+        let err = resolve_auth(&settings, &env(&[])).unwrap_err();
+        assert!(
+            matches!(err, Error::ParseFile { ref path, .. } if *path == f),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn openrc_variables_give_application_credential_auth() {
+        let e = env(&[
+            ("OS_AUTH_URL", "http://127.0.0.1:5000/v3"),
+            ("OS_AUTH_TYPE", "v3applicationcredential"),
+            ("OS_APPLICATION_CREDENTIAL_ID", "ac-1"),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "sec"),
+            ("OS_REGION_NAME", "RegionOne"),
+        ]);
+        let r = resolve_auth(&AuthSettings::default(), &e).unwrap();
+        assert_eq!(r.origin, "OS_* variables");
+        assert!(matches!(
+            r.method,
+            AuthMethod::ApplicationCredential { credential: AppCredential::Id(ref id), .. } if id == "ac-1"
+        ));
+    }
+
+    #[test]
+    fn openrc_password_without_project_is_refused_naming_the_key() {
+        let e = env(&[
+            ("OS_AUTH_URL", "http://127.0.0.1:5000/v3"),
+            ("OS_USERNAME", "demo"),
+            ("OS_PASSWORD", "pw"),
+        ]);
+        let msg = resolve_auth(&AuthSettings::default(), &e)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("project_name or project_id is missing"),
+            "{msg}"
+        );
+        assert!(!msg.contains("pw"), "{msg}");
+    }
+
+    #[test]
+    fn explicit_section_reads_secrets_from_env_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = write(dir.path(), "pw", "from-file\n");
+        let mut explicit = ExplicitAuth {
+            auth_url: "https://keystone.example:5000/".into(),
+            username: Some("ci".into()),
+            project_name: Some("ci".into()),
+            password: Some(SecretSource::File(pw)),
+            ..ExplicitAuth::default()
+        };
+        let settings = AuthSettings {
+            explicit: Some(explicit.clone()),
+            ..AuthSettings::default()
+        };
+        let r = resolve_auth(&settings, &env(&[("OS_CLOUD", "ignored")])).unwrap();
+        assert_eq!(r.auth_url.as_str(), "https://keystone.example:5000/v3");
+        let AuthMethod::Password { password, .. } = &r.method else {
+            panic!("expected password auth")
+        };
+        assert_eq!(password.expose_secret(), "from-file");
+
+        explicit.password = None;
+        explicit.application_credential_name = Some("scaler".into());
+        explicit.application_credential_secret = Some(SecretSource::Env("AC_SECRET".into()));
+        let settings = AuthSettings {
+            explicit: Some(explicit),
+            ..AuthSettings::default()
+        };
+        let msg = resolve_auth(&settings, &env(&[])).unwrap_err().to_string();
+        assert!(
+            msg.contains("application_credential_secret_env: variable AC_SECRET"),
+            "{msg}"
+        );
+        let r = resolve_auth(&settings, &env(&[("AC_SECRET", "x")])).unwrap();
+        assert!(matches!(
+            r.method,
+            AuthMethod::ApplicationCredential {
+                credential: AppCredential::Name { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn resolved_auth_debug_redacts_secrets() {
+        let e = env(&[
+            ("OS_AUTH_URL", "http://127.0.0.1:5000/v3"),
+            ("OS_USERNAME", "demo"),
+            ("OS_PASSWORD", "hunter2-password"),
+            ("OS_PROJECT_NAME", "demo"),
+        ]);
+        let r = resolve_auth(&AuthSettings::default(), &e).unwrap();
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("hunter2-password"), "{shown}");
+    }
+
+    #[test]
+    fn search_path_follows_the_openstack_cli() {
+        let c = clouds_yaml_candidates(&env(&[
+            ("HOME", "/home/ci"),
+            ("OS_CLIENT_CONFIG_FILE", "/x/c.yaml"),
+        ]));
+        let c: Vec<String> = c.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            c,
+            [
+                "/x/c.yaml",
+                "clouds.yaml",
+                "/home/ci/.config/openstack/clouds.yaml",
+                "/etc/openstack/clouds.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_configured_says_what_to_set() {
+        let msg = resolve_auth(&AuthSettings::default(), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("OS_CLOUD"), "{msg}");
+    }
+
+    #[test]
+    fn keystone_v2_urls_are_refused() {
+        let e = env(&[
+            ("OS_AUTH_URL", "http://k:5000/v2.0"),
+            ("OS_APPLICATION_CREDENTIAL_ID", "a"),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "b"),
+        ]);
+        let msg = resolve_auth(&AuthSettings::default(), &e)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("v2.0 is not supported"), "{msg}");
+    }
+}

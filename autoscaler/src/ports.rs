@@ -1,0 +1,454 @@
+//! Ports: the narrow traits the reconciler talks through, and the domain types they carry.
+//!
+//! The reconciler never sees HTTP or OpenStack DTOs: it sees [`Cloud`] and the cloud-facing
+//! types below. The real adapter is [`crate::openstack::OpenStack`]; tests use
+//! `testing::cloud::FakeCloud`. Nothing in this module does I/O.
+//!
+//! # Ownership scheme
+//!
+//! Every server this controller creates carries two Nova tags and three metadata keys:
+//!
+//! * tag `autoscaler:<controller-id>` ([`owner_tag`]): the only filter used to list servers.
+//!   Servers without it are never listed, deleted or otherwise touched.
+//! * tag `pool:<pool-name>` ([`pool_tag`]).
+//! * metadata [`META_CONTROLLER`], [`META_POOL`] and [`META_RUNNER_ID`] (the GitLab runner
+//!   created for the VM), so that a restarted controller can pair servers with runners.
+//!
+//! Nova tags may not contain `/` or `,` and are at most 60 characters long:
+//! [`ControllerId::new`] and [`ownership_tags`] refuse values that would break that.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+/// Prefix of the ownership tag: `autoscaler:<controller-id>`.
+pub const OWNER_TAG_PREFIX: &str = "autoscaler:";
+/// Prefix of the pool tag: `pool:<pool-name>`.
+pub const POOL_TAG_PREFIX: &str = "pool:";
+/// Metadata key holding the controller id.
+pub const META_CONTROLLER: &str = "autoscaler-controller";
+/// Metadata key holding the pool name.
+pub const META_POOL: &str = "autoscaler-pool";
+/// Metadata key holding the GitLab runner id created for the server.
+pub const META_RUNNER_ID: &str = "autoscaler-runner-id";
+/// Longest tag Nova accepts.
+pub const MAX_TAG_LEN: usize = 60;
+
+/// Result of a [`Cloud`] call.
+pub type CloudResult<T> = Result<T, CloudError>;
+
+/// The cloud as the reconciler sees it.
+///
+/// Implementations must be idempotent where the method says so, and must only ever return or
+/// touch servers carrying this controller's ownership tag.
+pub trait Cloud: Send + Sync {
+    /// Lists every server carrying this controller's ownership tag, in any state.
+    ///
+    /// # Errors
+    ///
+    /// A [`CloudError`] classified by [`CloudErrorKind`]; transient ones may be retried.
+    fn list_owned_servers(&self) -> impl Future<Output = CloudResult<Vec<CloudServer>>> + Send;
+
+    /// Creates one server with the ownership tags and metadata, and returns its id as soon
+    /// as the cloud accepted the request (the server is usually still building).
+    ///
+    /// Never retried blindly by implementations: a create whose answer was lost may still
+    /// have created a server, which the next [`Cloud::list_owned_servers`] will show.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudErrorKind::Quota`] when the project is out of quota,
+    /// [`CloudErrorKind::Rejected`] when the cloud refused the request,
+    /// [`CloudErrorKind::Misconfigured`] when the template names something that does not exist.
+    fn create_server(
+        &self,
+        req: CreateServer,
+    ) -> impl Future<Output = CloudResult<ServerId>> + Send;
+
+    /// Deletes a server. A server that no longer exists counts as deleted (`Ok`).
+    ///
+    /// # Errors
+    ///
+    /// Any failure other than "not found".
+    fn delete_server(&self, id: &ServerId) -> impl Future<Output = CloudResult<()>> + Send;
+
+    /// Reads the project's compute quota and its use.
+    ///
+    /// # Errors
+    ///
+    /// A [`CloudError`] when the limits cannot be read.
+    fn quota(&self) -> impl Future<Output = CloudResult<QuotaHeadroom>> + Send;
+}
+
+/// A server id as the cloud assigned it (a Nova UUID).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerId(pub String);
+
+impl ServerId {
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A server's state, reduced to what the reconciler acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudStatus {
+    /// Nova `BUILD`: scheduled or booting.
+    Building,
+    /// Nova `ACTIVE`: running.
+    Active,
+    /// Nova `ERROR`, with the fault message when Nova reports one (e.g. "No valid host",
+    /// "Quota exceeded for instances").
+    Error {
+        /// Nova's fault message.
+        fault: Option<String>,
+    },
+    /// Being deleted (`DELETED`, `SOFT_DELETED`, or task state `deleting`).
+    Deleting,
+    /// Any other Nova status (`SHUTOFF`, `REBOOT`, ...), kept verbatim.
+    Other(String),
+}
+
+/// One owned server as listed by [`Cloud::list_owned_servers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudServer {
+    /// The cloud's id: what delete takes.
+    pub id: ServerId,
+    /// The name given at create time (deterministic names make duplicates visible).
+    pub name: String,
+    /// What the server is doing.
+    pub status: CloudStatus,
+    /// When the cloud created it: ages (boot timeout, idle time) are measured from here.
+    pub created: DateTime<Utc>,
+    /// Pool from the `autoscaler-pool` metadata (or the `pool:` tag), if present.
+    pub pool: Option<String>,
+    /// GitLab runner id from the `autoscaler-runner-id` metadata, to pair server and runner.
+    pub runner_id: Option<u64>,
+    /// All Nova tags of the server.
+    pub tags: Vec<String>,
+    /// An address of the server (floating first, then fixed IPv4), for operators.
+    pub address: Option<String>,
+}
+
+/// Where and what to boot: a pool's server template. Names or ids are both accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerTemplateSpec {
+    /// Flavor name or id.
+    pub flavor: String,
+    /// Image name or id.
+    pub image: String,
+    /// Networks (names or ids) to attach, in order; at least one.
+    pub networks: Vec<String>,
+    /// Security groups (names or ids); empty means the project's default group.
+    pub security_groups: Vec<String>,
+    /// Nova key pair name, for operator SSH access.
+    pub key_name: Option<String>,
+    /// Availability zone, if the pool is pinned to one.
+    pub availability_zone: Option<String>,
+    /// Boot from a new volume of this many GiB (deleted with the server) instead of the
+    /// flavor's local disk.
+    pub boot_volume_size: Option<u32>,
+}
+
+/// Everything needed to create one server.
+#[derive(Debug, Clone)]
+pub struct CreateServer {
+    /// Server name (deterministic, unique per controller).
+    pub name: String,
+    /// The pool the server belongs to: becomes the `pool:` tag and `autoscaler-pool` metadata.
+    pub pool: String,
+    /// The GitLab runner created for this server, if any: `autoscaler-runner-id` metadata.
+    pub runner_id: Option<u64>,
+    /// Flavor, image, networks, security groups, key pair, zone, boot volume.
+    pub template: ServerTemplateSpec,
+    /// cloud-init user data (holds the runner token: secret, redacted in Debug).
+    pub user_data: SecretString,
+    /// Extra metadata; the `autoscaler-*` keys are reserved and refused here.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Compute quota of the project: limits (`None` = unlimited) and current use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaHeadroom {
+    /// Maximum number of servers, `None` when unlimited.
+    pub max_instances: Option<u64>,
+    /// Servers counted against the quota now.
+    pub used_instances: u64,
+    /// Maximum vCPUs, `None` when unlimited.
+    pub max_cores: Option<u64>,
+    /// vCPUs in use.
+    pub used_cores: u64,
+    /// Maximum RAM in MiB, `None` when unlimited.
+    pub max_ram_mb: Option<u64>,
+    /// RAM in use, MiB.
+    pub used_ram_mb: u64,
+}
+
+impl QuotaHeadroom {
+    /// How many more servers of `vcpus` cores and `ram_mb` MiB fit, `None` when unlimited.
+    pub fn servers_left(&self, vcpus: u64, ram_mb: u64) -> Option<u64> {
+        let left = |max: Option<u64>, used: u64, per: u64| {
+            max.map(|m| {
+                let free = m.saturating_sub(used);
+                free.checked_div(per).unwrap_or(u64::MAX)
+            })
+        };
+        [
+            left(self.max_instances, self.used_instances, 1),
+            left(self.max_cores, self.used_cores, vcpus),
+            left(self.max_ram_mb, self.used_ram_mb, ram_mb),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// The identity of one controller, carried in its ownership tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ControllerId(String);
+
+impl ControllerId {
+    /// Validates a controller id: non-empty, no `/`, `,` or whitespace, and short enough for
+    /// the `autoscaler:<id>` tag to fit Nova's 60 characters.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudErrorKind::Misconfigured`] naming the value.
+    pub fn new(id: impl Into<String>) -> CloudResult<Self> {
+        let id = id.into();
+        check_tag_value("controller id", &id, OWNER_TAG_PREFIX)
+            .map_err(|m| CloudError::new(CloudErrorKind::Misconfigured, m))?;
+        Ok(ControllerId(id))
+    }
+
+    /// The id as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ControllerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The ownership tag of a controller: `autoscaler:<id>`.
+pub fn owner_tag(controller: &ControllerId) -> String {
+    format!("{OWNER_TAG_PREFIX}{}", controller.0)
+}
+
+/// The pool tag: `pool:<name>`.
+pub fn pool_tag(pool: &str) -> String {
+    format!("{POOL_TAG_PREFIX}{pool}")
+}
+
+/// Tags and metadata a server of `controller` in `req.pool` gets, merged with `req.metadata`.
+///
+/// # Errors
+///
+/// [`CloudErrorKind::Rejected`] when the pool name cannot be a Nova tag or `req.metadata`
+/// uses a reserved `autoscaler-*` key.
+pub fn ownership_labels(
+    controller: &ControllerId,
+    req: &CreateServer,
+) -> CloudResult<(Vec<String>, BTreeMap<String, String>)> {
+    check_tag_value("pool name", &req.pool, POOL_TAG_PREFIX)
+        .map_err(|m| CloudError::new(CloudErrorKind::Rejected, m))?;
+    for key in [META_CONTROLLER, META_POOL, META_RUNNER_ID] {
+        if req.metadata.contains_key(key) {
+            return Err(CloudError::new(
+                CloudErrorKind::Rejected,
+                format!("metadata key {key:?} is reserved for the autoscaler"),
+            ));
+        }
+    }
+    let tags = vec![owner_tag(controller), pool_tag(&req.pool)];
+    let mut metadata = req.metadata.clone();
+    metadata.insert(META_CONTROLLER.into(), controller.0.clone());
+    metadata.insert(META_POOL.into(), req.pool.clone());
+    if let Some(r) = req.runner_id {
+        metadata.insert(META_RUNNER_ID.into(), r.to_string());
+    }
+    Ok((tags, metadata))
+}
+
+fn check_tag_value(what: &str, value: &str, prefix: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| matches!(c, '/' | ',') || c.is_whitespace())
+    {
+        return Err(format!(
+            "{what} {value:?} contains {c:?}, which Nova tags do not allow"
+        ));
+    }
+    let max = MAX_TAG_LEN - prefix.len();
+    if value.chars().count() > max {
+        return Err(format!(
+            "{what} {value:?} is longer than {max} characters (Nova tags are at most {MAX_TAG_LEN})"
+        ));
+    }
+    Ok(())
+}
+
+/// Class of a [`CloudError`]: what the caller should do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloudErrorKind {
+    /// No answer, 5xx or 429: try again later.
+    Transient,
+    /// Out of quota: wait for servers to go away; do not retry now.
+    Quota,
+    /// The cloud refused the request (400, 403 without quota, 409): retrying will not help.
+    Rejected,
+    /// Credentials refused even after re-authenticating.
+    Auth,
+    /// The object does not exist (404).
+    NotFound,
+    /// The settings are wrong: unknown flavor/image/network, ambiguous name, bad clouds.yaml.
+    Misconfigured,
+    /// The cloud answered something the client cannot understand.
+    Unexpected,
+}
+
+impl CloudErrorKind {
+    /// Stable metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloudErrorKind::Transient => "transient",
+            CloudErrorKind::Quota => "quota",
+            CloudErrorKind::Rejected => "rejected",
+            CloudErrorKind::Auth => "auth",
+            CloudErrorKind::NotFound => "not_found",
+            CloudErrorKind::Misconfigured => "misconfigured",
+            CloudErrorKind::Unexpected => "unexpected",
+        }
+    }
+}
+
+impl fmt::Display for CloudErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A failed [`Cloud`] call: its class and a message without secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct CloudError {
+    kind: CloudErrorKind,
+    message: String,
+}
+
+impl CloudError {
+    /// Builds an error of `kind`; the message must not contain secrets.
+    pub fn new(kind: CloudErrorKind, message: impl Into<String>) -> Self {
+        CloudError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The class of the error.
+    pub fn kind(&self) -> CloudErrorKind {
+        self.kind
+    }
+
+    /// The message, without the class prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind == CloudErrorKind::Transient
+    }
+
+    /// Stable metric label of the class.
+    pub fn label(&self) -> &'static str {
+        self.kind.label()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(pool: &str) -> CreateServer {
+        CreateServer {
+            name: "runner-1".into(),
+            pool: pool.into(),
+            runner_id: Some(42),
+            template: ServerTemplateSpec::default(),
+            user_data: SecretString::from("glrt-secret-token"),
+            metadata: BTreeMap::from([("team".to_string(), "ci".to_string())]),
+        }
+    }
+
+    #[test]
+    fn ownership_labels_add_tags_and_metadata() -> CloudResult<()> {
+        let c = ControllerId::new("ctl-1")?;
+        let (tags, meta) = ownership_labels(&c, &request("docker"))?;
+        assert_eq!(tags, vec!["autoscaler:ctl-1", "pool:docker"]);
+        assert_eq!(meta.get(META_CONTROLLER).map(String::as_str), Some("ctl-1"));
+        assert_eq!(meta.get(META_POOL).map(String::as_str), Some("docker"));
+        assert_eq!(meta.get(META_RUNNER_ID).map(String::as_str), Some("42"));
+        assert_eq!(meta.get("team").map(String::as_str), Some("ci"));
+        Ok(())
+    }
+
+    #[test]
+    fn reserved_metadata_keys_are_refused() -> CloudResult<()> {
+        let c = ControllerId::new("ctl-1")?;
+        let mut req = request("docker");
+        req.metadata.insert(META_POOL.into(), "other".into());
+        let err = ownership_labels(&c, &req).expect_err("reserved key must be refused");
+        assert_eq!(err.kind(), CloudErrorKind::Rejected);
+        assert!(err.message().contains("autoscaler-pool"));
+        Ok(())
+    }
+
+    #[test]
+    fn controller_ids_that_break_nova_tags_are_refused() {
+        for bad in ["", "a,b", "a/b", "a b", &"x".repeat(50)] {
+            let err = ControllerId::new(bad).expect_err("must be refused");
+            assert_eq!(err.kind(), CloudErrorKind::Misconfigured, "{bad:?}");
+        }
+        assert!(ControllerId::new("x".repeat(49)).is_ok());
+    }
+
+    #[test]
+    fn create_request_debug_redacts_user_data() {
+        let shown = format!("{:?}", request("docker"));
+        assert!(!shown.contains("glrt-secret-token"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
+
+    #[test]
+    fn servers_left_is_the_tightest_limit_and_none_when_unlimited() {
+        let q = QuotaHeadroom {
+            max_instances: Some(10),
+            used_instances: 4,
+            max_cores: Some(20),
+            used_cores: 12,
+            max_ram_mb: None,
+            used_ram_mb: 9000,
+        };
+        assert_eq!(q.servers_left(2, 512), Some(4));
+        assert_eq!(q.servers_left(1, 512), Some(6));
+        assert_eq!(QuotaHeadroom::default().servers_left(1, 1), None);
+    }
+}
