@@ -214,3 +214,30 @@ fn unreadable_file_is_one_error_naming_it() {
             .contains("does-not-exist.toml: cannot read file")
     );
 }
+
+/// A simulator calls `next_transition` once per simulated minute; over a week of the
+/// reference config that must stay cheap. The bound is generous for debug builds on a
+/// shared machine; the release figure is printed (`--nocapture`) and recorded in
+/// docs/adr/0002-schedules.md.
+#[test]
+fn next_transition_over_a_week_of_minutes_is_fast() {
+    let cfg = load(&example("reference-setup.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let pool = cfg.pool("non-privileged").unwrap_or_else(|| panic!("pool"));
+    let start = at("2025-03-24T00:00:00Z"); // a week containing the spring-forward change
+    let mut changes = std::collections::BTreeSet::new();
+    let clock = std::time::SystemTime::now();
+    for minute in 0..7 * 24 * 60 {
+        let t = start + chrono::Duration::minutes(minute);
+        if let Some(n) = pool.next_transition(t) {
+            changes.insert(n);
+        }
+    }
+    let elapsed = clock.elapsed().unwrap_or_default();
+    let per_call = elapsed / (7 * 24 * 60);
+    println!("next_transition: {per_call:?} per call over 10080 calls");
+    assert!(per_call < Duration::from_millis(5), "{per_call:?} per call");
+    // Mon-Fri 09:00 and 22:00 Berlin, plus Monday 09:00 of the next week.
+    assert!(changes.contains(&at("2025-03-24T08:00:00Z"))); // CET
+    assert!(changes.contains(&at("2025-03-31T07:00:00Z"))); // CEST after the change
+    assert!(changes.contains(&at("2025-03-28T21:00:00Z"))); // Friday 22:00 CET
+}
