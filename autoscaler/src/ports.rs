@@ -119,6 +119,20 @@ pub enum CloudStatus {
     Other(String),
 }
 
+impl CloudStatus {
+    /// Whether this is an `Error` whose fault says the quota was exceeded: what the extras
+    /// of concurrent creates that all got 202 turn into when Nova rechecks the quota.
+    pub fn is_quota_error(&self) -> bool {
+        matches!(self, CloudStatus::Error { fault: Some(f) } if is_quota_message(f))
+    }
+}
+
+/// Whether a Nova message (an error body or a server fault) reports an exceeded quota.
+pub fn is_quota_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("quota exceeded") || m.contains("exceeds quota")
+}
+
 /// One owned server as listed by [`Cloud::list_owned_servers`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudServer {
@@ -435,6 +449,20 @@ mod tests {
         let shown = format!("{:?}", request("docker"));
         assert!(!shown.contains("glrt-secret-token"), "{shown}");
         assert!(shown.contains("REDACTED"), "{shown}");
+    }
+
+    #[test]
+    fn quota_faults_are_recognised_in_error_servers_only() {
+        let err = |f: &str| CloudStatus::Error {
+            fault: Some(f.into()),
+        };
+        assert!(
+            err("Quota exceeded for instances: Requested 1, but already used 2 of 2 instances")
+                .is_quota_error()
+        );
+        assert!(!err("No valid host was found. ").is_quota_error());
+        assert!(!CloudStatus::Error { fault: None }.is_quota_error());
+        assert!(!CloudStatus::Other("Quota exceeded".into()).is_quota_error());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use reqwest::StatusCode;
 
-use crate::ports::{CloudError, CloudErrorKind};
+use crate::ports::{CloudError, CloudErrorKind, is_quota_message};
 
 /// Result alias of the OpenStack adapter.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -217,12 +217,6 @@ impl Error {
             message: message.into(),
         }
     }
-}
-
-/// Whether a Nova message (error body or server fault) reports an exceeded quota.
-pub(crate) fn is_quota_message(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("quota exceeded") || m.contains("exceeds quota")
 }
 
 impl From<Error> for CloudError {
