@@ -2,11 +2,20 @@
 //!
 //! # Layout
 //!
+//! * [`cli`]: the command line; one function per subcommand.
+//! * [`settings`]: validated config to planner policy and simulator input.
+//! * [`forecast`]: learned pre-warming for bursts that recur at the same time of day.
 //! * [`model`]: domain types (jobs, VMs, policy). No I/O.
 //! * [`plan`]: the pure planner, `plan(&Observed, &Policy, now) -> Plan`.
+//! * [`sim`]: the simulator: a job trace through the planner (and through a model of
+//!   docker+machine) against a simulated cloud.
 
+pub mod cli;
+pub mod forecast;
 pub mod model;
 pub mod plan;
+pub mod settings;
+pub mod sim;
 pub mod openstack;
 pub mod ports;
 #[cfg(any(test, feature = "testing"))]

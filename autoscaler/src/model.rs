@@ -143,6 +143,10 @@ pub struct Observed {
     pub flavors: BTreeMap<String, FlavorSize>,
     /// Failure history per pool.
     pub failures: BTreeMap<String, FailureHistory>,
+    /// Jobs expected to arrive per pool within the pre-warm look-ahead, learned from past
+    /// arrivals only (see [`crate::forecast`]). Kept warm like idle slots: the idle reserve
+    /// is `max(idle_count, expected)`.
+    pub expected: BTreeMap<String, u32>,
 }
 
 /// The scaling values in force for one pool at one moment (periods already applied):

@@ -8,7 +8,8 @@
 //!
 //! * Demand of a pool = pending jobs it can run (a job several pools could run counts for
 //!   the first in config order) + jobs running on its usable VMs.
-//! * Target VMs = ceil((demand + idle_count) / capacity), capped by `limit`.
+//! * Target VMs = ceil((demand + max(idle_count, expected)) / capacity), capped by `limit`,
+//!   where `expected` is the learned forecast of a recurring burst (usually 0).
 //! * Usable VMs are creating, booting, idle, busy and parked ones. Active = usable minus
 //!   parked. If active < target, parked VMs are unpaused first (most recently used first),
 //!   then new VMs are created, capped by `limit` (every state counts), `max_growth`
@@ -90,6 +91,8 @@ pub enum CreateReason {
     Demand,
     /// Demand is covered; this keeps `idle_count` slots warm.
     IdleFloor,
+    /// A burst that recurred at this time of day is expected soon (learned from history).
+    Forecast,
 }
 
 /// Why a VM is removed (drained, then deleted).
@@ -199,6 +202,7 @@ impl Action {
             Action::Create { reason, .. } => match reason {
                 CreateReason::Demand => "demand",
                 CreateReason::IdleFloor => "idle_floor",
+                CreateReason::Forecast => "forecast",
             },
             Action::Pause { reason, .. } => match reason {
                 PauseReason::Park => "park",
@@ -338,6 +342,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
         let mut vms: Vec<&Vm> = obs.vms.iter().filter(|v| v.pool == pool.name).collect();
         vms.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         let failures = obs.failures.get(&pool.name).copied().unwrap_or_default();
+        let expected = obs.expected.get(&pool.name).copied().unwrap_or(0);
         let flavor = obs.flavors.get(&pool.name).copied();
         let mut ctx = PoolCtx {
             pool,
@@ -346,7 +351,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
             failures,
             actions: Vec::new(),
         };
-        let summary = ctx.plan_pool(&vms, pending_by_pool[index], &mut quota, flavor);
+        let summary = ctx.plan_pool(&vms, pending_by_pool[index], expected, &mut quota, flavor);
         out.pools.push(summary);
         if !out.gitlab_unavailable {
             out.actions.extend(ctx.actions);
@@ -470,6 +475,7 @@ impl<'a> PoolCtx<'a> {
         &mut self,
         vms: &[&'a Vm],
         pending: u32,
+        expected: u32,
         quota: &mut QuotaBudget,
         flavor: Option<crate::model::FlavorSize>,
     ) -> PoolPlan {
@@ -495,7 +501,8 @@ impl<'a> PoolCtx<'a> {
             .map(|r| r.running_jobs)
             .sum();
         let demand = pending + running;
-        let need = (demand + limits.idle_count).div_ceil(capacity);
+        let reserve = limits.idle_count.max(expected);
+        let need = (demand + reserve).div_ceil(capacity);
         let target = need.min(limits.limit);
         let total = classified.len() as u32;
 
@@ -595,13 +602,18 @@ impl<'a> PoolCtx<'a> {
             let creates = allowed;
             quota.consume(creates, flavor);
             let for_demand = demand.div_ceil(capacity).saturating_sub(active_after);
+            let for_idle = (demand + limits.idle_count)
+                .div_ceil(capacity)
+                .saturating_sub(active_after);
             for i in 0..creates {
                 self.actions.push(Action::Create {
                     pool: self.pool.name.clone(),
                     reason: if i < for_demand {
                         CreateReason::Demand
-                    } else {
+                    } else if i < for_idle {
                         CreateReason::IdleFloor
+                    } else {
+                        CreateReason::Forecast
                     },
                 });
             }

@@ -93,6 +93,10 @@ pub(crate) fn spec(config: &Config, args: &SimulateArgs) -> SimSpec {
             delete_s: args.delete_time,
         },
         backoff: crate::model::Backoff::default(),
+        forecast: crate::forecast::ForecastSettings {
+            days: args.forecast_days,
+            ..crate::forecast::ForecastSettings::default()
+        },
         seed: args.seed,
         tail_s: args.tail_hours * 3600,
         sample_every_s: if args.plot.is_some() { 60 } else { 0 },

@@ -66,7 +66,7 @@ pub fn run_world(trace: &Trace, spec: &SimSpec) -> (PolicyReport, Vec<Option<Sec
         .collect();
 
     for t in start..=end {
-        world.arrivals(t);
+        let _ = world.arrivals(t);
         let _ = world.lifecycle(t, ERROR_AFTER_S);
         // Failed machines are removed at once.
         for i in 0..world.vms.len() {

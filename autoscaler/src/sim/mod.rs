@@ -111,6 +111,8 @@ pub struct SimSpec {
     pub cloud: CloudModel,
     /// Create backoff.
     pub backoff: Backoff,
+    /// Learned pre-warming for recurring bursts (this project's policy only).
+    pub forecast: crate::forecast::ForecastSettings,
     /// Random seed.
     pub seed: u64,
     /// Seconds simulated after the last job arrives (jobs finish, idle VMs time out).

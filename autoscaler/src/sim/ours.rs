@@ -11,6 +11,7 @@ use super::{LimitsCache, PeriodRule, SimSpec, Trace, ts};
 use crate::model::{
     CloudPhase, FailureHistory, Observed, PendingJob, Policy, RunnerView, Vm, VmId,
 };
+use crate::forecast::ArrivalHistory;
 use crate::plan::{Action, plan};
 use super::report::PolicyReport;
 
@@ -36,8 +37,13 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
     let mut refused_deletes = 0u32;
     let names: Vec<String> = spec.pools.iter().map(|p| p.policy.name.clone()).collect();
 
+    let mut history = ArrivalHistory::default();
     for t in start..=end {
-        world.arrivals(t);
+        for j in world.arrivals(t) {
+            if let Some(p) = world.records[j].pool {
+                history.record(&names[p], world.jobs[j].submitted);
+            }
+        }
         let (ready, failed) = world.lifecycle(t, ERROR_AFTER_S);
         for p in ready {
             failures.insert(spec.pools[p].policy.name.clone(), FailureHistory::default());
@@ -60,7 +66,14 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
             while ids.len() < world.vms.len() {
                 ids.push(VmId(format!("vm{}", ids.len())));
             }
-            let obs = observe(&world, &ids, &names, &failures);
+            let mut obs = observe(&world, &ids, &names, &failures);
+            history.prune(ts(t), spec.forecast);
+            for name in &names {
+                let e = history.expected(name, ts(t), spec.forecast);
+                if e > 0 {
+                    obs.expected.insert(name.clone(), e);
+                }
+            }
             let plan = plan(&obs, &policy, ts(t));
             for action in &plan.actions {
                 match action {
@@ -169,7 +182,7 @@ pub fn limit_floor(trace: &Trace, spec: &SimSpec) -> PolicyReport {
         }
     }
     for t in start..=end {
-        world.arrivals(t);
+        let _ = world.arrivals(t);
         world.lifecycle(t, ERROR_AFTER_S);
         world.finish_jobs(t);
         world.runner_polls(t);

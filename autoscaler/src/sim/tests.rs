@@ -46,6 +46,7 @@ pub(crate) fn reference_spec() -> SimSpec {
         poll_interval: Duration::from_secs(10),
         cloud: world::CloudModel::default(),
         backoff: Backoff::default(),
+        forecast: crate::forecast::ForecastSettings::default(),
         seed: 1,
         tail_s: 4 * 3600,
         sample_every_s: 0,
@@ -83,6 +84,32 @@ fn print_dm_nightly_waits() {
     for (j, s) in trace.jobs.iter().zip(&starts) {
         if j.pipeline == 233 || j.pipeline == 235 {
             println!("p{} {} wait {:?}", j.pipeline, j.submitted, s.map(|s| s - j.submitted.timestamp()));
+        }
+    }
+}
+
+#[test]
+#[ignore = "debug print"]
+fn print_forecast_creates() {
+    let trace = release_week();
+    let mut spec = reference_spec();
+    for p in spec.pools.iter_mut() {
+        p.policy.limits.idle_count = 0;
+        p.periods[0].overrides.idle_count = Some(0);
+    }
+    let (start, end) = window(&trace, &spec);
+    let mut hist = crate::forecast::ArrivalHistory::default();
+    let mut j = 0;
+    let mut last = 0u32;
+    for t in (start..end).step_by(15) {
+        while j < trace.jobs.len() && trace.jobs[j].submitted.timestamp() <= t {
+            hist.record("p", trace.jobs[j].submitted);
+            j += 1;
+        }
+        let e = hist.expected("p", ts(t), spec.forecast);
+        if e != last {
+            println!("{} expected {}", ts(t), e);
+            last = e;
         }
     }
 }

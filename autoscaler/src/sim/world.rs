@@ -242,14 +242,16 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Moves jobs submitted at or before `t` into the queue.
-    pub fn arrivals(&mut self, t: Secs) {
+    /// Moves jobs submitted at or before `t` into the queue; returns their indexes.
+    pub fn arrivals(&mut self, t: Secs) -> std::ops::Range<usize> {
+        let first = self.next_arrival;
         while self.next_arrival < self.jobs.len()
             && self.jobs[self.next_arrival].submitted.timestamp() <= t
         {
             self.pending.push(self.next_arrival);
             self.next_arrival += 1;
         }
+        first..self.next_arrival
     }
 
     /// Whether every job has arrived.
