@@ -59,57 +59,166 @@ fn release_week() -> Trace {
     Trace::parse(&text, "release-week.csv").unwrap()
 }
 
+fn spec_with(pools: Vec<SimPool>) -> SimSpec {
+    SimSpec {
+        pools,
+        poll_interval: Duration::from_secs(15),
+        cloud: world::CloudModel {
+            boot_sigma: 0.0,
+            ..world::CloudModel::default()
+        },
+        backoff: Backoff::default(),
+        forecast: crate::forecast::ForecastSettings::default(),
+        seed: 7,
+        tail_s: 3 * 3600,
+        sample_every_s: 0,
+    }
+}
+
+fn one_pool(idle_count: u32, limit: u32, max_builds: u32) -> SimPool {
+    SimPool {
+        policy: PoolPolicy {
+            name: "p".into(),
+            tags: ["docker".to_string()].into_iter().collect(),
+            run_untagged: false,
+            capacity: 1,
+            park_surplus: true,
+            limits: Limits {
+                idle_count,
+                idle_time: Duration::from_secs(1800),
+                max_builds,
+                limit,
+                max_growth: 0,
+                boot_timeout: Duration::from_secs(600),
+            },
+        },
+        periods: Vec::new(),
+    }
+}
+
+/// `n` jobs of `duration` seconds, all submitted at `at_s` seconds after a fixed start,
+/// plus one job a day later so the window is long.
+fn burst(n: usize, duration: u32) -> Trace {
+    let mut csv = String::from("submitted_at,duration_s,tags,project,pipeline,stage\n");
+    for _ in 0..n {
+        csv.push_str(&format!("2026-11-02T10:00:00Z,{duration},docker,p,1,0\n"));
+    }
+    Trace::parse(&csv, "burst.csv").unwrap()
+}
+
+fn sequential(n: usize, gap_s: i64, duration: u32) -> Trace {
+    let mut csv = String::from("submitted_at,duration_s,tags,project,pipeline,stage\n");
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-02T10:00:00Z").unwrap();
+    for i in 0..n {
+        let t = t0 + chrono::Duration::seconds(gap_s * i as i64);
+        csv.push_str(&format!("{},{duration},docker,p,{i},0\n", t.to_rfc3339()));
+    }
+    Trace::parse(&csv, "seq.csv").unwrap()
+}
+
 #[test]
-#[ignore = "prints figures; run with --ignored --nocapture"]
-fn print_reference_figures() {
-    let trace = release_week();
-    let spec = reference_spec();
-    for r in compare(&trace, &spec) {
-        println!("{} {:?}", r.name, r.total);
+fn a_single_job_waits_one_boot_plus_polling_when_nothing_is_warm() {
+    let spec = spec_with(vec![one_pool(0, 10, 0)]);
+    let r = ours::run(&burst(1, 600), &spec);
+    assert_eq!(r.total.jobs, 1);
+    assert_eq!(r.total.creates, 1);
+    // poll (<= 15 s) + boot (90 s exactly, sigma 0) + runner pickup (<= 3 s)
+    assert!(
+        (90.0..=108.0).contains(&r.total.wait_max_s),
+        "{:?}",
+        r.total
+    );
+    assert_eq!(r.total.deletes, 1, "deleted after idle_time");
+}
+
+#[test]
+fn a_fan_out_is_served_in_one_boot_cycle_by_the_queue_driven_policy() {
+    let spec = spec_with(vec![one_pool(4, 24, 0)]);
+    let r = ours::run(&burst(24, 780), &spec);
+    assert_eq!(r.total.unstarted, 0);
+    assert!(r.total.wait_max_s <= 108.0, "{:?}", r.total);
+    assert!(r.total.peak_vms <= 24);
+}
+
+#[test]
+fn docker_machine_serves_a_fan_out_in_several_boot_cycles_of_idle_count() {
+    let spec = spec_with(vec![one_pool(4, 24, 0)]);
+    let r = dm::run(&burst(24, 780), &spec);
+    assert_eq!(r.total.unstarted, 0);
+    // The burst opens the window, so nothing is warm yet: IdleCount = 4 machines boot per
+    // cycle and each cycle's jobs take them all, so 24 jobs need 6 boot cycles.
+    assert!(r.total.wait_max_s >= 6.0 * 90.0, "{:?}", r.total);
+    assert!(r.total.wait_max_s <= 6.0 * 93.0 + 3.0, "{:?}", r.total);
+}
+
+#[test]
+fn docker_machine_with_idle_count_zero_boots_a_machine_per_job_on_demand() {
+    let spec = spec_with(vec![one_pool(0, 24, 0)]);
+    let r = dm::run(&burst(3, 60), &spec);
+    assert_eq!(r.total.creates, 3);
+    assert!((90.0..=93.0).contains(&r.total.wait_max_s), "{:?}", r.total);
+}
+
+#[test]
+fn limit_caps_vms_and_jobs_queue_behind_it() {
+    let spec = spec_with(vec![one_pool(0, 4, 0)]);
+    for r in [ours::run(&burst(12, 300), &spec), dm::run(&burst(12, 300), &spec)] {
+        assert!(r.total.peak_vms <= 4, "{}: {:?}", r.name, r.total);
+        assert_eq!(r.total.unstarted, 0, "{}", r.name);
+        assert!(r.total.wait_max_s >= 2.0 * 300.0, "{}: {:?}", r.name, r.total);
     }
 }
 
 #[test]
-#[ignore = "debug print"]
-fn print_dm_nightly_waits() {
-    let trace = release_week();
-    let spec = reference_spec();
-    let (start, end) = window(&trace, &spec);
-    let _ = (start, end);
-    for (name, runner) in [("dm", dm::run as fn(&Trace, &SimSpec) -> PolicyReport), ("ours", ours::run)] {
-        let r = runner(&trace, &spec);
-        println!("{name} p95 {}", r.total.wait_p95_s);
-    }
-    let (_, starts) = dm::run_world(&trace, &spec);
-    for (j, s) in trace.jobs.iter().zip(&starts) {
-        if j.pipeline == 233 || j.pipeline == 235 {
-            println!("p{} {} wait {:?}", j.pipeline, j.submitted, s.map(|s| s - j.submitted.timestamp()));
-        }
+fn max_builds_retires_vms_and_replaces_them() {
+    let spec = spec_with(vec![one_pool(1, 4, 3)]);
+    let trace = sequential(10, 120, 30);
+    for r in [ours::run(&trace, &spec), dm::run(&trace, &spec)] {
+        assert_eq!(r.total.unstarted, 0, "{}", r.name);
+        assert!(r.total.creates >= 4, "{}: {:?}", r.name, r.total);
     }
 }
 
 #[test]
-#[ignore = "debug print"]
-fn print_forecast_creates() {
+fn clairvoyant_bound_of_one_job_is_its_duration_plus_one_boot() {
+    let spec = spec_with(vec![one_pool(0, 4, 0)]);
+    let r = bound::clairvoyant(&burst(1, 100), &spec);
+    assert!((r.total.vm_hours - 190.0 / 3600.0).abs() < 1e-9, "{:?}", r.total);
+}
+
+#[test]
+fn clairvoyant_bound_keeps_a_vm_through_a_gap_shorter_than_a_boot() {
+    let spec = spec_with(vec![one_pool(0, 4, 0)]);
+    // Two 100 s jobs 130 s apart: 30 s gap < 90 s boot: keep the VM.
+    let r = bound::clairvoyant(&sequential(2, 130, 100), &spec);
+    assert!((r.total.vm_hours - (90.0 + 230.0) / 3600.0).abs() < 1e-9, "{:?}", r.total);
+}
+
+#[test]
+fn simulation_is_deterministic_for_a_seed() {
     let trace = release_week();
-    let mut spec = reference_spec();
-    for p in spec.pools.iter_mut() {
-        p.policy.limits.idle_count = 0;
-        p.periods[0].overrides.idle_count = Some(0);
+    let spec = reference_spec();
+    assert_eq!(ours::run(&trace, &spec), ours::run(&trace, &spec));
+    assert_eq!(dm::run(&trace, &spec), dm::run(&trace, &spec));
+}
+
+/// Regression guard for the figures in docs/benchmarks.md (same settings, seed 1).
+#[test]
+fn reference_week_beats_docker_machine_on_the_same_settings() {
+    let trace = release_week();
+    let spec = reference_spec();
+    let reports = compare(&trace, &spec);
+    let [ours, dm, bound, floor] = &reports[..] else {
+        panic!("four policies expected");
+    };
+    for r in &reports {
+        assert_eq!(r.total.unstarted, 0, "{}", r.name);
+        assert_eq!(r.killed_jobs, 0, "{}", r.name);
+        assert!(r.total.vm_hours + 1e-9 >= bound.total.vm_hours, "{} under the bound", r.name);
     }
-    let (start, end) = window(&trace, &spec);
-    let mut hist = crate::forecast::ArrivalHistory::default();
-    let mut j = 0;
-    let mut last = 0u32;
-    for t in (start..end).step_by(15) {
-        while j < trace.jobs.len() && trace.jobs[j].submitted.timestamp() <= t {
-            hist.record("p", trace.jobs[j].submitted);
-            j += 1;
-        }
-        let e = hist.expected("p", ts(t), spec.forecast);
-        if e != last {
-            println!("{} expected {}", ts(t), e);
-            last = e;
-        }
-    }
+    assert!(ours.total.vm_hours <= 1.02 * dm.total.vm_hours, "{:?} vs {:?}", ours.total, dm.total);
+    assert!(dm.total.wait_p95_s > 90.0);
+    assert!(ours.total.wait_p95_s <= 0.5 * dm.total.wait_p95_s, "{:?} vs {:?}", ours.total, dm.total);
+    assert!(ours.total.wait_p99_s <= dm.total.wait_p99_s);
+    assert!(floor.total.wait_p95_s <= ours.total.wait_p95_s);
 }
