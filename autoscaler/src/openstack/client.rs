@@ -177,7 +177,7 @@ pub(crate) struct Inner {
     pub(crate) controller: ControllerId,
     pub(crate) options: ClientOptions,
     token: tokio::sync::Mutex<Option<Arc<Token>>>,
-    pub(crate) lookups: Mutex<HashMap<(&'static str, String), super::lookup::Found>>,
+    pub(crate) lookups: tokio::sync::Mutex<HashMap<(&'static str, String), super::lookup::Found>>,
     counters: Counters,
 }
 
@@ -239,7 +239,7 @@ impl OpenStack {
                 controller,
                 options,
                 token: tokio::sync::Mutex::new(None),
-                lookups: Mutex::new(HashMap::new()),
+                lookups: tokio::sync::Mutex::new(HashMap::new()),
                 counters: Counters::default(),
             }),
         })

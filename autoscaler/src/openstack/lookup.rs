@@ -91,19 +91,14 @@ impl OpenStack {
         F: Future<Output = Result<Found>>,
     {
         let key = (kind, value.to_string());
-        if let Some(found) = self
-            .inner
-            .lookups
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
-            return Ok(found);
+        // Held while resolving: concurrent creates wait for one lookup instead of each
+        // sending their own (lookups are rare, so serialising them costs nothing).
+        let mut cache = self.inner.lookups.lock().await;
+        if let Some(found) = cache.get(&key) {
+            return Ok(found.clone());
         }
         let found = resolve.await?;
-        if let Ok(mut m) = self.inner.lookups.lock() {
-            m.insert(key, found.clone());
-        }
+        cache.insert(key, found.clone());
         Ok(found)
     }
 

@@ -438,6 +438,32 @@ async fn create_sends_the_pinned_microversion_and_the_whole_server() {
 }
 
 #[tokio::test]
+async fn concurrent_creates_share_one_lookup_per_name() {
+    let server = MockServer::start(|r| {
+        if is_auth(r) {
+            return token(r, "t", 3600, 0);
+        }
+        if let Some(reply) = resources(r) {
+            return reply;
+        }
+        Reply::Json(202, vec![], json!({"server": {"id": "s"}}))
+    });
+    let c = client(&server);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let c = c.clone();
+        set.spawn(async move { c.create_server(create_request()).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(server.count("POST", "/identity"), 1);
+    assert_eq!(server.count("GET", "/image"), 1);
+    assert_eq!(server.count("GET", "/network/v2.0/networks"), 1);
+    assert_eq!(server.count("POST", "/compute/v2.1/servers"), 8);
+}
+
+#[tokio::test]
 async fn boot_from_volume_uses_a_block_device_mapping() {
     let body = Arc::new(Mutex::new(Value::Null));
     let seen = body.clone();
