@@ -66,11 +66,12 @@ impl ArrivalHistory {
         }
     }
 
-    /// Jobs expected for `pool` within `lookahead` after `now`. The look-ahead is cut into
-    /// one-minute slices; each slice expects the minimum, over each of the last `days`
-    /// days, of the arrivals in that same minute of the day. Scheduled pipelines recur in
-    /// the same minute every day; busy but unscheduled traffic rarely does, so it is not
-    /// pre-warmed for.
+    /// The largest burst expected for `pool` within `lookahead` after `now`. The look-ahead
+    /// is cut into one-minute slices; each slice expects the minimum, over each of the last
+    /// `days` days, of the arrivals in that same minute of the day; the answer is the
+    /// largest slice. Scheduled pipelines recur in the same minute every day; busy but
+    /// unscheduled traffic rarely does, and when it does its bursts are small (one
+    /// pipeline stage), which the idle reserve already covers.
     pub fn expected(&self, pool: &str, now: Timestamp, settings: ForecastSettings) -> u32 {
         if settings.days == 0 {
             return 0;
@@ -92,7 +93,8 @@ impl ArrivalHistory {
                     .min()
                     .unwrap_or(0)
             })
-            .sum()
+            .max()
+            .unwrap_or(0)
     }
 
     /// Number of arrivals held (for memory accounting).

@@ -51,8 +51,11 @@ pub struct SimulateArgs {
     #[arg(long, short)]
     pub config: Option<PathBuf>,
     /// Job trace CSV (default: the built-in release week).
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "synthetic_jobs")]
     pub trace: Option<PathBuf>,
+    /// Instead of a trace file, generate a synthetic week of about N jobs (from --seed).
+    #[arg(long, value_name = "N")]
+    pub synthetic_jobs: Option<usize>,
     /// Also run docker+machine, the clairvoyant bound and the limit floor.
     #[arg(long)]
     pub compare: bool,

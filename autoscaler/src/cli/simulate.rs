@@ -28,7 +28,10 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("reading trace {}", path.display()))?;
             Trace::parse(&text, &path.display().to_string())?
         }
-        None => Trace::parse(REFERENCE_TRACE, "release-week.csv (built-in)")?,
+        None => match args.synthetic_jobs {
+            Some(n) => sim::synthetic::week(n, args.seed),
+            None => Trace::parse(REFERENCE_TRACE, "release-week.csv (built-in)")?,
+        },
     };
     check_args(args)?;
     let out = if let Some(sweep) = &args.sweep {

@@ -16,6 +16,7 @@ pub mod dm;
 pub mod ours;
 pub mod plot;
 pub mod report;
+pub mod synthetic;
 pub mod trace;
 pub mod world;
 
