@@ -14,6 +14,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use chrono::Timelike;
+
 use crate::model::Timestamp;
 
 /// Forecast settings.
@@ -80,16 +82,20 @@ impl ArrivalHistory {
             return 0;
         };
         let minute = chrono::TimeDelta::minutes(1);
+        // Clock-aligned minutes: scheduled pipelines start on the minute, so a burst falls
+        // in one slice instead of being split between two sliding windows.
+        let base = now - chrono::TimeDelta::seconds(i64::from(now.second()))
+            - chrono::TimeDelta::nanoseconds(i64::from(now.nanosecond()));
         let slices = settings.lookahead.as_secs().div_ceil(60).max(1) as i32;
         let count = |from: Timestamp| {
-            let a = q.partition_point(|t| *t <= from);
-            let b = q.partition_point(|t| *t <= from + minute);
+            let a = q.partition_point(|t| *t < from);
+            let b = q.partition_point(|t| *t < from + minute);
             (b - a) as u32
         };
-        (0..slices)
+        (0..=slices)
             .map(|k| {
                 (1..=settings.days)
-                    .map(|d| count(now - DAY * d as i32 + minute * k))
+                    .map(|d| count(base - DAY * d as i32 + minute * k))
                     .min()
                     .unwrap_or(0)
             })
@@ -134,7 +140,8 @@ mod tests {
         let s = ForecastSettings::default();
         assert_eq!(h.expected("p", at(4, 0, 57, 0), s), 18);
         assert_eq!(h.expected("p", at(4, 0, 54, 0), s), 0, "outside the look-ahead");
-        assert_eq!(h.expected("p", at(4, 1, 1, 0), s), 0, "after the burst time");
+        assert_eq!(h.expected("p", at(4, 1, 1, 0), s), 0, "after the burst minute");
+        assert_eq!(h.expected("p", at(4, 1, 0, 30), s), 18, "during the burst minute");
     }
 
     #[test]
