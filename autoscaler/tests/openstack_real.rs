@@ -325,11 +325,39 @@ async fn quota_refusals_and_quota_race_errors_are_detected_and_cleaned() {
     clean(&c).await;
 
     // Concurrent: several creates race for two slots. Each is either refused with 403 or
-    // accepted; accepted extras go ERROR with a quota fault when Nova rechecks.
+    // accepted; accepted extras go ERROR with a quota fault when Nova rechecks. Whether a
+    // round produces such an ERROR depends on interleaving inside nova-api, so up to three
+    // rounds are run; the invariants are checked in every round.
+    let mut rounds_with_errors = 0;
+    for round in 1..=3 {
+        let (accepted, refused, quota_errors) = quota_race(&c, round).await;
+        eprintln!(
+            "race round {round}: accepted {accepted}, refused {refused}, quota errors {quota_errors}"
+        );
+        clean(&c).await;
+        if quota_errors > 0 {
+            rounds_with_errors += 1;
+            break;
+        }
+    }
+    assert_eq!(
+        rounds_with_errors, 1,
+        "three races produced no ERROR server"
+    );
+    set_instances_quota(10);
+}
+
+/// Six concurrent creates against a quota with two free slots; checks that every server
+/// ends ACTIVE (at most two) or ERROR with a quota fault, and returns
+/// (accepted, refused with 403, quota ERROR servers).
+async fn quota_race(c: &OpenStack, round: u64) -> (usize, usize, usize) {
     let mut set = tokio::task::JoinSet::new();
     for i in 0..6 {
         let c = c.clone();
-        set.spawn(async move { c.create_server(request(&format!("it-race-{i}"), i)).await });
+        set.spawn(async move {
+            c.create_server(request(&format!("it-race-{round}-{i}"), i))
+                .await
+        });
     }
     let (mut accepted, mut refused) = (0, 0);
     while let Some(r) = set.join_next().await {
@@ -354,9 +382,6 @@ async fn quota_refusals_and_quota_race_errors_are_detected_and_cleaned() {
         .filter(|s| s.status == CloudStatus::Active)
         .count();
     let quota_errors = servers.iter().filter(|s| s.status.is_quota_error()).count();
-    eprintln!(
-        "race: accepted {accepted}, refused {refused}, active {active}, quota errors {quota_errors}"
-    );
     assert_eq!(accepted + refused, 6);
     assert!(active <= 2, "{servers:?}");
     assert_eq!(
@@ -365,12 +390,7 @@ async fn quota_refusals_and_quota_race_errors_are_detected_and_cleaned() {
         "every server is ACTIVE or a quota ERROR: {servers:?}"
     );
     assert_eq!(servers.len(), accepted);
-    assert!(
-        quota_errors >= 1,
-        "the race produced no ERROR server (accepted {accepted}, refused {refused})"
-    );
-    clean(&c).await;
-    set_instances_quota(10);
+    (accepted, refused, quota_errors)
 }
 
 #[tokio::test]
@@ -406,7 +426,8 @@ async fn error_servers_are_detected_with_their_fault() {
 #[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
 async fn unknown_flavor_image_or_network_is_an_error_naming_it() {
     let c = appcred_client(&unique("it-names"));
-    let cases: [(&str, fn(&mut ServerTemplateSpec)); 4] = [
+    type Change = fn(&mut ServerTemplateSpec);
+    let cases: [(&str, Change); 4] = [
         ("flavor \"m9.nope\" not found", |t| {
             t.flavor = "m9.nope".into()
         }),
