@@ -7,6 +7,8 @@ mod bootstrap;
 mod simulate;
 mod validate;
 
+pub use simulate::{REFERENCE_CONFIG, REFERENCE_TRACE};
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

@@ -54,9 +54,7 @@ pub(crate) fn reference_spec() -> SimSpec {
 }
 
 fn release_week() -> Trace {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/traces/release-week.csv");
-    let text = std::fs::read_to_string(path).unwrap();
-    Trace::parse(&text, "release-week.csv").unwrap()
+    Trace::parse(crate::cli::REFERENCE_TRACE, "release-week.csv").unwrap()
 }
 
 fn spec_with(pools: Vec<SimPool>) -> SimSpec {
