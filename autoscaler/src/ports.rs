@@ -174,6 +174,21 @@ pub struct ServerTemplateSpec {
     pub boot_volume_size: Option<u32>,
 }
 
+impl From<&autoscaler_config::ServerTemplate> for ServerTemplateSpec {
+    /// A pool's validated `[pools.server]` table.
+    fn from(t: &autoscaler_config::ServerTemplate) -> Self {
+        ServerTemplateSpec {
+            flavor: t.flavor.clone(),
+            image: t.image.clone(),
+            networks: t.networks.clone(),
+            security_groups: t.security_groups.clone(),
+            key_name: t.key_name.clone(),
+            availability_zone: t.availability_zone.clone(),
+            boot_volume_size: t.boot_volume_size.map(|n| n.get()),
+        }
+    }
+}
+
 /// Everything needed to create one server.
 #[derive(Debug, Clone)]
 pub struct CreateServer {

@@ -16,7 +16,6 @@
 //! A user or project domain that is not given defaults to the domain named `Default`.
 //! This module reads files but does no network I/O.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
@@ -24,34 +23,11 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::error::{Error, Result};
 
-/// Read access to environment variables. Tests pass a `HashMap`; nothing ever sets variables.
-pub trait Env {
-    /// The value of `name`, if set (an empty value counts as unset).
-    fn var(&self, name: &str) -> Option<String>;
-}
+pub use autoscaler_config::{Env, Interface, ProcessEnv, SecretSource};
 
-/// The real process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for HashMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).filter(|v| !v.is_empty()).cloned()
-    }
-}
-
-impl Env for HashMap<&str, &str> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name)
-            .filter(|v| !v.is_empty())
-            .map(|v| (*v).to_string())
-    }
+/// A variable's value; empty counts as unset, as in the `openstack` CLI.
+fn var(env: &dyn Env, name: &str) -> Option<String> {
+    env.var(name).filter(|v| !v.is_empty())
 }
 
 /// The `[openstack]` section of the project's config file, as the config layer builds it.
@@ -64,7 +40,7 @@ pub struct AuthSettings {
     /// `region`: overrides the cloud's `region_name` / `OS_REGION_NAME`.
     pub region: Option<String>,
     /// `interface`: `public` (default), `internal` or `admin`.
-    pub interface: Option<String>,
+    pub interface: Option<Interface>,
     /// `cacert`: PEM file with extra CA certificates to trust.
     pub cacert: Option<PathBuf>,
     /// Explicit credentials; when present, clouds.yaml and `OS_*` are not consulted.
@@ -96,13 +72,73 @@ pub struct ExplicitAuth {
     pub application_credential_secret: Option<SecretSource>,
 }
 
-/// Where a secret is read from: never written in the config file itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// A file holding the secret (a trailing newline is removed).
-    File(PathBuf),
-    /// An environment variable holding the secret.
-    Env(String),
+impl From<&autoscaler_config::OpenStack> for AuthSettings {
+    /// The validated `[openstack]` section as settings (the config crate checked the
+    /// combinations; [`resolve_auth`] reads the files and secrets).
+    fn from(c: &autoscaler_config::OpenStack) -> Self {
+        use autoscaler_config::{AppCredential as CfgCred, OpenStackAuth, ProjectScope};
+        let mut s = AuthSettings {
+            region: c.region.clone(),
+            interface: c.interface,
+            cacert: c.cacert.clone(),
+            ..AuthSettings::default()
+        };
+        match &c.auth {
+            OpenStackAuth::Cloud { cloud, clouds_file } => {
+                s.cloud = Some(cloud.clone());
+                s.clouds_file = clouds_file.clone();
+            }
+            OpenStackAuth::Password {
+                auth_url,
+                username,
+                user_domain_name,
+                project,
+                password,
+            } => {
+                let (project_name, project_id, project_domain_name) = match project {
+                    ProjectScope::Name { name, domain_name } => {
+                        (Some(name.clone()), None, Some(domain_name.clone()))
+                    }
+                    ProjectScope::Id(id) => (None, Some(id.clone()), None),
+                };
+                s.explicit = Some(ExplicitAuth {
+                    auth_url: auth_url.to_string(),
+                    username: Some(username.clone()),
+                    user_domain_name: Some(user_domain_name.clone()),
+                    project_name,
+                    project_id,
+                    project_domain_name,
+                    password: Some(password.clone()),
+                    ..ExplicitAuth::default()
+                });
+            }
+            OpenStackAuth::ApplicationCredential {
+                auth_url,
+                credential,
+                secret,
+            } => {
+                let mut e = ExplicitAuth {
+                    auth_url: auth_url.to_string(),
+                    application_credential_secret: Some(secret.clone()),
+                    ..ExplicitAuth::default()
+                };
+                match credential {
+                    CfgCred::Id(id) => e.application_credential_id = Some(id.clone()),
+                    CfgCred::Name {
+                        name,
+                        username,
+                        user_domain_name,
+                    } => {
+                        e.application_credential_name = Some(name.clone());
+                        e.username = Some(username.clone());
+                        e.user_domain_name = Some(user_domain_name.clone());
+                    }
+                }
+                s.explicit = Some(e);
+            }
+        }
+        s
+    }
 }
 
 /// A Keystone object referred to by id, or by name within a domain.
@@ -163,42 +199,28 @@ pub enum AppCredential {
     },
 }
 
-/// Endpoint interface to pick from the service catalog.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Interface {
-    /// `public` (default).
-    #[default]
-    Public,
-    /// `internal`.
-    Internal,
-    /// `admin`.
-    Admin,
+/// Parses `public`, `internal`, `admin` (and the old `publicURL` spellings).
+///
+/// # Errors
+///
+/// [`Error::Config`] naming the value and where it came from.
+pub fn parse_interface(value: &str, origin: &str) -> Result<Interface> {
+    match value.trim_end_matches("URL") {
+        "public" => Ok(Interface::Public),
+        "internal" => Ok(Interface::Internal),
+        "admin" => Ok(Interface::Admin),
+        _ => Err(Error::config(format!(
+            "{origin}: interface {value:?} is not one of public, internal, admin"
+        ))),
+    }
 }
 
-impl Interface {
-    /// Parses `public`, `internal`, `admin` (and the old `publicURL` spellings).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming the value and where it came from.
-    pub fn parse(value: &str, origin: &str) -> Result<Self> {
-        match value.trim_end_matches("URL") {
-            "public" => Ok(Interface::Public),
-            "internal" => Ok(Interface::Internal),
-            "admin" => Ok(Interface::Admin),
-            _ => Err(Error::config(format!(
-                "{origin}: interface {value:?} is not one of public, internal, admin"
-            ))),
-        }
-    }
-
-    /// The catalog's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Interface::Public => "public",
-            Interface::Internal => "internal",
-            Interface::Admin => "admin",
-        }
+/// The catalog's spelling of an interface.
+pub fn interface_name(i: Interface) -> &'static str {
+    match i {
+        Interface::Public => "public",
+        Interface::Internal => "internal",
+        Interface::Admin => "admin",
     }
 }
 
@@ -230,9 +252,9 @@ pub struct ResolvedAuth {
 pub fn resolve_auth(settings: &AuthSettings, env: &dyn Env) -> Result<ResolvedAuth> {
     let mut resolved = if let Some(explicit) = &settings.explicit {
         from_explicit(explicit, env)?
-    } else if let Some(cloud) = settings.cloud.clone().or_else(|| env.var("OS_CLOUD")) {
+    } else if let Some(cloud) = settings.cloud.clone().or_else(|| var(env, "OS_CLOUD")) {
         from_cloud(&cloud, settings.clouds_file.as_deref(), env)?
-    } else if env.var("OS_AUTH_URL").is_some() {
+    } else if var(env, "OS_AUTH_URL").is_some() {
         from_env(env)?
     } else {
         return Err(Error::config(
@@ -242,8 +264,8 @@ pub fn resolve_auth(settings: &AuthSettings, env: &dyn Env) -> Result<ResolvedAu
     if let Some(r) = &settings.region {
         resolved.region = Some(r.clone());
     }
-    if let Some(i) = &settings.interface {
-        resolved.interface = Interface::parse(i, "[openstack] interface")?;
+    if let Some(i) = settings.interface {
+        resolved.interface = i;
     }
     if let Some(c) = &settings.cacert {
         resolved.cacert = Some(c.clone());
@@ -254,13 +276,13 @@ pub fn resolve_auth(settings: &AuthSettings, env: &dyn Env) -> Result<ResolvedAu
 /// The clouds.yaml files looked at, in order, when no file is configured.
 pub fn clouds_yaml_candidates(env: &dyn Env) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if let Some(f) = env.var("OS_CLIENT_CONFIG_FILE") {
+    if let Some(f) = var(env, "OS_CLIENT_CONFIG_FILE") {
         out.push(PathBuf::from(f));
     }
     out.push(PathBuf::from("clouds.yaml"));
-    if let Some(xdg) = env.var("XDG_CONFIG_HOME") {
+    if let Some(xdg) = var(env, "XDG_CONFIG_HOME") {
         out.push(Path::new(&xdg).join("openstack/clouds.yaml"));
-    } else if let Some(home) = env.var("HOME") {
+    } else if let Some(home) = var(env, "HOME") {
         out.push(Path::new(&home).join(".config/openstack/clouds.yaml"));
     }
     out.push(PathBuf::from("/etc/openstack/clouds.yaml"));
@@ -295,7 +317,7 @@ fn from_explicit(e: &ExplicitAuth, env: &dyn Env) -> Result<ResolvedAuth> {
 }
 
 fn from_env(env: &dyn Env) -> Result<ResolvedAuth> {
-    let v = |k: &str| env.var(k);
+    let v = |k: &str| var(env, k);
     let fields = Fields {
         origin: "OS_* variables".into(),
         auth_url: v("OS_AUTH_URL"),
@@ -461,28 +483,9 @@ fn read_yaml(path: &Path) -> Result<Value> {
     })
 }
 
-fn read_secret(src: &SecretSource, env: &dyn Env, key: &str) -> Result<SecretString> {
-    match src {
-        SecretSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-                path: path.clone(),
-                source,
-            })?;
-            let trimmed = text.trim_end_matches(['\n', '\r']);
-            if trimmed.is_empty() {
-                return Err(Error::config(format!(
-                    "[openstack] {key}_file {}: file is empty",
-                    path.display()
-                )));
-            }
-            Ok(SecretString::from(trimmed))
-        }
-        SecretSource::Env(var) => env.var(var).map(SecretString::from).ok_or_else(|| {
-            Error::config(format!(
-                "[openstack] {key}_env: variable {var} is not set or empty"
-            ))
-        }),
-    }
+fn read_secret(src: &SecretSource, env: &dyn Env, key: &'static str) -> Result<SecretString> {
+    src.resolve(env)
+        .map_err(|source| Error::Secret { key, source })
 }
 
 /// The union of what the three sources can say, before validation.
@@ -602,7 +605,7 @@ impl Fields {
             }
         };
         let interface = match &self.interface {
-            Some(i) => Interface::parse(i, &origin)?,
+            Some(i) => parse_interface(i, &origin)?,
             None => Interface::Public,
         };
         Ok(ResolvedAuth {
@@ -639,9 +642,13 @@ fn v3_url(raw: &str) -> std::result::Result<url::Url, String> {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+    use std::collections::HashMap;
 
-    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
-        pairs.iter().copied().collect()
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const CLOUDS: &str = r#"
@@ -754,7 +761,7 @@ clouds:
             cloud: Some("partial".into()),
             clouds_file: Some(f),
             region: Some("RegionTwo".into()),
-            interface: Some("adminURL".into()),
+            interface: Some(Interface::Admin),
             cacert: Some("/etc/ssl/private-ca.pem".into()),
             explicit: None,
         };
@@ -862,10 +869,11 @@ clouds:
             explicit: Some(explicit),
             ..AuthSettings::default()
         };
-        let msg = resolve_auth(&settings, &env(&[])).unwrap_err().to_string();
-        assert!(
-            msg.contains("application_credential_secret_env: variable AC_SECRET"),
-            "{msg}"
+        let err = resolve_auth(&settings, &env(&[])).unwrap_err();
+        let chain = crate::openstack::error::render_chain(&err);
+        assert_eq!(
+            chain,
+            "[openstack] application_credential_secret: cannot read the secret: environment variable AC_SECRET is not set"
         );
         let r = resolve_auth(&settings, &env(&[("AC_SECRET", "x")])).unwrap();
         assert!(matches!(
@@ -905,6 +913,67 @@ clouds:
                 "/home/ci/.config/openstack/clouds.yaml",
                 "/etc/openstack/clouds.yaml"
             ]
+        );
+    }
+
+    #[test]
+    fn interfaces_accept_the_old_url_spellings_and_name_bad_values() {
+        assert_eq!(
+            parse_interface("internalURL", "x").unwrap(),
+            Interface::Internal
+        );
+        assert_eq!(parse_interface("public", "x").unwrap(), Interface::Public);
+        let msg = parse_interface("private", "clouds.yaml cloud \"a\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("clouds.yaml cloud \"a\": interface \"private\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let e = env(&[("OS_CLOUD", ""), ("OS_AUTH_URL", "")]);
+        let msg = resolve_auth(&AuthSettings::default(), &e)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no credentials"), "{msg}");
+    }
+
+    #[test]
+    fn config_section_converts_to_explicit_settings() {
+        use autoscaler_config::{AppCredential as CfgCred, OpenStack as Cfg, OpenStackAuth};
+        let cfg = Cfg {
+            auth: OpenStackAuth::ApplicationCredential {
+                auth_url: "https://k.example:5000/v3".parse().unwrap(),
+                credential: CfgCred::Name {
+                    name: "scaler".into(),
+                    username: "ci".into(),
+                    user_domain_name: "Default".into(),
+                },
+                secret: SecretSource::Env("AC_SECRET".into()),
+            },
+            region: Some("RegionTwo".into()),
+            interface: Some(Interface::Internal),
+            cacert: None,
+        };
+        let settings = AuthSettings::from(&cfg);
+        let r = resolve_auth(&settings, &env(&[("AC_SECRET", "s")])).unwrap();
+        assert_eq!(r.region.as_deref(), Some("RegionTwo"));
+        assert_eq!(r.interface, Interface::Internal);
+        let AuthMethod::ApplicationCredential { credential, .. } = r.method else {
+            panic!("expected application credential auth")
+        };
+        assert_eq!(
+            credential,
+            AppCredential::Name {
+                name: "scaler".into(),
+                user: NameOrId::Name {
+                    name: "ci".into(),
+                    domain: Domain::Name("Default".into())
+                }
+            }
         );
     }
 

@@ -39,6 +39,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A password or application credential secret named by `*_file` / `*_env` cannot be read.
+    #[error("[openstack] {key}: cannot read the secret")]
+    Secret {
+        /// The key whose secret failed (`password`, `application_credential_secret`).
+        key: &'static str,
+        /// Which file or variable, and why (never the value).
+        #[source]
+        source: autoscaler_config::SecretError,
+    },
+
     /// A clouds.yaml or secure.yaml file is not valid YAML of the expected shape.
     #[error("cannot parse {}", path.display())]
     ParseFile {
@@ -200,6 +210,7 @@ impl Error {
         } else {
             match self {
                 Error::Config { .. }
+                | Error::Secret { .. }
                 | Error::ReadFile { .. }
                 | Error::ParseFile { .. }
                 | Error::Tls { .. }

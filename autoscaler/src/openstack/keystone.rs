@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{AppCredential, AuthMethod, Domain, Interface, NameOrId};
+use super::auth::{AppCredential, AuthMethod, Domain, Interface, NameOrId, interface_name};
 use super::error::{Error, Result};
 
 /// Longest time before `expires_at` at which a token is renewed.
@@ -163,7 +163,7 @@ impl Token {
                 .filter(|s| s.service_type == *ty)
                 .flat_map(|s| s.endpoints.iter())
                 .find(|e| {
-                    e.interface == interface.as_str()
+                    e.interface == interface_name(interface)
                         && region.is_none_or(|r| {
                             e.region_id.as_deref() == Some(r) || e.region.as_deref() == Some(r)
                         })
@@ -171,7 +171,7 @@ impl Token {
         });
         let no_endpoint = || Error::NoEndpoint {
             service_type: types.first().copied().unwrap_or_default().to_string(),
-            interface: interface.as_str().to_string(),
+            interface: interface_name(interface).to_string(),
             region: region.map(str::to_string),
         };
         let e = found.ok_or_else(no_endpoint)?;
