@@ -20,7 +20,6 @@ fn spec() -> sim::SimSpec {
         poll_interval: config.controller.poll_interval,
         cloud: sim::world::CloudModel::default(),
         backoff: autoscaler::model::Backoff::default(),
-        forecast: autoscaler::forecast::ForecastSettings::default(),
         seed: 1,
         tail_s: 4 * 3600,
         sample_every_s: 0,

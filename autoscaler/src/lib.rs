@@ -17,6 +17,7 @@ pub mod plan;
 pub mod settings;
 pub mod sim;
 pub mod openstack;
+pub mod gitlab;
 pub mod ports;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

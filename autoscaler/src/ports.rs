@@ -495,3 +495,352 @@ mod tests {
         assert_eq!(QuotaHeadroom::default().servers_left(1, 1), None);
     }
 }
+
+// ===================================================================================
+// GitLab port
+// ===================================================================================
+
+/// Marker every runner created by a controller carries in its `maintenance_note`, followed
+/// by a space and the controller id. Ownership needs both this marker and the description
+/// prefix `<controller-id>-`.
+pub const RUNNER_MARKER: &str = "managed-by: gitlab-openstack-autoscaler";
+
+/// Result of a [`GitLab`] call.
+pub type GitLabResult<T> = Result<T, GitLabError>;
+
+/// GitLab as the reconciler sees it: pending jobs of the configured scope and the runners
+/// this controller owns. HTTP DTOs never leave the adapter.
+pub trait GitLab: Send + Sync {
+    /// Pending jobs of the configured scope (tags included).
+    ///
+    /// # Errors
+    ///
+    /// A [`GitLabError`] when the scope could not be read well enough to plan on it.
+    fn pending_jobs(
+        &self,
+    ) -> impl Future<Output = GitLabResult<Vec<crate::model::PendingJob>>> + Send;
+
+    /// Runners this controller owns: description prefix `<controller-id>-` AND the
+    /// [`RUNNER_MARKER`] in the maintenance note, with their job counters.
+    ///
+    /// # Errors
+    ///
+    /// A [`GitLabError`] when the runners or their jobs could not be listed.
+    fn owned_runners(&self) -> impl Future<Output = GitLabResult<Vec<OwnedRunner>>> + Send;
+
+    /// Creates one runner (`POST /user/runners`) and returns its id and authentication token.
+    /// Not retried blindly: a lost answer may still have created a runner, which the next
+    /// [`GitLab::owned_runners`] shows.
+    ///
+    /// # Errors
+    ///
+    /// [`GitLabError::Rejected`] or [`GitLabError::Auth`] when GitLab refuses the request.
+    fn create_runner(
+        &self,
+        req: CreateRunner,
+    ) -> impl Future<Output = GitLabResult<NewRunner>> + Send;
+
+    /// Pauses or resumes a runner.
+    ///
+    /// # Errors
+    ///
+    /// [`GitLabError::NotFound`] when the runner does not exist, or any other failure.
+    fn set_paused(
+        &self,
+        id: crate::model::RunnerId,
+        paused: bool,
+    ) -> impl Future<Output = GitLabResult<()>> + Send;
+
+    /// Jobs running on a runner now: the re-check right before a delete.
+    ///
+    /// # Errors
+    ///
+    /// Any failure to list the runner's running jobs.
+    fn running_jobs(
+        &self,
+        id: crate::model::RunnerId,
+    ) -> impl Future<Output = GitLabResult<u32>> + Send;
+
+    /// Deletes a runner. A runner that no longer exists counts as deleted (`Ok`).
+    ///
+    /// # Errors
+    ///
+    /// Any failure other than "not found".
+    fn delete_runner(
+        &self,
+        id: crate::model::RunnerId,
+    ) -> impl Future<Output = GitLabResult<()>> + Send;
+}
+
+/// One runner owned by this controller, as [`GitLab::owned_runners`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRunner {
+    /// Runner id.
+    pub id: crate::model::RunnerId,
+    /// Description: the server name, which pairs the runner with its VM.
+    pub description: String,
+    /// Pool from the `pool: <name>` line of the maintenance note, when present.
+    pub pool: Option<String>,
+    /// Paused runners take no new job.
+    pub paused: bool,
+    /// When GitLab created the runner (runners are created before their servers).
+    pub created_at: DateTime<Utc>,
+    /// Last contact of its gitlab-runner; `None` = never contacted.
+    pub contacted_at: Option<DateTime<Utc>>,
+    /// Jobs running on it now.
+    pub running_jobs: u32,
+    /// Jobs it has started so far (for `max_builds`).
+    pub jobs_run: u32,
+    /// Latest start or finish of one of its jobs: idle time counts from here.
+    pub last_job_at: Option<DateTime<Utc>>,
+}
+
+impl OwnedRunner {
+    /// The planner's view of this runner.
+    pub fn view(&self) -> crate::model::RunnerView {
+        crate::model::RunnerView {
+            id: self.id,
+            paused: self.paused,
+            contacted_at: self.contacted_at,
+            running_jobs: self.running_jobs,
+            jobs_run: self.jobs_run,
+            last_job_at: self.last_job_at,
+        }
+    }
+
+    /// The planner's view of this runner when no server carries it.
+    pub fn orphan(&self) -> crate::model::OrphanRunner {
+        crate::model::OrphanRunner {
+            id: self.id,
+            pool: self.pool.clone(),
+            created_at: self.created_at,
+            running_jobs: self.running_jobs,
+        }
+    }
+}
+
+/// Where a runner is registered: `runner_type` and its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerScope {
+    /// `instance_type` (admin token).
+    Instance,
+    /// `group_type` under this group id.
+    Group(u64),
+    /// `project_type` under this project id.
+    Project(u64),
+}
+
+impl From<autoscaler_config::RunnerType> for RunnerScope {
+    fn from(t: autoscaler_config::RunnerType) -> Self {
+        match t {
+            autoscaler_config::RunnerType::Instance => RunnerScope::Instance,
+            autoscaler_config::RunnerType::Group { group_id } => RunnerScope::Group(group_id),
+            autoscaler_config::RunnerType::Project { project_id } => {
+                RunnerScope::Project(project_id)
+            }
+        }
+    }
+}
+
+/// Everything needed to create one runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRunner {
+    /// Runner type and owner (from the pool).
+    pub scope: RunnerScope,
+    /// Description: the server name (must start with `<controller-id>-`).
+    pub description: String,
+    /// Pool name, recorded in the maintenance note.
+    pub pool: String,
+    /// Job tags the runner accepts.
+    pub tags: std::collections::BTreeSet<String>,
+    /// Whether it takes untagged jobs.
+    pub run_untagged: bool,
+    /// `ref_protected` when true, `not_protected` otherwise.
+    pub ref_protected: bool,
+    /// Locked to its current projects.
+    pub locked: bool,
+    /// Maximum job timeout in seconds, if any.
+    pub maximum_timeout: Option<u64>,
+}
+
+/// A freshly created runner: its id and the `glrt-` token the VM registers with.
+#[derive(Debug, Clone)]
+pub struct NewRunner {
+    /// Runner id.
+    pub id: crate::model::RunnerId,
+    /// Authentication token (secret: redacted in Debug, never logged).
+    pub token: SecretString,
+}
+
+/// A failed [`GitLab`] call. Messages never contain tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GitLabError {
+    /// No answer in time or the connection failed.
+    #[error("gitlab unreachable: {message}")]
+    Unreachable {
+        /// What failed (no secrets).
+        message: String,
+    },
+    /// GitLab answered 429; nothing is sent before `retry_after` has passed.
+    #[error("gitlab rate limit hit on {what}, retry after {retry_after:?}")]
+    RateLimited {
+        /// The request that was throttled.
+        what: String,
+        /// How long GitLab asked to wait.
+        retry_after: std::time::Duration,
+    },
+    /// The adapter's own budget (e.g. the jobs list limit per minute) is spent.
+    #[error("gitlab request budget for {what} spent for this minute")]
+    BudgetSpent {
+        /// Which budget.
+        what: String,
+    },
+    /// GitLab answered 5xx.
+    #[error("gitlab server error {status} on {what}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The request.
+        what: String,
+    },
+    /// 401 or 403: the token is wrong or lacks a scope or role.
+    #[error("gitlab refused the token ({status}) on {what}")]
+    Auth {
+        /// HTTP status.
+        status: u16,
+        /// The request.
+        what: String,
+    },
+    /// 404.
+    #[error("gitlab has no {what}")]
+    NotFound {
+        /// The object asked for.
+        what: String,
+    },
+    /// 400, 409, 412 and other refusals: retrying will not help.
+    #[error("gitlab rejected {what} ({status}): {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The request.
+        what: String,
+        /// GitLab's message, shortened.
+        message: String,
+    },
+    /// GitLab answered something the adapter cannot read.
+    #[error("unexpected answer from gitlab on {what}: {message}")]
+    Unexpected {
+        /// The request.
+        what: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The adapter's settings are wrong (bad URL, bad controller id).
+    #[error("gitlab settings: {message}")]
+    Misconfigured {
+        /// What is wrong, naming the key or value.
+        message: String,
+    },
+}
+
+impl GitLabError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            GitLabError::Unreachable { .. }
+                | GitLabError::RateLimited { .. }
+                | GitLabError::BudgetSpent { .. }
+                | GitLabError::Server { .. }
+        )
+    }
+
+    /// Stable metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            GitLabError::Unreachable { .. } => "unreachable",
+            GitLabError::RateLimited { .. } => "rate_limited",
+            GitLabError::BudgetSpent { .. } => "budget_spent",
+            GitLabError::Server { .. } => "server",
+            GitLabError::Auth { .. } => "auth",
+            GitLabError::NotFound { .. } => "not_found",
+            GitLabError::Rejected { .. } => "rejected",
+            GitLabError::Unexpected { .. } => "unexpected",
+            GitLabError::Misconfigured { .. } => "misconfigured",
+        }
+    }
+}
+
+/// The maintenance note of a runner created by `controller` for `pool`.
+pub fn runner_maintenance_note(controller: &ControllerId, pool: &str) -> String {
+    format!("{RUNNER_MARKER} {controller}\npool: {pool}")
+}
+
+/// Whether a runner with this description and maintenance note belongs to `controller`;
+/// returns its pool (from the note) when it does.
+pub fn runner_ownership(
+    controller: &ControllerId,
+    description: &str,
+    maintenance_note: Option<&str>,
+) -> Option<Option<String>> {
+    let prefix = format!("{controller}-");
+    if !description.starts_with(&prefix) {
+        return None;
+    }
+    let note = maintenance_note?;
+    let marker = format!("{RUNNER_MARKER} {controller}");
+    let mut owned = false;
+    let mut pool = None;
+    for line in note.lines().map(str::trim) {
+        if line == marker {
+            owned = true;
+        } else if let Some(p) = line.strip_prefix("pool: ") {
+            pool = Some(p.trim().to_string());
+        }
+    }
+    owned.then_some(pool)
+}
+
+#[cfg(test)]
+mod gitlab_port_tests {
+    use super::*;
+
+    #[test]
+    fn runner_ownership_needs_prefix_and_marker_of_this_controller() -> CloudResult<()> {
+        let c = ControllerId::new("ctl")?;
+        let note = runner_maintenance_note(&c, "docker");
+        assert_eq!(
+            runner_ownership(&c, "ctl-docker-1", Some(&note)),
+            Some(Some("docker".to_string()))
+        );
+        assert_eq!(runner_ownership(&c, "other-docker-1", Some(&note)), None);
+        assert_eq!(runner_ownership(&c, "ctl-docker-1", None), None);
+        let other = runner_maintenance_note(&ControllerId::new("ctl2")?, "docker");
+        assert_eq!(runner_ownership(&c, "ctl-docker-1", Some(&other)), None);
+        Ok(())
+    }
+
+    #[test]
+    fn new_runner_debug_redacts_the_token() {
+        let r = NewRunner {
+            id: 1,
+            token: SecretString::from("glrt-very-secret"),
+        };
+        assert!(!format!("{r:?}").contains("glrt-very-secret"));
+    }
+
+    #[test]
+    fn transient_errors_are_rate_limits_outages_and_5xx() {
+        let transient = GitLabError::Server {
+            status: 502,
+            what: "x".into(),
+        };
+        let permanent = GitLabError::Auth {
+            status: 401,
+            what: "x".into(),
+        };
+        assert!(transient.is_transient());
+        assert!(!permanent.is_transient());
+        assert_eq!(permanent.label(), "auth");
+    }
+}

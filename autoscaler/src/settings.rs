@@ -4,6 +4,7 @@
 
 use autoscaler_config::{Config, Pool};
 
+use crate::forecast::ForecastSettings;
 use crate::model::{Backoff, Policy, PoolPolicy, Timestamp};
 use crate::sim::{SimPeriod, SimPool};
 
@@ -50,6 +51,10 @@ pub fn sim_pool(pool: &Pool) -> SimPool {
                 }
             })
             .collect(),
+        forecast: ForecastSettings {
+            days: pool.forecast_days,
+            lookahead: pool.forecast_lookahead,
+        },
     }
 }
 

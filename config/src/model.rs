@@ -175,6 +175,11 @@ pub struct Pool {
     pub policy: Policy,
     /// Pause surplus idle runners early so they idle out.
     pub park_surplus: bool,
+    /// Pre-warm for a burst that arrived in the same minute of the day on each of the last
+    /// this many days (0 = no forecast).
+    pub forecast_days: u32,
+    /// How far ahead such a burst is pre-warmed for (1m..1h).
+    pub forecast_lookahead: std::time::Duration,
     /// What each server looks like.
     pub server: ServerTemplate,
     /// How each VM's runner is registered and configured.

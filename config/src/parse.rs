@@ -964,6 +964,8 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
             "max_growth",
             "boot_timeout",
             "park_surplus",
+            "forecast_days",
+            "forecast_lookahead",
             "server",
             "runner",
             "bootstrap",
@@ -1052,6 +1054,15 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
         }
     }
     let park_surplus = ctx.bool(n, "park_surplus").unwrap_or(true);
+    let forecast_days = ctx.u32(n, "forecast_days").map_or(2, |s| s.v);
+    let forecast_lookahead = match ctx.duration(n, "forecast_lookahead") {
+        Some(d) if d.v < Duration::from_secs(60) || d.v > Duration::from_secs(3600) => {
+            ctx.err(&d.span, &d.path, "must be between 1m and 1h");
+            Duration::from_secs(300)
+        }
+        Some(d) => d.v,
+        None => Duration::from_secs(300),
+    };
     let server = required_table(ctx, n, "server").and_then(|s| server(ctx, &s));
     let runner = required_table(ctx, n, "runner").and_then(|r| runner(ctx, &r));
     let bootstrap = match ctx.table(n, "bootstrap") {
@@ -1072,6 +1083,8 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
         capacity: capacity?,
         policy,
         park_surplus,
+        forecast_days,
+        forecast_lookahead,
         server: server?,
         runner: runner?,
         bootstrap: bootstrap?,
@@ -1816,6 +1829,24 @@ tags = ["docker"]
         let start = BASE.find(header).unwrap_or_else(|| panic!("{header}")) + header.len();
         let end = BASE[start..].find("\n[").map_or(BASE.len(), |i| start + i);
         format!("{}\n{line}{}", &BASE[..end], &BASE[end..])
+    }
+
+    #[test]
+    fn forecast_defaults_to_two_days_and_five_minutes() {
+        let p = &ok(BASE).pools[0];
+        assert_eq!(p.forecast_days, 2);
+        assert_eq!(p.forecast_lookahead, Duration::from_secs(300));
+        let off = ok(&with("[[pools]]", "forecast_days = 0"));
+        assert_eq!(off.pools[0].forecast_days, 0);
+    }
+
+    #[test]
+    fn forecast_lookahead_outside_one_minute_to_one_hour_is_rejected() {
+        one_err(
+            &with("[[pools]]", "forecast_lookahead = \"30s\""),
+            "pools[0].forecast_lookahead",
+            "between 1m and 1h",
+        );
     }
 
     #[test]

@@ -85,9 +85,9 @@ pub struct SimulateArgs {
     /// Seconds a server delete takes.
     #[arg(long, default_value_t = 10)]
     pub delete_time: i64,
-    /// Pre-warm for bursts seen at this time of day on each of the last N days (0 = off).
-    #[arg(long, default_value_t = 2)]
-    pub forecast_days: u32,
+    /// Override every pool's `forecast_days` (0 = no learned pre-warming).
+    #[arg(long, value_name = "N")]
+    pub forecast_days: Option<u32>,
     /// Hours simulated after the last job arrives.
     #[arg(long, default_value_t = 4)]
     pub tail_hours: i64,

@@ -85,8 +85,14 @@ fn check_args(args: &SimulateArgs) -> anyhow::Result<()> {
 
 /// Builds the simulation input from the config and the command line.
 pub(crate) fn spec(config: &Config, args: &SimulateArgs) -> SimSpec {
+    let mut pools: Vec<sim::SimPool> = config.pools.iter().map(settings::sim_pool).collect();
+    if let Some(days) = args.forecast_days {
+        for p in pools.iter_mut() {
+            p.forecast.days = days;
+        }
+    }
     SimSpec {
-        pools: config.pools.iter().map(settings::sim_pool).collect(),
+        pools,
         poll_interval: config.controller.poll_interval,
         cloud: CloudModel {
             boot_median_s: args.boot_median,
@@ -96,10 +102,6 @@ pub(crate) fn spec(config: &Config, args: &SimulateArgs) -> SimSpec {
             delete_s: args.delete_time,
         },
         backoff: crate::model::Backoff::default(),
-        forecast: crate::forecast::ForecastSettings {
-            days: args.forecast_days,
-            ..crate::forecast::ForecastSettings::default()
-        },
         seed: args.seed,
         tail_s: args.tail_hours * 3600,
         sample_every_s: if args.plot.is_some() { 60 } else { 0 },

@@ -20,8 +20,8 @@ use crate::ports::{
     POOL_TAG_PREFIX, QuotaHeadroom, ServerId, owner_tag, ownership_labels,
 };
 
-/// Largest base64 `user_data` Nova accepts.
-pub const MAX_USER_DATA_BASE64: usize = 65535;
+// Largest base64 `user_data` Nova accepts (the bootstrap renderer refuses larger output too).
+use autoscaler_bootstrap::NOVA_USER_DATA_LIMIT as MAX_USER_DATA_BASE64;
 
 #[derive(Deserialize)]
 struct ServerDto {

@@ -56,6 +56,8 @@ pub struct SimPool {
     pub policy: PoolPolicy,
     /// Period blocks in config order (the last matching one wins).
     pub periods: Vec<SimPeriod>,
+    /// Learned pre-warming (this project's policy only).
+    pub forecast: crate::forecast::ForecastSettings,
 }
 
 /// How unset fields of a matching period are filled.
@@ -112,8 +114,6 @@ pub struct SimSpec {
     pub cloud: CloudModel,
     /// Create backoff.
     pub backoff: Backoff,
-    /// Learned pre-warming for recurring bursts (this project's policy only).
-    pub forecast: crate::forecast::ForecastSettings,
     /// Random seed.
     pub seed: u64,
     /// Seconds simulated after the last job arrives (jobs finish, idle VMs time out).

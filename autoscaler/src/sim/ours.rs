@@ -38,6 +38,12 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
     let names: Vec<String> = spec.pools.iter().map(|p| p.policy.name.clone()).collect();
 
     let mut history = ArrivalHistory::default();
+    let keep = spec
+        .pools
+        .iter()
+        .map(|p| p.forecast)
+        .max_by_key(|f| (f.days, f.lookahead))
+        .unwrap_or_default();
     for t in start..=end {
         for j in world.arrivals(t) {
             if let Some(p) = world.records[j].pool {
@@ -67,9 +73,9 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
                 ids.push(VmId(format!("vm{}", ids.len())));
             }
             let mut obs = observe(&world, &ids, &names, &failures);
-            history.prune(ts(t), spec.forecast);
-            for name in &names {
-                let e = history.expected(name, ts(t), spec.forecast);
+            history.prune(ts(t), keep);
+            for (name, sp) in names.iter().zip(&spec.pools) {
+                let e = history.expected(name, ts(t), sp.forecast);
                 if e > 0 {
                     obs.expected.insert(name.clone(), e);
                 }

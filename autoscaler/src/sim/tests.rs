@@ -37,6 +37,7 @@ pub(crate) fn reference_spec() -> SimSpec {
                 ..Overrides::default()
             },
         }],
+        forecast: crate::forecast::ForecastSettings::default(),
     };
     SimSpec {
         pools: vec![
@@ -46,7 +47,6 @@ pub(crate) fn reference_spec() -> SimSpec {
         poll_interval: Duration::from_secs(10),
         cloud: world::CloudModel::default(),
         backoff: Backoff::default(),
-        forecast: crate::forecast::ForecastSettings::default(),
         seed: 1,
         tail_s: 4 * 3600,
         sample_every_s: 0,
@@ -66,7 +66,6 @@ fn spec_with(pools: Vec<SimPool>) -> SimSpec {
             ..world::CloudModel::default()
         },
         backoff: Backoff::default(),
-        forecast: crate::forecast::ForecastSettings::default(),
         seed: 7,
         tail_s: 3 * 3600,
         sample_every_s: 0,
@@ -91,6 +90,7 @@ fn one_pool(idle_count: u32, limit: u32, max_builds: u32) -> SimPool {
             },
         },
         periods: Vec::new(),
+        forecast: crate::forecast::ForecastSettings::default(),
     }
 }
 

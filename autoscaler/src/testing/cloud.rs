@@ -21,8 +21,8 @@ use crate::ports::{
     CreateServer, META_POOL, META_RUNNER_ID, QuotaHeadroom, ServerId, owner_tag, ownership_labels,
 };
 
-/// Largest user data, as Nova counts it (bytes of base64).
-const MAX_USER_DATA_BASE64: usize = 65535;
+// Largest user data, as Nova counts it (bytes of base64).
+use autoscaler_bootstrap::NOVA_USER_DATA_LIMIT as MAX_USER_DATA_BASE64;
 
 /// An in-memory cloud. Clones share state.
 #[derive(Clone)]

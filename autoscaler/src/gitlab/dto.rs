@@ -1,0 +1,150 @@
+//! Private DTOs: the parts of GitLab's JSON the adapter reads. Field names follow GitLab's
+//! entity classes (see `shared/gitlab-api-notes.md`); unknown fields are ignored so newer
+//! GitLab versions keep working. Nothing here leaves the adapter.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// `Job` entity of `GET /projects/:id/jobs` (only what the planner needs).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Job {
+    pub id: u64,
+    #[serde(default)]
+    pub tag_list: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `JobBasicWithProject` of `GET /runners/:id/jobs`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunnerJob {
+    pub id: u64,
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// `Runner` entity of `GET /runners` and `GET /runners/all`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Runner {
+    pub id: u64,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `RunnerDetails` of `GET /runners/:id`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunnerDetails {
+    pub id: u64,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub maintenance_note: Option<String>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub contacted_at: Option<DateTime<Utc>>,
+}
+
+impl RunnerDetails {
+    /// `paused`, or `!active` on GitLab versions that only send the deprecated field.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+            .or(self.active.map(|a| !a))
+            .unwrap_or(false)
+    }
+}
+
+/// `RunnerRegistrationDetails` of `POST /user/runners`. Deliberately no `Debug`: it holds
+/// the token.
+#[derive(Deserialize)]
+pub(crate) struct CreatedRunner {
+    pub id: u64,
+    pub token: String,
+}
+
+/// A project of `GET /groups/:id/projects?simple=true`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Project {
+    pub id: u64,
+}
+
+/// GraphQL answer to the `jobs(statuses: [PENDING])` query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphQlReply {
+    pub data: Option<GraphQlData>,
+    #[serde(default)]
+    pub errors: Vec<GraphQlErrorMsg>,
+}
+
+/// One GraphQL error.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphQlErrorMsg {
+    pub message: String,
+}
+
+/// `data` of the reply.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphQlData {
+    pub jobs: Option<GraphQlJobs>,
+}
+
+/// `jobs` connection.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GraphQlJobs {
+    pub page_info: PageInfo,
+    pub nodes: Vec<GraphQlJob>,
+}
+
+/// `pageInfo`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+/// One `CiJob` node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GraphQlJob {
+    /// Global id, `gid://gitlab/Ci::Build/123`.
+    pub id: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub queued_at: Option<DateTime<Utc>>,
+}
+
+/// Numeric id at the end of a GraphQL global id.
+pub(crate) fn gid_number(gid: &str) -> Option<u64> {
+    gid.rsplit('/').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gid_number_takes_the_trailing_id() {
+        assert_eq!(gid_number("gid://gitlab/Ci::Build/123"), Some(123));
+        assert_eq!(gid_number("gid://gitlab/Ci::Build/x"), None);
+    }
+
+    #[test]
+    fn paused_falls_back_to_inverted_active() -> Result<(), serde_json::Error> {
+        let old: RunnerDetails = serde_json::from_str(
+            r#"{"id":1,"active":false,"created_at":"2024-01-01T00:00:00Z"}"#,
+        )?;
+        assert!(old.is_paused());
+        let new: RunnerDetails = serde_json::from_str(
+            r#"{"id":1,"active":false,"paused":false,"created_at":"2024-01-01T00:00:00Z"}"#,
+        )?;
+        assert!(!new.is_paused());
+        Ok(())
+    }
+}

@@ -1,0 +1,727 @@
+//! GitLab adapter: the [`GitLab`] port over GitLab's REST and GraphQL APIs.
+//!
+//! Built on the `gitlab` crate's async client (typed endpoints describe each request; see
+//! [`http`] for why sending goes through `rest_async`). Facts about the API it relies on are
+//! in `shared/gitlab-api-notes.md`; the fake in `autoscaler-tests` is checked against them.
+//!
+//! * Pending jobs: per project `GET /projects/:id/jobs?scope[]=pending` with keyset
+//!   pagination (`Link rel="next"`); groups expand to their projects (subgroups included),
+//!   refreshed every [`GitLabSettings::group_refresh`]; instance-wide scope uses the admin
+//!   GraphQL `jobs(statuses: [PENDING])`.
+//! * Rate limits: the jobs-list budget per minute is never exceeded ([`schedule::Budget`]),
+//!   busy projects are polled on every call and dormant ones back off
+//!   ([`schedule::Cadence`]); a `429` blocks every request until its `Retry-After` passed.
+//! * Runners: created with `POST /user/runners`, owned when the description starts with
+//!   `<controller-id>-` and the maintenance note carries [`crate::ports::RUNNER_MARKER`].
+//!   Jobs run so far are counted incrementally ([`counter`]).
+//!
+//! Tokens live only inside the `gitlab` client; no error, log line or `Debug` output of
+//! this module contains one.
+
+mod counter;
+mod dto;
+mod http;
+mod schedule;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use ::http::Method;
+use gitlab::GitlabBuilder;
+use gitlab::api::common::SortOrder;
+use gitlab::api::groups::projects::GroupProjects;
+use gitlab::api::projects::jobs::{JobScope, Jobs};
+use gitlab::api::runners::{
+    AllRunners, DeleteRunner, EditRunner, Runner, RunnerAccessLevel, RunnerJobStatus,
+    RunnerJobs, RunnerJobsOrderBy, Runners,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+use self::counter::{JobCounter, SeenJob};
+use self::http::{Reply, Transport};
+use self::schedule::{Budget, Cadence};
+use crate::model::{PendingJob, RunnerId};
+use crate::ports::{
+    ControllerId, CreateRunner, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner,
+    RunnerScope, runner_maintenance_note, runner_ownership,
+};
+
+/// Page size for every paged list (GitLab's maximum).
+const PER_PAGE: u32 = 100;
+/// Pages read at most per list, so a runaway listing cannot loop forever.
+const MAX_PAGES: u32 = 100;
+
+/// Everything the adapter needs besides the token.
+#[derive(Debug, Clone)]
+pub struct GitLabSettings {
+    /// Instance URL (`http` is allowed for local fakes).
+    pub url: Url,
+    /// Which pending jobs are watched.
+    pub scope: autoscaler_config::Scope,
+    /// Owner of the runners: description prefix and maintenance-note marker.
+    pub controller: ControllerId,
+    /// List runners with the admin `GET /runners/all` (needed for instance runners, which
+    /// `GET /runners` never shows) instead of `GET /runners`.
+    pub list_all_runners: bool,
+    /// Jobs-list requests allowed per minute (GitLab's `project_jobs_api_rate_limit`).
+    pub jobs_per_minute: u32,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// First re-poll delay of a project that had no pending job; doubles per quiet poll.
+    pub quiet_base: Duration,
+    /// Longest delay between two polls of a dormant project.
+    pub dormant_interval: Duration,
+    /// How often group membership (projects, subgroups) is re-read.
+    pub group_refresh: Duration,
+    /// How old a project's last good poll may be and still be reported.
+    pub max_stale: Duration,
+    /// Connection attempts at startup (`GET /api/v4/user`).
+    pub connect_attempts: u32,
+    /// First wait between connection attempts; doubles up to one minute.
+    pub connect_backoff: Duration,
+}
+
+impl GitLabSettings {
+    /// Settings from the validated `[gitlab]` section with the defaults below:
+    /// 600 jobs-list requests per minute, 30 s request timeout, dormant projects polled at
+    /// least every 2 min, groups re-read every 10 min, results stale after 5 min, 8
+    /// connection attempts starting 1 s apart.
+    pub fn from_config(
+        cfg: &autoscaler_config::GitLab,
+        controller: ControllerId,
+        list_all_runners: bool,
+    ) -> Self {
+        GitLabSettings {
+            url: cfg.url.clone(),
+            scope: cfg.scope.clone(),
+            controller,
+            list_all_runners,
+            jobs_per_minute: 600,
+            request_timeout: Duration::from_secs(30),
+            quiet_base: Duration::from_secs(10),
+            dormant_interval: Duration::from_secs(120),
+            group_refresh: Duration::from_secs(600),
+            max_stale: Duration::from_secs(300),
+            connect_attempts: 8,
+            connect_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The GitLab adapter.
+#[derive(Debug)]
+pub struct GitLabAdapter {
+    settings: GitLabSettings,
+    transport: Transport,
+    /// Polling state, held for the whole of one `pending_jobs` call.
+    jobs: Mutex<JobsState>,
+    /// Per-runner job counters, by runner id.
+    counters: Mutex<HashMap<RunnerId, JobCounter>>,
+}
+
+/// Polling state of the pending-jobs scope.
+#[derive(Debug)]
+struct JobsState {
+    budget: Budget,
+    projects: BTreeMap<String, ProjectState>,
+    groups: BTreeMap<String, GroupState>,
+}
+
+/// Last good poll and cadence of one project (key: id or full path, as used in the URL).
+#[derive(Debug)]
+struct ProjectState {
+    cadence: Cadence,
+    last: Option<(Instant, Vec<PendingJob>)>,
+}
+
+/// Expanded projects of one group.
+#[derive(Debug)]
+struct GroupState {
+    read_at: Instant,
+    projects: Vec<u64>,
+}
+
+/// How many requests one `pending_jobs` call made, for tests and debug logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// Projects polled.
+    pub polled: usize,
+    /// Projects skipped because they were not due.
+    pub not_due: usize,
+    /// Projects skipped because the jobs-list budget was spent.
+    pub over_budget: usize,
+}
+
+// === impl GitLabAdapter ===
+
+impl GitLabAdapter {
+    /// Connects (the `gitlab` crate checks `GET /api/v4/user`), retrying transient failures
+    /// with exponential backoff.
+    ///
+    /// # Errors
+    ///
+    /// [`GitLabError::Misconfigured`] for an unusable URL, [`GitLabError::Auth`] when the
+    /// token is refused (not retried), or the last transient error after
+    /// `connect_attempts` tries.
+    pub async fn connect(settings: GitLabSettings, token: SecretString) -> GitLabResult<Self> {
+        let host = host_of(&settings.url)?;
+        let insecure = settings.url.scheme() == "http";
+        let mut wait = settings.connect_backoff;
+        let mut attempt = 1;
+        let client = loop {
+            let mut builder = GitlabBuilder::new(host.clone(), token.expose_secret());
+            if insecure {
+                builder.insecure();
+            }
+            let result = tokio::time::timeout(settings.request_timeout, builder.build_async()).await;
+            let err = match result {
+                Ok(Ok(client)) => break client,
+                Ok(Err(e)) => connect_error(&e),
+                Err(_) => GitLabError::Unreachable {
+                    message: format!("GET /api/v4/user: no answer within {:?}", settings.request_timeout),
+                },
+            };
+            if !err.is_transient() || attempt >= settings.connect_attempts.max(1) {
+                return Err(err);
+            }
+            tracing::warn!(attempt, error = %err, retry_in = ?wait, "gitlab not reachable yet");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(60));
+            attempt += 1;
+        };
+        let transport = Transport::new(client, settings.request_timeout);
+        let jobs = JobsState {
+            budget: Budget::new(settings.jobs_per_minute, Duration::from_secs(60)),
+            projects: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        };
+        Ok(GitLabAdapter {
+            settings,
+            transport,
+            jobs: Mutex::new(jobs),
+            counters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Makes a project due for polling on the next call (a job webhook named it).
+    pub async fn nudge_project(&self, project_id: u64) {
+        let mut st = self.jobs.lock().await;
+        if let Some(p) = st.projects.get_mut(&project_id.to_string()) {
+            p.cadence.nudge();
+        }
+    }
+
+    /// [`GitLab::pending_jobs`] with the poll statistics of this call.
+    ///
+    /// # Errors
+    ///
+    /// As [`GitLab::pending_jobs`].
+    pub async fn pending_jobs_with_stats(&self) -> GitLabResult<(Vec<PendingJob>, PollStats)> {
+        if self.settings.scope.instance {
+            return Ok((self.instance_pending().await?, PollStats::default()));
+        }
+        let mut st = self.jobs.lock().await;
+        let keys = self.scope_projects(&mut st).await?;
+        let mut stats = PollStats::default();
+        let now = Instant::now();
+        // Most overdue first, so a spent budget delays the projects polled most recently.
+        let mut order: Vec<&String> = keys.iter().collect();
+        order.sort_by_key(|k| st.projects.get(*k).and_then(|p| p.cadence.next_due));
+        let mut first_error: Option<GitLabError> = None;
+        for key in order {
+            let state = st.projects.entry(key.clone()).or_insert_with(|| ProjectState {
+                cadence: Cadence::new(),
+                last: None,
+            });
+            if !state.cadence.is_due(now) {
+                stats.not_due += 1;
+                continue;
+            }
+            if matches!(first_error, Some(GitLabError::RateLimited { .. })) {
+                continue;
+            }
+            match self.poll_project(key, &mut st.budget).await {
+                Ok(jobs) => {
+                    stats.polled += 1;
+                    let state = st.projects.entry(key.clone()).or_insert_with(|| ProjectState {
+                        cadence: Cadence::new(),
+                        last: None,
+                    });
+                    state.cadence.polled(
+                        Instant::now(),
+                        jobs.len(),
+                        self.settings.quiet_base,
+                        self.settings.dormant_interval,
+                    );
+                    state.last = Some((Instant::now(), jobs));
+                }
+                Err(GitLabError::BudgetSpent { .. }) => stats.over_budget += 1,
+                Err(GitLabError::NotFound { what }) => {
+                    // A project deleted or out of reach: nothing of it can run here.
+                    tracing::warn!(project = %key, "project not found: {what}");
+                    return Err(GitLabError::NotFound { what });
+                }
+                Err(e) => {
+                    tracing::warn!(project = %key, error = %e, "polling pending jobs failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Report every project's last good list; refuse when one is missing or too old.
+        let now = Instant::now();
+        let mut all: BTreeMap<u64, PendingJob> = BTreeMap::new();
+        for key in &keys {
+            let last = st.projects.get(key).and_then(|p| p.last.as_ref());
+            match last {
+                Some((at, jobs)) if now.saturating_duration_since(*at) <= self.settings.max_stale => {
+                    for j in jobs {
+                        all.insert(j.id, j.clone());
+                    }
+                }
+                _ => {
+                    return Err(first_error.unwrap_or_else(|| GitLabError::BudgetSpent {
+                        what: format!("jobs list of project {key}"),
+                    }));
+                }
+            }
+        }
+        tracing::debug!(?stats, pending = all.len(), "polled pending jobs");
+        Ok((all.into_values().collect(), stats))
+    }
+
+    /// Project keys of the scope: listed projects plus every group's projects.
+    async fn scope_projects(&self, st: &mut JobsState) -> GitLabResult<BTreeSet<String>> {
+        let mut keys: BTreeSet<String> = self
+            .settings
+            .scope
+            .projects
+            .iter()
+            .map(|p| match p {
+                autoscaler_config::ProjectRef::Id(id) => id.to_string(),
+                autoscaler_config::ProjectRef::Path(path) => path.clone(),
+            })
+            .collect();
+        for group in &self.settings.scope.groups {
+            let fresh = st.groups.get(group).is_some_and(|g| {
+                Instant::now().saturating_duration_since(g.read_at) < self.settings.group_refresh
+            });
+            if !fresh {
+                match self.group_projects(group).await {
+                    Ok(projects) => {
+                        st.groups.insert(
+                            group.clone(),
+                            GroupState {
+                                read_at: Instant::now(),
+                                projects,
+                            },
+                        );
+                    }
+                    Err(e) if st.groups.contains_key(group) && e.is_transient() => {
+                        tracing::warn!(group = %group, error = %e, "keeping the last project list of the group");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(g) = st.groups.get(group) {
+                keys.extend(g.projects.iter().map(u64::to_string));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// `GET /groups/:id/projects?include_subgroups=true`, offset-paged.
+    async fn group_projects(&self, group: &str) -> GitLabResult<Vec<u64>> {
+        let ep = GroupProjects::builder()
+            .group(group)
+            .include_subgroups(true)
+            .archived(false)
+            .simple(true)
+            .build()
+            .map_err(|e| misconfigured(format!("group {group:?}: {e}")))?;
+        let what = format!("projects of group {group}");
+        let base = self.transport.url_of(&ep)?;
+        let pages: Vec<dto::Project> = self.offset_pages(&what, base).await?;
+        let mut ids: Vec<u64> = pages.into_iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Every page of an offset-paginated list (`page`, `per_page`, `X-Next-Page`).
+    async fn offset_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        base: Url,
+    ) -> GitLabResult<Vec<T>> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("per_page", &PER_PAGE.to_string())
+                .append_pair("page", &page.to_string());
+            let reply = self.transport.send(what, Method::GET, &url, None).await?;
+            let items: Vec<T> = reply.json(what)?;
+            let short = items.len() < PER_PAGE as usize;
+            out.extend(items);
+            match reply.next_page() {
+                Some(next) if next > page && page < MAX_PAGES => page = next,
+                None if !short && page < MAX_PAGES && reply.headers.get("x-next-page").is_none() => {
+                    page += 1;
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pending jobs of one project, keyset-paged; each page costs one budget unit.
+    async fn poll_project(&self, key: &str, budget: &mut Budget) -> GitLabResult<Vec<PendingJob>> {
+        let ep = Jobs::builder()
+            .project(key)
+            .scope(JobScope::Pending)
+            .build()
+            .map_err(|e| misconfigured(format!("project {key:?}: {e}")))?;
+        let what = format!("pending jobs of project {key}");
+        let mut url = self.transport.url_of(&ep)?;
+        url.query_pairs_mut()
+            .append_pair("pagination", "keyset")
+            .append_pair("per_page", &PER_PAGE.to_string())
+            .append_pair("order_by", "id")
+            .append_pair("sort", "desc");
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            if !budget.try_take(Instant::now()) {
+                return Err(GitLabError::BudgetSpent { what });
+            }
+            let reply = self.transport.send(&what, Method::GET, &url, None).await?;
+            let jobs: Vec<dto::Job> = reply.json(&what)?;
+            out.extend(jobs.into_iter().map(|j| PendingJob {
+                id: j.id,
+                tags: j.tag_list.into_iter().collect(),
+                queued_since: j.created_at,
+            }));
+            match reply.next_link() {
+                Some(next) => {
+                    url = Url::parse(&next).map_err(|e| GitLabError::Unexpected {
+                        what: what.clone(),
+                        message: format!("bad Link next url: {e}"),
+                    })?;
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Instance-wide pending jobs through the admin GraphQL `jobs(statuses: [PENDING])`.
+    async fn instance_pending(&self) -> GitLabResult<Vec<PendingJob>> {
+        const QUERY: &str = "query($after: String) { jobs(statuses: [PENDING], first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { id status tags createdAt queuedAt } } }";
+        let what = "graphql pending jobs";
+        let url = self.transport.instance_url("api/graphql")?;
+        let mut after: Option<String> = None;
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let body = serde_json::json!({ "query": QUERY, "variables": { "after": after } });
+            let reply = self
+                .transport
+                .send(what, Method::POST, &url, Some(("application/json", body.to_string().into_bytes())))
+                .await?;
+            let parsed: dto::GraphQlReply = reply.json(what)?;
+            if let Some(e) = parsed.errors.first() {
+                return Err(GitLabError::Rejected {
+                    status: 200,
+                    what: what.to_string(),
+                    message: e.message.chars().take(200).collect(),
+                });
+            }
+            let jobs = parsed.data.and_then(|d| d.jobs).ok_or_else(|| GitLabError::Unexpected {
+                what: what.to_string(),
+                message: "no data.jobs in the answer".into(),
+            })?;
+            for n in jobs.nodes {
+                let id = dto::gid_number(&n.id).ok_or_else(|| GitLabError::Unexpected {
+                    what: what.to_string(),
+                    message: format!("job id {:?} is not a global id", n.id),
+                })?;
+                out.push(PendingJob {
+                    id,
+                    tags: n.tags.into_iter().collect(),
+                    queued_since: n.queued_at.unwrap_or(n.created_at),
+                });
+            }
+            if !jobs.page_info.has_next_page {
+                break;
+            }
+            after = jobs.page_info.end_cursor;
+            if after.is_none() {
+                break;
+            }
+        }
+        out.sort_by_key(|j| j.id);
+        out.dedup_by_key(|j| j.id);
+        Ok(out)
+    }
+
+    /// One owned runner's details and counters, or `None` when it is not ours.
+    async fn owned_runner(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
+        let ep = Runner::builder()
+            .runner(id)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("runner {id}");
+        let details: dto::RunnerDetails = match self.transport.send_endpoint(&what, &ep).await {
+            Ok(reply) => reply.json(&what)?,
+            // Deleted between the listing and now.
+            Err(GitLabError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let description = details.description.clone().unwrap_or_default();
+        let Some(pool) = runner_ownership(
+            &self.settings.controller,
+            &description,
+            details.maintenance_note.as_deref(),
+        ) else {
+            return Ok(None);
+        };
+        let running_jobs = self.running_jobs(id).await?;
+        let totals = self.job_totals(id).await?;
+        Ok(Some(OwnedRunner {
+            id: details.id,
+            description,
+            pool,
+            paused: details.is_paused(),
+            created_at: details.created_at,
+            contacted_at: details.contacted_at,
+            running_jobs,
+            jobs_run: totals.jobs_run,
+            last_job_at: totals.last_job_at,
+        }))
+    }
+
+    /// Jobs run so far: reads the runner's jobs newest first down to its high-water mark.
+    async fn job_totals(&self, id: RunnerId) -> GitLabResult<counter::Totals> {
+        let mut counters = self.counters.lock().await;
+        let counter = counters.entry(id).or_default();
+        let ep = RunnerJobs::builder()
+            .runner(id)
+            .order_by(RunnerJobsOrderBy::Id)
+            .sort(SortOrder::Descending)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("jobs of runner {id}");
+        let base = self.transport.url_of(&ep)?;
+        let mut seen = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("per_page", &PER_PAGE.to_string())
+                .append_pair("page", &page.to_string());
+            let reply = self.transport.send(&what, Method::GET, &url, None).await?;
+            let jobs: Vec<dto::RunnerJob> = reply.json(&what)?;
+            let short = jobs.len() < PER_PAGE as usize;
+            let reached_mark = jobs.iter().any(|j| j.id <= counter.high_water);
+            seen.extend(jobs.into_iter().map(|j| SeenJob {
+                id: j.id,
+                status: j.status,
+                started_at: j.started_at,
+                finished_at: j.finished_at,
+            }));
+            if short || reached_mark {
+                break;
+            }
+        }
+        Ok(counter.update(&seen))
+    }
+
+    /// Lists candidate runners (description prefix) with `GET /runners` or `/runners/all`.
+    async fn candidate_runners(&self) -> GitLabResult<Vec<RunnerId>> {
+        let prefix = format!("{}-", self.settings.controller);
+        let (what, base) = if self.settings.list_all_runners {
+            let ep = AllRunners::builder().build().map_err(|e| misconfigured(e.to_string()))?;
+            ("all runners", self.transport.url_of(&ep)?)
+        } else {
+            let ep = Runners::builder().build().map_err(|e| misconfigured(e.to_string()))?;
+            ("runners", self.transport.url_of(&ep)?)
+        };
+        let runners: Vec<dto::Runner> = self.offset_pages(what, base).await?;
+        let mut ids: Vec<RunnerId> = runners
+            .into_iter()
+            .filter(|r| r.description.as_deref().is_some_and(|d| d.starts_with(&prefix)))
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+impl GitLab for GitLabAdapter {
+    async fn pending_jobs(&self) -> GitLabResult<Vec<PendingJob>> {
+        Ok(self.pending_jobs_with_stats().await?.0)
+    }
+
+    async fn owned_runners(&self) -> GitLabResult<Vec<OwnedRunner>> {
+        let ids = self.candidate_runners().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(r) = self.owned_runner(*id).await? {
+                out.push(r);
+            }
+        }
+        // Forget counters of runners that are gone.
+        self.counters.lock().await.retain(|k, _| ids.contains(k));
+        Ok(out)
+    }
+
+    async fn create_runner(&self, req: CreateRunner) -> GitLabResult<NewRunner> {
+        let prefix = format!("{}-", self.settings.controller);
+        if !req.description.starts_with(&prefix) {
+            return Err(misconfigured(format!(
+                "runner description {:?} must start with {prefix:?}",
+                req.description
+            )));
+        }
+        let note = runner_maintenance_note(&self.settings.controller, &req.pool);
+        let mut b = gitlab::api::users::CreateRunner::builder();
+        match req.scope {
+            RunnerScope::Instance => b.instance(),
+            RunnerScope::Group(g) => b.group(g),
+            RunnerScope::Project(p) => b.project(p),
+        };
+        b.description(req.description.as_str())
+            .maintenance_note(note.as_str())
+            .run_untagged(req.run_untagged)
+            .locked(req.locked)
+            .paused(false)
+            .access_level(if req.ref_protected {
+                RunnerAccessLevel::RefProtected
+            } else {
+                RunnerAccessLevel::NotProtected
+            })
+            .tags(req.tags.iter().map(String::as_str));
+        if let Some(t) = req.maximum_timeout {
+            b.maximum_timeout(t);
+        }
+        let ep = b.build().map_err(|e| misconfigured(format!("runner {:?}: {e}", req.description)))?;
+        let what = format!("create runner {}", req.description);
+        let reply = self.transport.send_endpoint(&what, &ep).await?;
+        let created: dto::CreatedRunner = reply.json(&what)?;
+        tracing::info!(runner_id = created.id, description = %req.description, "created runner");
+        Ok(NewRunner {
+            id: created.id,
+            token: SecretString::from(created.token),
+        })
+    }
+
+    async fn set_paused(&self, id: RunnerId, paused: bool) -> GitLabResult<()> {
+        let ep = EditRunner::builder()
+            .runner(id)
+            .paused(paused)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("pause runner {id}");
+        self.transport.send_endpoint(&what, &ep).await.map(|_| ())
+    }
+
+    async fn running_jobs(&self, id: RunnerId) -> GitLabResult<u32> {
+        let ep = RunnerJobs::builder()
+            .runner(id)
+            .status(RunnerJobStatus::Running)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("running jobs of runner {id}");
+        let base = self.transport.url_of(&ep)?;
+        let jobs: Vec<dto::RunnerJob> = self.offset_pages(&what, base).await?;
+        Ok(u32::try_from(jobs.len()).unwrap_or(u32::MAX))
+    }
+
+    async fn delete_runner(&self, id: RunnerId) -> GitLabResult<()> {
+        let ep = DeleteRunner::builder()
+            .runner(id)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("delete runner {id}");
+        match self.transport.send_endpoint(&what, &ep).await {
+            Ok(_) | Err(GitLabError::NotFound { .. }) => {
+                self.counters.lock().await.remove(&id);
+                tracing::info!(runner_id = id, "deleted runner");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn misconfigured(message: String) -> GitLabError {
+    GitLabError::Misconfigured { message }
+}
+
+/// `host[:port][/path]` as the `gitlab` crate wants it.
+fn host_of(url: &Url) -> GitLabResult<String> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| misconfigured(format!("gitlab.url {url} has no host")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(misconfigured(format!("gitlab.url {url} must be http or https")));
+    }
+    let mut out = host.to_string();
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    let path = url.path().trim_end_matches('/');
+    out.push_str(path);
+    Ok(out)
+}
+
+/// Classifies a failure of the client construction (`GET /api/v4/user`).
+fn connect_error(e: &gitlab::GitlabError) -> GitLabError {
+    use gitlab::api::ApiError;
+    let what = "GET /api/v4/user";
+    let status = match e {
+        gitlab::GitlabError::Api { source } => match source {
+            ApiError::GitlabService { status, .. }
+            | ApiError::GitlabWithStatus { status, .. }
+            | ApiError::GitlabObjectWithStatus { status, .. }
+            | ApiError::GitlabUnrecognizedWithStatus { status, .. } => Some(*status),
+            ApiError::GitlabRateLimited { .. } => Some(::http::StatusCode::TOO_MANY_REQUESTS),
+            ApiError::Client { .. } => None,
+            _ => {
+                return GitLabError::Unexpected {
+                    what: what.into(),
+                    message: source.to_string(),
+                };
+            }
+        },
+        gitlab::GitlabError::Http { status } => Some(*status),
+        gitlab::GitlabError::UrlParse { source } => {
+            return misconfigured(format!("gitlab.url: {source}"));
+        }
+        _ => None,
+    };
+    match status {
+        Some(s) => self::http::classify(what, s, b"").err().unwrap_or_else(|| GitLabError::Unexpected {
+            what: what.into(),
+            message: format!("status {s}"),
+        }),
+        None => GitLabError::Unreachable {
+            message: format!("{what}: {e}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_of_keeps_port_and_path_prefix() -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(host_of(&Url::parse("http://127.0.0.1:8080/")?)?, "127.0.0.1:8080");
+        assert_eq!(host_of(&Url::parse("https://example.com/gitlab/")?)?, "example.com/gitlab");
+        assert!(host_of(&Url::parse("ftp://example.com")?).is_err());
+        Ok(())
+    }
+}
