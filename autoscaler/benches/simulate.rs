@@ -16,7 +16,11 @@ fn spec() -> sim::SimSpec {
     )
     .unwrap();
     sim::SimSpec {
-        pools: config.pools.iter().map(autoscaler::settings::sim_pool).collect(),
+        pools: config
+            .pools
+            .iter()
+            .map(autoscaler::settings::sim_pool)
+            .collect(),
         poll_interval: config.controller.poll_interval,
         cloud: sim::world::CloudModel::default(),
         backoff: autoscaler::model::Backoff::default(),
@@ -46,11 +50,7 @@ fn time<F: FnMut()>(label: &str, runs: usize, mut f: F) {
 
 fn main() {
     let spec = spec();
-    let week = Trace::parse(
-        include_str!("../data/release-week.csv"),
-        "release-week.csv",
-    )
-    .unwrap();
+    let week = Trace::parse(include_str!("../data/release-week.csv"), "release-week.csv").unwrap();
     let big = sim::synthetic::week(6000, 1);
     println!(
         "traces: {} ({} jobs), {} ({} jobs)",

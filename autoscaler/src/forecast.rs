@@ -84,7 +84,8 @@ impl ArrivalHistory {
         let minute = chrono::TimeDelta::minutes(1);
         // Clock-aligned minutes: scheduled pipelines start on the minute, so a burst falls
         // in one slice instead of being split between two sliding windows.
-        let base = now - chrono::TimeDelta::seconds(i64::from(now.second()))
+        let base = now
+            - chrono::TimeDelta::seconds(i64::from(now.second()))
             - chrono::TimeDelta::nanoseconds(i64::from(now.nanosecond()));
         let slices = settings.lookahead.as_secs().div_ceil(60).max(1) as i32;
         let count = |from: Timestamp| {
@@ -139,9 +140,21 @@ mod tests {
         let h = history(&[2, 3], 1, 0, 18);
         let s = ForecastSettings::default();
         assert_eq!(h.expected("p", at(4, 0, 57, 0), s), 18);
-        assert_eq!(h.expected("p", at(4, 0, 54, 0), s), 0, "outside the look-ahead");
-        assert_eq!(h.expected("p", at(4, 1, 1, 0), s), 0, "after the burst minute");
-        assert_eq!(h.expected("p", at(4, 1, 0, 30), s), 18, "during the burst minute");
+        assert_eq!(
+            h.expected("p", at(4, 0, 54, 0), s),
+            0,
+            "outside the look-ahead"
+        );
+        assert_eq!(
+            h.expected("p", at(4, 1, 1, 0), s),
+            0,
+            "after the burst minute"
+        );
+        assert_eq!(
+            h.expected("p", at(4, 1, 0, 30), s),
+            18,
+            "during the burst minute"
+        );
     }
 
     #[test]

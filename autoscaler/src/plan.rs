@@ -30,8 +30,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Backoff, FailureHistory, Observed, PoolPolicy, Policy, QuotaHeadroom, RunnerId, Timestamp,
-    Vm, VmId, chrono_duration,
+    Backoff, FailureHistory, Observed, Policy, PoolPolicy, QuotaHeadroom, RunnerId, Timestamp, Vm,
+    VmId, chrono_duration,
 };
 use crate::model::{CloudPhase, RunnerView};
 
@@ -541,8 +541,8 @@ impl<'a> PoolCtx<'a> {
         let parked_idx: Vec<usize> = (0..classified.len())
             .filter(|&i| usable(&classified[i]) && classified[i].state == VmState::Parked)
             .collect();
-        let active = classified.iter().filter(|c| usable(c)).count() as u32
-            - parked_idx.len() as u32;
+        let active =
+            classified.iter().filter(|c| usable(c)).count() as u32 - parked_idx.len() as u32;
 
         let mut unparked = 0u32;
         let mut caps = Vec::new();

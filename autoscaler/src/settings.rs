@@ -65,7 +65,12 @@ pub fn period_summary(pool: &Pool, t: Timestamp) -> String {
         Some(i) => {
             let p = &pool.periods[i];
             let schedules: Vec<&str> = p.schedules.iter().map(|s| s.source()).collect();
-            format!("period #{} ({}, {})", i + 1, schedules.join(", "), p.timezone)
+            format!(
+                "period #{} ({}, {})",
+                i + 1,
+                schedules.join(", "),
+                p.timezone
+            )
         }
         None => "base policy (no period matches)".to_string(),
     };

@@ -51,14 +51,27 @@ fn validate_names_file_line_column_and_key_of_each_broken_example() {
         assert_eq!(o.status.code(), Some(1), "{file}: {}", stdout(&o));
         let out = stdout(&o);
         let errors: Vec<&str> = out.lines().filter(|l| l.starts_with(&path)).collect();
-        assert_eq!(errors.len(), 2, "{file}: one error line plus the count:\n{out}");
+        assert_eq!(
+            errors.len(),
+            2,
+            "{file}: one error line plus the count:\n{out}"
+        );
         let first = errors[0];
         let rest = &first[path.len()..];
         let mut parts = rest.splitn(4, ':');
         assert_eq!(parts.next(), Some(""), "{first}");
-        assert!(parts.next().unwrap().parse::<usize>().is_ok(), "line in {first}");
-        assert!(parts.next().unwrap().parse::<usize>().is_ok(), "column in {first}");
-        assert!(first.contains(key), "{file}: key `{key}` not named in {first}");
+        assert!(
+            parts.next().unwrap().parse::<usize>().is_ok(),
+            "line in {first}"
+        );
+        assert!(
+            parts.next().unwrap().parse::<usize>().is_ok(),
+            "column in {first}"
+        );
+        assert!(
+            first.contains(key),
+            "{file}: key `{key}` not named in {first}"
+        );
         assert!(out.ends_with("1 error(s)\n"), "{out}");
     }
 }
@@ -76,7 +89,10 @@ fn simulate_with_no_arguments_runs_the_embedded_reference() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("1602 jobs"), "{out}");
-    assert!(out.contains("pool non-privileged at trace start: period #1"), "{out}");
+    assert!(
+        out.contains("pool non-privileged at trace start: period #1"),
+        "{out}"
+    );
     assert!(out.contains("autoscaler"), "{out}");
 }
 
@@ -140,14 +156,21 @@ fn simulate_reports_a_bad_trace_row_by_file_and_line() {
     let o = autoscaler(&["simulate", "--trace", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("bad.csv:3: submitted_at `not-a-time`"), "{err}");
+    assert!(
+        err.contains("bad.csv:3: submitted_at `not-a-time`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn simulate_rejects_a_sweep_of_an_unknown_key() {
     let o = autoscaler(&["simulate", "--sweep", "limit=1..3"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("only `idle_count` can be swept"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("only `idle_count` can be swept"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -162,10 +185,17 @@ fn bootstrap_render_redacts_secrets_by_default() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("#cloud-config"), "{}", &out[..80.min(out.len())]);
+    assert!(
+        out.starts_with("#cloud-config"),
+        "{}",
+        &out[..80.min(out.len())]
+    );
     assert!(out.contains("[REDACTED]"));
     assert!(out.contains("qemu-user-static") && out.contains("binfmt-support"));
-    assert!(out.contains("privileged = true"), "privileged pool runs privileged containers");
+    assert!(
+        out.contains("privileged = true"),
+        "privileged pool runs privileged containers"
+    );
 }
 
 #[test]

@@ -66,7 +66,10 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<i32> {
 
 fn check_args(args: &SimulateArgs) -> anyhow::Result<()> {
     if !(args.boot_median > 0.0 && args.boot_median.is_finite()) {
-        bail!("--boot-median must be a positive number of seconds, got {}", args.boot_median);
+        bail!(
+            "--boot-median must be a positive number of seconds, got {}",
+            args.boot_median
+        );
     }
     if !(args.boot_sigma >= 0.0 && args.boot_sigma.is_finite()) {
         bail!("--boot-sigma must be >= 0, got {}", args.boot_sigma);
@@ -222,7 +225,13 @@ fn run_sweep(
             let _ = writeln!(
                 o,
                 "{:>10} | {:>10} {:>10} {:>9} | {:>10} {:>10} {:>9}",
-                "idle_count", "ours p95 s", "ours VM-h", "ours idle", "d+m p95 s", "d+m VM-h", "d+m idle"
+                "idle_count",
+                "ours p95 s",
+                "ours VM-h",
+                "ours idle",
+                "d+m p95 s",
+                "d+m VM-h",
+                "d+m idle"
             );
             for p in &points {
                 let _ = writeln!(
@@ -294,11 +303,19 @@ fn text_report(config: &Config, trace: &Trace, spec: &SimSpec, reports: &[Policy
     }
     let unrunnable = reports.first().map_or(0, |r| r.unrunnable);
     if unrunnable > 0 {
-        let _ = writeln!(o, "{unrunnable} job(s) match no pool's tags and are left out");
+        let _ = writeln!(
+            o,
+            "{unrunnable} job(s) match no pool's tags and are left out"
+        );
     }
     let bound = reports.iter().find(|r| r.name == "clairvoyant");
     let _ = writeln!(o);
-    table(&mut o, "all pools", reports.iter().map(|r| (&r.name, &r.total)).collect(), bound.map(|b| &b.total));
+    table(
+        &mut o,
+        "all pools",
+        reports.iter().map(|r| (&r.name, &r.total)).collect(),
+        bound.map(|b| &b.total),
+    );
     for (i, pool) in config.pools.iter().enumerate() {
         let rows = reports
             .iter()
@@ -310,7 +327,11 @@ fn text_report(config: &Config, trace: &Trace, spec: &SimSpec, reports: &[Policy
     }
     for r in reports {
         if r.killed_jobs > 0 {
-            let _ = writeln!(o, "\nWARNING: {} refused to delete a busy VM {} times", r.name, r.killed_jobs);
+            let _ = writeln!(
+                o,
+                "\nWARNING: {} refused to delete a busy VM {} times",
+                r.name, r.killed_jobs
+            );
         }
     }
     o
@@ -333,7 +354,9 @@ fn table(o: &mut String, title: &str, cols: Vec<(&String, &Figures)>, bound: Opt
         ("VM-hours", |f| format!("{:.1}", f.vm_hours)),
         ("busy VM-hours", |f| format!("{:.1}", f.busy_vm_hours)),
         ("utilisation", |f| format!("{:.1}%", f.utilisation * 100.0)),
-        ("idle share of VM-hours", |f| format!("{:.1}%", f.idle_share * 100.0)),
+        ("idle share of VM-hours", |f| {
+            format!("{:.1}%", f.idle_share * 100.0)
+        }),
         ("peak VMs", |f| f.peak_vms.to_string()),
         ("creates", |f| f.creates.to_string()),
         ("deletes", |f| f.deletes.to_string()),
@@ -398,7 +421,10 @@ fn json_report(trace: &Trace, spec: &SimSpec, reports: &[PolicyReport]) -> anyho
                 pools: r
                     .pools
                     .iter()
-                    .map(|(n, f)| PoolFig { name: n, figures: f })
+                    .map(|(n, f)| PoolFig {
+                        name: n,
+                        figures: f,
+                    })
                     .collect(),
             })
             .collect(),

@@ -17,11 +17,7 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
         }
         Err(errors) => {
             println!("{errors}");
-            println!(
-                "{}: {} error(s)",
-                args.config.display(),
-                errors.len()
-            );
+            println!("{}: {} error(s)", args.config.display(), errors.len());
             Ok(1)
         }
     }

@@ -336,7 +336,11 @@ fn without_parking_surplus_stays_unpaused_until_idle_time_then_drains() {
     p.park_surplus = false;
     let fresh = VmB::new("fresh").idle_for(mins(10)).vm();
     let stale = VmB::new("stale").idle_for(mins(61)).vm();
-    let plan = plan(&observed(vec![], vec![fresh, stale]), &policy(vec![p]), t0());
+    let plan = plan(
+        &observed(vec![], vec![fresh, stale]),
+        &policy(vec![p]),
+        t0(),
+    );
     assert_eq!(
         paused(&plan),
         vec![(
@@ -400,7 +404,11 @@ fn retired_vm_is_deleted_once_paused_and_idle_and_replaced() {
     let vm = VmB::new("a").paused().jobs_run(100).vm();
     let plan = plan(&observed(vec![], vec![vm]), &policy(vec![p]), t0());
     assert_eq!(deleted(&plan), vec!["a".to_string()]);
-    assert_eq!(creates(&plan, "p"), 1, "the idle floor creates its replacement");
+    assert_eq!(
+        creates(&plan, "p"),
+        1,
+        "the idle floor creates its replacement"
+    );
 }
 
 #[test]
@@ -574,44 +582,44 @@ fn deleting_servers_count_towards_the_limit() {
 
 fn arb_vm(i: usize) -> impl Strategy<Value = Vm> {
     (
-        0u8..5,          // phase / runner shape
-        0i64..200,       // age in minutes
-        any::<bool>(),   // paused
-        0u32..3,         // running jobs
-        0u32..120,       // jobs run
-        0i64..200,       // idle minutes
+        0u8..5,                    // phase / runner shape
+        0i64..200,                 // age in minutes
+        any::<bool>(),             // paused
+        0u32..3,                   // running jobs
+        0u32..120,                 // jobs run
+        0i64..200,                 // idle minutes
         prop::bool::weighted(0.2), // second pool
     )
-        .prop_map(move |(shape, age, paused, running, jobs_run, idle, second)| {
-            let id = format!("vm{i:03}");
-            let mut b = VmB::new(&id).idle_for(mins(idle.min(age)));
-            b = match shape {
-                0 => b.building(),
-                1 => b.booting(),
-                2 => b.error(),
-                3 => b.no_runner(),
-                _ => b,
-            };
-            b = b.age(mins(age));
-            let mut vm = b.vm();
-            vm.pool = if second { "q".into() } else { "p".into() };
-            if let Some(r) = vm.runner.as_mut() {
-                if r.contacted_at.is_some() {
-                    r.paused = paused;
-                    r.running_jobs = running;
-                    r.jobs_run = jobs_run.max(running);
+        .prop_map(
+            move |(shape, age, paused, running, jobs_run, idle, second)| {
+                let id = format!("vm{i:03}");
+                let mut b = VmB::new(&id).idle_for(mins(idle.min(age)));
+                b = match shape {
+                    0 => b.building(),
+                    1 => b.booting(),
+                    2 => b.error(),
+                    3 => b.no_runner(),
+                    _ => b,
+                };
+                b = b.age(mins(age));
+                let mut vm = b.vm();
+                vm.pool = if second { "q".into() } else { "p".into() };
+                if let Some(r) = vm.runner.as_mut() {
+                    if r.contacted_at.is_some() {
+                        r.paused = paused;
+                        r.running_jobs = running;
+                        r.jobs_run = jobs_run.max(running);
+                    }
                 }
-            }
-            vm
-        })
+                vm
+            },
+        )
 }
 
 fn arb_observed() -> impl Strategy<Value = Observed> {
     (
         prop::collection::vec(0u8..4, 0..40),
-        (0usize..30).prop_flat_map(|n| {
-            (0..n).map(arb_vm).collect::<Vec<_>>()
-        }),
+        (0usize..30).prop_flat_map(|n| (0..n).map(arb_vm).collect::<Vec<_>>()),
         prop::option::of(0u32..30),
     )
         .prop_map(|(job_kinds, vms, quota)| {

@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
+use super::report::PolicyReport;
 use super::world::{Phase, Secs, World};
 use super::{LimitsCache, PeriodRule, SimSpec, Trace, ts};
+use crate::forecast::ArrivalHistory;
 use crate::model::{
     CloudPhase, FailureHistory, Observed, PendingJob, Policy, RunnerView, Vm, VmId,
 };
-use crate::forecast::ArrivalHistory;
 use crate::plan::{Action, plan};
-use super::report::PolicyReport;
 
 /// Seconds after a failed create request before the server shows ERROR.
 const ERROR_AFTER_S: Secs = 20;
@@ -118,7 +118,9 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
 }
 
 fn index(vm: &VmId) -> usize {
-    vm.0.get(2..).and_then(|s| s.parse().ok()).unwrap_or(usize::MAX)
+    vm.0.get(2..)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 /// Builds the planner's snapshot from the simulated world, as `observe` does from the APIs.

@@ -85,12 +85,7 @@ pub struct PolicyReport {
 
 impl PolicyReport {
     /// Computes the figures from a finished world.
-    pub fn from_world(
-        name: &str,
-        world: &World<'_>,
-        pools: &[SimPool],
-        end: Secs,
-    ) -> Self {
+    pub fn from_world(name: &str, world: &World<'_>, pools: &[SimPool], end: Secs) -> Self {
         let n = pools.len();
         let mut per: Vec<Figures> = vec![Figures::default(); n];
         let mut waits: Vec<Vec<Secs>> = vec![Vec::new(); n];

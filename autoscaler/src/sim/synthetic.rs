@@ -28,7 +28,12 @@ pub fn week(jobs: usize, seed: u64) -> Trace {
         }
         t
     };
-    let push = |out: &mut Vec<TraceJob>, at: chrono::DateTime<chrono::Utc>, d: u32, p: bool, pl: u64, st: u32| {
+    let push = |out: &mut Vec<TraceJob>,
+                at: chrono::DateTime<chrono::Utc>,
+                d: u32,
+                p: bool,
+                pl: u64,
+                st: u32| {
         out.push(TraceJob {
             submitted: at,
             duration_s: d,
@@ -58,10 +63,24 @@ pub fn week(jobs: usize, seed: u64) -> Trace {
                 + chrono::Duration::days(day)
                 + chrono::Duration::seconds(8 * 3600 + (rng.next_u64() % (8 * 3600)) as i64);
             for _ in 0..24 {
-                push(&mut out, at, 700 + (rng.next_u64() % 200) as u32, false, pipeline, 0);
+                push(
+                    &mut out,
+                    at,
+                    700 + (rng.next_u64() % 200) as u32,
+                    false,
+                    pipeline,
+                    0,
+                );
             }
             for _ in 0..3 {
-                push(&mut out, at, 900 + (rng.next_u64() % 300) as u32, true, pipeline, 0);
+                push(
+                    &mut out,
+                    at,
+                    900 + (rng.next_u64() % 300) as u32,
+                    true,
+                    pipeline,
+                    0,
+                );
             }
         }
     }
@@ -79,7 +98,14 @@ pub fn week(jobs: usize, seed: u64) -> Trace {
         }
         let next = at + chrono::Duration::seconds(i64::from(stage_end));
         for _ in 0..2 {
-            push(&mut out, next, 60 + (rng.next_u64() % 300) as u32, false, pipeline, 1);
+            push(
+                &mut out,
+                next,
+                60 + (rng.next_u64() % 300) as u32,
+                false,
+                pipeline,
+                1,
+            );
         }
     }
     out.truncate(jobs.max(1));

@@ -160,10 +160,18 @@ fn docker_machine_with_idle_count_zero_boots_a_machine_per_job_on_demand() {
 #[test]
 fn limit_caps_vms_and_jobs_queue_behind_it() {
     let spec = spec_with(vec![one_pool(0, 4, 0)]);
-    for r in [ours::run(&burst(12, 300), &spec), dm::run(&burst(12, 300), &spec)] {
+    for r in [
+        ours::run(&burst(12, 300), &spec),
+        dm::run(&burst(12, 300), &spec),
+    ] {
         assert!(r.total.peak_vms <= 4, "{}: {:?}", r.name, r.total);
         assert_eq!(r.total.unstarted, 0, "{}", r.name);
-        assert!(r.total.wait_max_s >= 2.0 * 300.0, "{}: {:?}", r.name, r.total);
+        assert!(
+            r.total.wait_max_s >= 2.0 * 300.0,
+            "{}: {:?}",
+            r.name,
+            r.total
+        );
     }
 }
 
@@ -181,7 +189,11 @@ fn max_builds_retires_vms_and_replaces_them() {
 fn clairvoyant_bound_of_one_job_is_its_duration_plus_one_boot() {
     let spec = spec_with(vec![one_pool(0, 4, 0)]);
     let r = bound::clairvoyant(&burst(1, 100), &spec);
-    assert!((r.total.vm_hours - 190.0 / 3600.0).abs() < 1e-9, "{:?}", r.total);
+    assert!(
+        (r.total.vm_hours - 190.0 / 3600.0).abs() < 1e-9,
+        "{:?}",
+        r.total
+    );
 }
 
 #[test]
@@ -189,7 +201,11 @@ fn clairvoyant_bound_keeps_a_vm_through_a_gap_shorter_than_a_boot() {
     let spec = spec_with(vec![one_pool(0, 4, 0)]);
     // Two 100 s jobs 130 s apart: 30 s gap < 90 s boot: keep the VM.
     let r = bound::clairvoyant(&sequential(2, 130, 100), &spec);
-    assert!((r.total.vm_hours - (90.0 + 230.0) / 3600.0).abs() < 1e-9, "{:?}", r.total);
+    assert!(
+        (r.total.vm_hours - (90.0 + 230.0) / 3600.0).abs() < 1e-9,
+        "{:?}",
+        r.total
+    );
 }
 
 #[test]
@@ -212,11 +228,25 @@ fn reference_week_beats_docker_machine_on_the_same_settings() {
     for r in &reports {
         assert_eq!(r.total.unstarted, 0, "{}", r.name);
         assert_eq!(r.killed_jobs, 0, "{}", r.name);
-        assert!(r.total.vm_hours + 1e-9 >= bound.total.vm_hours, "{} under the bound", r.name);
+        assert!(
+            r.total.vm_hours + 1e-9 >= bound.total.vm_hours,
+            "{} under the bound",
+            r.name
+        );
     }
-    assert!(ours.total.vm_hours <= 1.02 * dm.total.vm_hours, "{:?} vs {:?}", ours.total, dm.total);
+    assert!(
+        ours.total.vm_hours <= 1.02 * dm.total.vm_hours,
+        "{:?} vs {:?}",
+        ours.total,
+        dm.total
+    );
     assert!(dm.total.wait_p95_s > 90.0);
-    assert!(ours.total.wait_p95_s <= 0.5 * dm.total.wait_p95_s, "{:?} vs {:?}", ours.total, dm.total);
+    assert!(
+        ours.total.wait_p95_s <= 0.5 * dm.total.wait_p95_s,
+        "{:?} vs {:?}",
+        ours.total,
+        dm.total
+    );
     assert!(ours.total.wait_p99_s <= dm.total.wait_p99_s);
     assert!(floor.total.wait_p95_s <= ours.total.wait_p95_s);
 }

@@ -116,9 +116,12 @@ impl Trace {
             let submitted = chrono::DateTime::parse_from_rfc3339(f[0])
                 .map_err(|e| err(format!("submitted_at `{}` is not RFC 3339: {e}", f[0])))?
                 .with_timezone(&chrono::Utc);
-            let duration_s = f[1]
-                .parse::<u32>()
-                .map_err(|_| err(format!("duration_s `{}` is not a whole number of seconds", f[1])))?;
+            let duration_s = f[1].parse::<u32>().map_err(|_| {
+                err(format!(
+                    "duration_s `{}` is not a whole number of seconds",
+                    f[1]
+                ))
+            })?;
             let tags = f[2]
                 .split(';')
                 .map(str::trim)
@@ -194,8 +197,11 @@ mod tests {
 
     #[test]
     fn header_only_is_empty() {
-        let e = Trace::parse("submitted_at,duration_s,tags,project,pipeline,stage\n", "t.csv")
-            .unwrap_err();
+        let e = Trace::parse(
+            "submitted_at,duration_s,tags,project,pipeline,stage\n",
+            "t.csv",
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "t.csv: the trace holds no job");
     }
 }
