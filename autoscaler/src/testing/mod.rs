@@ -6,4 +6,3 @@
 //! run with paused time.
 
 pub mod cloud;
-pub mod gitlab;
