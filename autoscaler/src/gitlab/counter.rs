@@ -64,7 +64,9 @@ impl JobCounter {
         for j in &above {
             last = last.max(j.last_at());
         }
-        let jobs_run = self.counted.saturating_add(u32::try_from(above.len()).unwrap_or(u32::MAX));
+        let jobs_run = self
+            .counted
+            .saturating_add(u32::try_from(above.len()).unwrap_or(u32::MAX));
         // Advance the mark over the oldest jobs that are finished.
         for j in above.iter().take_while(|j| j.is_terminal()) {
             self.high_water = j.id;
@@ -100,7 +102,11 @@ mod tests {
         assert_eq!(t.jobs_run, 2);
         assert_eq!(c.high_water, 3);
         // The next listing repeats old jobs: they are ignored.
-        let t = c.update(&[job(5, "running", 5), job(3, "success", 3), job(1, "failed", 1)]);
+        let t = c.update(&[
+            job(5, "running", 5),
+            job(3, "success", 3),
+            job(1, "failed", 1),
+        ]);
         assert_eq!(t.jobs_run, 3);
         assert_eq!(c.high_water, 3, "a running job holds the mark");
         let t = c.update(&[job(5, "success", 6)]);

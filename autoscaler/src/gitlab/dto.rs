@@ -51,9 +51,7 @@ pub(crate) struct RunnerDetails {
 impl RunnerDetails {
     /// `paused`, or `!active` on GitLab versions that only send the deprecated field.
     pub fn is_paused(&self) -> bool {
-        self.paused
-            .or(self.active.map(|a| !a))
-            .unwrap_or(false)
+        self.paused.or(self.active.map(|a| !a)).unwrap_or(false)
     }
 }
 
@@ -137,9 +135,8 @@ mod tests {
 
     #[test]
     fn paused_falls_back_to_inverted_active() -> Result<(), serde_json::Error> {
-        let old: RunnerDetails = serde_json::from_str(
-            r#"{"id":1,"active":false,"created_at":"2024-01-01T00:00:00Z"}"#,
-        )?;
+        let old: RunnerDetails =
+            serde_json::from_str(r#"{"id":1,"active":false,"created_at":"2024-01-01T00:00:00Z"}"#)?;
         assert!(old.is_paused());
         let new: RunnerDetails = serde_json::from_str(
             r#"{"id":1,"active":false,"paused":false,"created_at":"2024-01-01T00:00:00Z"}"#,

@@ -87,12 +87,12 @@ impl Transport {
 
     /// URL of a typed endpoint, query string included.
     pub fn url_of<E: Endpoint>(&self, ep: &E) -> GitLabResult<Url> {
-        let mut url = self
-            .client
-            .rest_endpoint(&ep.endpoint())
-            .map_err(|e| GitLabError::Misconfigured {
-                message: format!("cannot build url for {}: {e}", ep.endpoint()),
-            })?;
+        let mut url =
+            self.client
+                .rest_endpoint(&ep.endpoint())
+                .map_err(|e| GitLabError::Misconfigured {
+                    message: format!("cannot build url for {}: {e}", ep.endpoint()),
+                })?;
         ep.parameters().add_to_url(&mut url);
         Ok(url)
     }
@@ -283,8 +283,17 @@ mod tests {
 
     #[test]
     fn statuses_are_classified_for_retry() {
-        let e = |s: u16| classify("x", StatusCode::from_u16(s).unwrap_or(StatusCode::OK), b"{}");
-        assert!(matches!(e(502), Err(GitLabError::Server { status: 502, .. })));
+        let e = |s: u16| {
+            classify(
+                "x",
+                StatusCode::from_u16(s).unwrap_or(StatusCode::OK),
+                b"{}",
+            )
+        };
+        assert!(matches!(
+            e(502),
+            Err(GitLabError::Server { status: 502, .. })
+        ));
         assert!(matches!(e(401), Err(GitLabError::Auth { .. })));
         assert!(matches!(e(404), Err(GitLabError::NotFound { .. })));
         assert!(matches!(e(400), Err(GitLabError::Rejected { .. })));
@@ -307,7 +316,10 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds() {
         let mut h = HeaderMap::new();
-        h.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("17"));
+        h.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("17"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::from_secs(17)));
         h.insert(
             http::header::RETRY_AFTER,

@@ -32,8 +32,8 @@ use gitlab::api::common::SortOrder;
 use gitlab::api::groups::projects::GroupProjects;
 use gitlab::api::projects::jobs::{JobScope, Jobs};
 use gitlab::api::runners::{
-    AllRunners, DeleteRunner, EditRunner, Runner, RunnerAccessLevel, RunnerJobStatus,
-    RunnerJobs, RunnerJobsOrderBy, Runners,
+    AllRunners, DeleteRunner, EditRunner, Runner, RunnerAccessLevel, RunnerJobStatus, RunnerJobs,
+    RunnerJobsOrderBy, Runners,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use self::counter::{JobCounter, SeenJob};
-use self::http::{Reply, Transport};
+use self::http::Transport;
 use self::schedule::{Budget, Cadence};
 use crate::model::{PendingJob, RunnerId};
 use crate::ports::{
@@ -176,12 +176,16 @@ impl GitLabAdapter {
             if insecure {
                 builder.insecure();
             }
-            let result = tokio::time::timeout(settings.request_timeout, builder.build_async()).await;
+            let result =
+                tokio::time::timeout(settings.request_timeout, builder.build_async()).await;
             let err = match result {
                 Ok(Ok(client)) => break client,
                 Ok(Err(e)) => connect_error(&e),
                 Err(_) => GitLabError::Unreachable {
-                    message: format!("GET /api/v4/user: no answer within {:?}", settings.request_timeout),
+                    message: format!(
+                        "GET /api/v4/user: no answer within {:?}",
+                        settings.request_timeout
+                    ),
                 },
             };
             if !err.is_transient() || attempt >= settings.connect_attempts.max(1) {
@@ -232,10 +236,13 @@ impl GitLabAdapter {
         order.sort_by_key(|k| st.projects.get(*k).and_then(|p| p.cadence.next_due));
         let mut first_error: Option<GitLabError> = None;
         for key in order {
-            let state = st.projects.entry(key.clone()).or_insert_with(|| ProjectState {
-                cadence: Cadence::new(),
-                last: None,
-            });
+            let state = st
+                .projects
+                .entry(key.clone())
+                .or_insert_with(|| ProjectState {
+                    cadence: Cadence::new(),
+                    last: None,
+                });
             if !state.cadence.is_due(now) {
                 stats.not_due += 1;
                 continue;
@@ -246,10 +253,13 @@ impl GitLabAdapter {
             match self.poll_project(key, &mut st.budget).await {
                 Ok(jobs) => {
                     stats.polled += 1;
-                    let state = st.projects.entry(key.clone()).or_insert_with(|| ProjectState {
-                        cadence: Cadence::new(),
-                        last: None,
-                    });
+                    let state = st
+                        .projects
+                        .entry(key.clone())
+                        .or_insert_with(|| ProjectState {
+                            cadence: Cadence::new(),
+                            last: None,
+                        });
                     state.cadence.polled(
                         Instant::now(),
                         jobs.len(),
@@ -260,9 +270,23 @@ impl GitLabAdapter {
                 }
                 Err(GitLabError::BudgetSpent { .. }) => stats.over_budget += 1,
                 Err(GitLabError::NotFound { what }) => {
-                    // A project deleted or out of reach: nothing of it can run here.
-                    tracing::warn!(project = %key, "project not found: {what}");
-                    return Err(GitLabError::NotFound { what });
+                    // A project deleted or out of reach: it has no job we could run. Polled
+                    // again as a dormant project, so a fixed permission shows up.
+                    tracing::warn!(project = %key, "no access to {what}");
+                    let state = st
+                        .projects
+                        .entry(key.clone())
+                        .or_insert_with(|| ProjectState {
+                            cadence: Cadence::new(),
+                            last: None,
+                        });
+                    state.cadence.polled(
+                        Instant::now(),
+                        0,
+                        self.settings.dormant_interval,
+                        self.settings.dormant_interval,
+                    );
+                    state.last = Some((Instant::now(), Vec::new()));
                 }
                 Err(e) => {
                     tracing::warn!(project = %key, error = %e, "polling pending jobs failed");
@@ -276,7 +300,9 @@ impl GitLabAdapter {
         for key in &keys {
             let last = st.projects.get(key).and_then(|p| p.last.as_ref());
             match last {
-                Some((at, jobs)) if now.saturating_duration_since(*at) <= self.settings.max_stale => {
+                Some((at, jobs))
+                    if now.saturating_duration_since(*at) <= self.settings.max_stale =>
+                {
                     for j in jobs {
                         all.insert(j.id, j.clone());
                     }
@@ -369,7 +395,10 @@ impl GitLabAdapter {
             out.extend(items);
             match reply.next_page() {
                 Some(next) if next > page && page < MAX_PAGES => page = next,
-                None if !short && page < MAX_PAGES && reply.headers.get("x-next-page").is_none() => {
+                None if !short
+                    && page < MAX_PAGES
+                    && reply.headers.get("x-next-page").is_none() =>
+                {
                     page += 1;
                 }
                 _ => break,
@@ -428,7 +457,12 @@ impl GitLabAdapter {
             let body = serde_json::json!({ "query": QUERY, "variables": { "after": after } });
             let reply = self
                 .transport
-                .send(what, Method::POST, &url, Some(("application/json", body.to_string().into_bytes())))
+                .send(
+                    what,
+                    Method::POST,
+                    &url,
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
                 .await?;
             let parsed: dto::GraphQlReply = reply.json(what)?;
             if let Some(e) = parsed.errors.first() {
@@ -438,10 +472,13 @@ impl GitLabAdapter {
                     message: e.message.chars().take(200).collect(),
                 });
             }
-            let jobs = parsed.data.and_then(|d| d.jobs).ok_or_else(|| GitLabError::Unexpected {
-                what: what.to_string(),
-                message: "no data.jobs in the answer".into(),
-            })?;
+            let jobs = parsed
+                .data
+                .and_then(|d| d.jobs)
+                .ok_or_else(|| GitLabError::Unexpected {
+                    what: what.to_string(),
+                    message: "no data.jobs in the answer".into(),
+                })?;
             for n in jobs.nodes {
                 let id = dto::gid_number(&n.id).ok_or_else(|| GitLabError::Unexpected {
                     what: what.to_string(),
@@ -541,16 +578,24 @@ impl GitLabAdapter {
     async fn candidate_runners(&self) -> GitLabResult<Vec<RunnerId>> {
         let prefix = format!("{}-", self.settings.controller);
         let (what, base) = if self.settings.list_all_runners {
-            let ep = AllRunners::builder().build().map_err(|e| misconfigured(e.to_string()))?;
+            let ep = AllRunners::builder()
+                .build()
+                .map_err(|e| misconfigured(e.to_string()))?;
             ("all runners", self.transport.url_of(&ep)?)
         } else {
-            let ep = Runners::builder().build().map_err(|e| misconfigured(e.to_string()))?;
+            let ep = Runners::builder()
+                .build()
+                .map_err(|e| misconfigured(e.to_string()))?;
             ("runners", self.transport.url_of(&ep)?)
         };
         let runners: Vec<dto::Runner> = self.offset_pages(what, base).await?;
         let mut ids: Vec<RunnerId> = runners
             .into_iter()
-            .filter(|r| r.description.as_deref().is_some_and(|d| d.starts_with(&prefix)))
+            .filter(|r| {
+                r.description
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(&prefix))
+            })
             .map(|r| r.id)
             .collect();
         ids.sort_unstable();
@@ -606,7 +651,9 @@ impl GitLab for GitLabAdapter {
         if let Some(t) = req.maximum_timeout {
             b.maximum_timeout(t);
         }
-        let ep = b.build().map_err(|e| misconfigured(format!("runner {:?}: {e}", req.description)))?;
+        let ep = b
+            .build()
+            .map_err(|e| misconfigured(format!("runner {:?}: {e}", req.description)))?;
         let what = format!("create runner {}", req.description);
         let reply = self.transport.send_endpoint(&what, &ep).await?;
         let created: dto::CreatedRunner = reply.json(&what)?;
@@ -666,7 +713,9 @@ fn host_of(url: &Url) -> GitLabResult<String> {
         .host_str()
         .ok_or_else(|| misconfigured(format!("gitlab.url {url} has no host")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(misconfigured(format!("gitlab.url {url} must be http or https")));
+        return Err(misconfigured(format!(
+            "gitlab.url {url} must be http or https"
+        )));
     }
     let mut out = host.to_string();
     if let Some(port) = url.port() {
@@ -703,10 +752,14 @@ fn connect_error(e: &gitlab::GitlabError) -> GitLabError {
         _ => None,
     };
     match status {
-        Some(s) => self::http::classify(what, s, b"").err().unwrap_or_else(|| GitLabError::Unexpected {
-            what: what.into(),
-            message: format!("status {s}"),
-        }),
+        Some(s) => {
+            self::http::classify(what, s, b"")
+                .err()
+                .unwrap_or_else(|| GitLabError::Unexpected {
+                    what: what.into(),
+                    message: format!("status {s}"),
+                })
+        }
         None => GitLabError::Unreachable {
             message: format!("{what}: {e}"),
         },
@@ -719,8 +772,14 @@ mod tests {
 
     #[test]
     fn host_of_keeps_port_and_path_prefix() -> Result<(), Box<dyn std::error::Error>> {
-        assert_eq!(host_of(&Url::parse("http://127.0.0.1:8080/")?)?, "127.0.0.1:8080");
-        assert_eq!(host_of(&Url::parse("https://example.com/gitlab/")?)?, "example.com/gitlab");
+        assert_eq!(
+            host_of(&Url::parse("http://127.0.0.1:8080/")?)?,
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            host_of(&Url::parse("https://example.com/gitlab/")?)?,
+            "example.com/gitlab"
+        );
         assert!(host_of(&Url::parse("ftp://example.com")?).is_err());
         Ok(())
     }

@@ -6,3 +6,4 @@
 //! run with paused time.
 
 pub mod cloud;
+pub mod gitlab;
