@@ -7,6 +7,7 @@
 //! * [`forecast`]: learned pre-warming for bursts that recur at the same time of day.
 //! * [`model`]: domain types (jobs, VMs, policy). No I/O.
 //! * [`plan`]: the pure planner, `plan(&Observed, &Policy, now) -> Plan`.
+//! * [`reconcile`]: the loop: observe → plan → apply, with the drain protocol.
 //! * [`sim`]: the simulator: a job trace through the planner (and through a model of
 //!   docker+machine) against a simulated cloud.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod forecast;
 pub mod model;
 pub mod plan;
+pub mod reconcile;
 pub mod settings;
 pub mod sim;
 pub mod openstack;

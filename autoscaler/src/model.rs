@@ -82,6 +82,8 @@ pub struct Vm {
     /// The runner, or `None` when GitLab has no runner for this server (an orphan server,
     /// or a runner deleted out of band).
     pub runner: Option<RunnerView>,
+    /// An address of the server, for operators (`status`); not used by the planner.
+    pub address: Option<String>,
 }
 
 /// A runner this controller created whose server does not exist.

@@ -2,7 +2,10 @@
 //!
 //! No I/O: the config is already loaded; periods are evaluated at the `now` given.
 
-use autoscaler_config::{Config, Pool};
+use anyhow::Context as _;
+use autoscaler_bootstrap as bs;
+use autoscaler_config::{self as cfg, Config, Pool, ProcessEnv};
+use secrecy::SecretString;
 
 use crate::forecast::ForecastSettings;
 use crate::model::{Backoff, Policy, PoolPolicy, Timestamp};
@@ -90,4 +93,72 @@ pub fn period_summary(pool: &Pool, t: Timestamp) -> String {
         humantime::format_duration(eff.policy.idle_time),
         eff.policy.limit
     )
+}
+
+/// Maps a configured pool to the renderer's parameters. S3 keys are read (from their files
+/// or environment variables) only when `resolve` is set; otherwise placeholders keep a
+/// preview free of secrets.
+///
+/// # Errors
+///
+/// A secret or the extra cloud-config file cannot be read; the message names which.
+pub fn pool_bootstrap(pool: &cfg::Pool, resolve: bool) -> anyhow::Result<bs::PoolBootstrap> {
+    let secret = |source: &cfg::SecretSource, what: &str| -> anyhow::Result<SecretString> {
+        if resolve {
+            source
+                .resolve(&ProcessEnv as &dyn cfg::Env)
+                .with_context(|| format!("pool `{}`: reading the S3 {what}", pool.name))
+        } else {
+            Ok(SecretString::from(bs::REDACTED.to_string()))
+        }
+    };
+    let cache = match &pool.runner.cache {
+        Some(c) => Some(bs::S3Cache {
+            shared: c.shared,
+            server_address: c.server_address.clone(),
+            bucket_name: c.bucket_name.clone(),
+            bucket_location: c.bucket_location.clone(),
+            insecure: c.insecure,
+            access_key: secret(&c.access_key, "access key")?,
+            secret_key: secret(&c.secret_key, "secret key")?,
+        }),
+        None => None,
+    };
+    let b = &pool.bootstrap;
+    let extra_cloud_config = match &b.extra_cloud_config_file {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "pool `{}`: reading extra_cloud_config_file {}",
+                pool.name,
+                path.display()
+            )
+        })?),
+        None => None,
+    };
+    Ok(bs::PoolBootstrap {
+        capacity: pool.capacity,
+        runner: bs::RunnerSettings {
+            docker_image: pool.runner.docker_image.clone(),
+            privileged: pool.runner.privileged,
+            volumes: pool.runner.volumes.clone(),
+            cache,
+        },
+        bootstrap: bs::BootstrapOptions {
+            docker_install: match &b.docker_install {
+                cfg::DockerInstall::Distro => bs::DockerInstall::Distro,
+                cfg::DockerInstall::ConvenienceScript => bs::DockerInstall::ConvenienceScript,
+                cfg::DockerInstall::ScriptUrl(u) => bs::DockerInstall::ScriptUrl(u.to_string()),
+                cfg::DockerInstall::Image => bs::DockerInstall::Image,
+            },
+            qemu_binfmt: b.qemu_binfmt,
+            binfmt_arches: b.binfmt_arches.clone(),
+            runner_install: match &b.runner_install {
+                cfg::RunnerInstall::Repository(u) => bs::RunnerInstall::Repository(u.to_string()),
+                cfg::RunnerInstall::Image => bs::RunnerInstall::Image,
+            },
+            extra_cloud_config,
+            shell_before: b.shell_before.clone(),
+            shell_after: b.shell_after.clone(),
+        },
+    })
 }

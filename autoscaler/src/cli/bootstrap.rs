@@ -2,8 +2,7 @@
 
 use anyhow::Context as _;
 use autoscaler_bootstrap as bs;
-use autoscaler_config::{self as cfg, ProcessEnv};
-use secrecy::SecretString;
+use autoscaler_config as cfg;
 
 use super::RenderArgs;
 
@@ -20,7 +19,7 @@ pub(super) fn render(args: &RenderArgs) -> anyhow::Result<i32> {
         )
     })?;
     let params = bs::BootstrapParams {
-        pool: pool_bootstrap(pool, args.reveal)?,
+        pool: crate::settings::pool_bootstrap(pool, args.reveal)?,
         vm: bs::VmIdentity::preview(
             config.gitlab.url.to_string(),
             format!("{}-{}-preview", config.controller.id, pool.name),
@@ -41,67 +40,4 @@ pub(super) fn render(args: &RenderArgs) -> anyhow::Result<i32> {
         bs::NOVA_USER_DATA_LIMIT
     );
     Ok(0)
-}
-
-/// Maps a configured pool to the renderer's parameters. S3 keys are read only when they
-/// are to be shown; otherwise placeholders keep the preview free of secrets.
-pub(crate) fn pool_bootstrap(pool: &cfg::Pool, resolve: bool) -> anyhow::Result<bs::PoolBootstrap> {
-    let secret = |source: &cfg::SecretSource, what: &str| -> anyhow::Result<SecretString> {
-        if resolve {
-            source
-                .resolve(&ProcessEnv as &dyn cfg::Env)
-                .with_context(|| format!("pool `{}`: reading the S3 {what}", pool.name))
-        } else {
-            Ok(SecretString::from(bs::REDACTED.to_string()))
-        }
-    };
-    let cache = match &pool.runner.cache {
-        Some(c) => Some(bs::S3Cache {
-            shared: c.shared,
-            server_address: c.server_address.clone(),
-            bucket_name: c.bucket_name.clone(),
-            bucket_location: c.bucket_location.clone(),
-            insecure: c.insecure,
-            access_key: secret(&c.access_key, "access key")?,
-            secret_key: secret(&c.secret_key, "secret key")?,
-        }),
-        None => None,
-    };
-    let b = &pool.bootstrap;
-    let extra_cloud_config = match &b.extra_cloud_config_file {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "pool `{}`: reading extra_cloud_config_file {}",
-                pool.name,
-                path.display()
-            )
-        })?),
-        None => None,
-    };
-    Ok(bs::PoolBootstrap {
-        capacity: pool.capacity,
-        runner: bs::RunnerSettings {
-            docker_image: pool.runner.docker_image.clone(),
-            privileged: pool.runner.privileged,
-            volumes: pool.runner.volumes.clone(),
-            cache,
-        },
-        bootstrap: bs::BootstrapOptions {
-            docker_install: match &b.docker_install {
-                cfg::DockerInstall::Distro => bs::DockerInstall::Distro,
-                cfg::DockerInstall::ConvenienceScript => bs::DockerInstall::ConvenienceScript,
-                cfg::DockerInstall::ScriptUrl(u) => bs::DockerInstall::ScriptUrl(u.to_string()),
-                cfg::DockerInstall::Image => bs::DockerInstall::Image,
-            },
-            qemu_binfmt: b.qemu_binfmt,
-            binfmt_arches: b.binfmt_arches.clone(),
-            runner_install: match &b.runner_install {
-                cfg::RunnerInstall::Repository(u) => bs::RunnerInstall::Repository(u.to_string()),
-                cfg::RunnerInstall::Image => bs::RunnerInstall::Image,
-            },
-            extra_cloud_config,
-            shell_before: b.shell_before.clone(),
-            shell_after: b.shell_after.clone(),
-        },
-    })
 }

@@ -4,6 +4,7 @@
 //! returns an exit code; errors carry their context chain and are printed by `main`.
 
 mod bootstrap;
+pub mod controller;
 mod simulate;
 mod validate;
 
@@ -34,6 +35,43 @@ pub enum Command {
     /// Cloud-init user-data for a pool's VMs.
     #[command(subcommand)]
     Bootstrap(BootstrapCommand),
+    /// Run the controller in the foreground until SIGTERM (systemd-friendly).
+    Run(RunArgs),
+    /// What `run` would do now, per pool, with a reason for every action; changes nothing.
+    /// Exit 0: no change; 2: changes pending; 1: error.
+    Plan(PlanArgs),
+    /// The VMs of this controller, like `docker-machine ls`.
+    Status(PlanArgs),
+}
+
+/// `--config` of the controller commands.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+/// `autoscaler run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration.
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// `autoscaler plan` and `status`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Configuration.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Plan as if it were this time (RFC 3339): shows which period would be in force.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// Output format.
@@ -132,5 +170,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Bootstrap(BootstrapCommand::Render(args)) => bootstrap::render(&args),
+        Command::Run(args) => controller::run(&args),
+        Command::Plan(args) => controller::plan(&args),
+        Command::Status(args) => controller::status(&args),
     }
 }

@@ -75,6 +75,7 @@ impl VmB {
                 jobs_run: 1,
                 last_job_at: Some(t0() - mins(5)),
             }),
+            address: None,
         })
     }
     fn pool(mut self, p: &str) -> Self {
@@ -692,6 +693,7 @@ fn apply(obs: &Observed, plan: &Plan, now: Timestamp) -> Observed {
                         jobs_run: 0,
                         last_job_at: None,
                     }),
+                    address: None,
                 });
                 if let Some(q) = next.quota.as_mut() {
                     if let Some(i) = q.instances.as_mut() {

@@ -165,6 +165,7 @@ fn observe(
                     jobs_run: v.jobs_run,
                     last_job_at: v.last_job_at.map(ts),
                 }),
+                address: None,
             }
         })
         .collect::<Vec<_>>();

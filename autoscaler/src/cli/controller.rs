@@ -1,0 +1,386 @@
+//! `autoscaler run`, `plan` and `status`: the controller against the real GitLab and
+//! OpenStack named in the configuration.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use autoscaler_config::{Config, ProcessEnv};
+use serde::Serialize;
+
+use super::{ConfigArg, Format, PlanArgs, RunArgs};
+use crate::gitlab::{GitLabAdapter, GitLabSettings};
+use crate::model::{Observed, Timestamp};
+use crate::openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
+use crate::plan::{Plan, VmState, idle_since};
+use crate::ports::ControllerId;
+use crate::reconcile::{Reconciler, SystemClock};
+use crate::settings;
+
+/// Connects to GitLab and OpenStack as the configuration says.
+async fn connect(config: &Config) -> anyhow::Result<(GitLabAdapter, OpenStack)> {
+    let controller = ControllerId::new(config.controller.id.clone())
+        .map_err(|e| anyhow::anyhow!("controller.id: {e}"))?;
+    let token = config
+        .gitlab
+        .token
+        .resolve(&ProcessEnv)
+        .context("reading the GitLab token")?;
+    let list_all = config.pools.iter().any(|p| {
+        matches!(
+            p.runner.runner_type,
+            autoscaler_config::RunnerType::Instance
+        )
+    });
+    let settings = GitLabSettings::from_config(&config.gitlab, controller.clone(), list_all);
+    let gitlab = GitLabAdapter::connect(settings, token)
+        .await
+        .with_context(|| format!("connecting to GitLab at {}", config.gitlab.url))?;
+    let auth = match &config.openstack {
+        Some(os) => AuthSettings::from(os),
+        None => AuthSettings::default(),
+    };
+    let resolved = resolve_auth(&auth, &ProcessEnv).context("OpenStack credentials")?;
+    let cloud = OpenStack::new(resolved, controller, ClientOptions::default())
+        .context("building the OpenStack client")?;
+    Ok((gitlab, cloud))
+}
+
+fn load(args: &ConfigArg) -> anyhow::Result<Arc<Config>> {
+    autoscaler_config::load(&args.config)
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `autoscaler run`: reconcile until SIGTERM or Ctrl-C.
+pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    let config = load(&args.config)?;
+    runtime()?.block_on(async {
+        let (gitlab, cloud) = connect(&config).await?;
+        let reconciler =
+            Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?;
+        tracing::info!(
+            controller = %config.controller.id,
+            pools = config.pools.len(),
+            "controller started"
+        );
+        reconciler
+            .run(config.controller.poll_interval, shutdown_signal())
+            .await;
+        Ok(0)
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `autoscaler plan`: what `run` would do now; exit 0 no change, 2 changes pending.
+pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
+    let config = load(&args.config)?;
+    let at = match &args.at {
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .with_context(|| {
+                    format!("--at `{s}`: expected RFC 3339, e.g. 2026-11-24T02:00:00+01:00")
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
+    runtime()?.block_on(async {
+        let (gitlab, cloud) = connect(&config).await?;
+        let mut r = Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 1)?;
+        let (obs, now) = r.observe().await?;
+        let when = at.unwrap_or(now);
+        let policy = settings::policy_at(&config, when);
+        let plan = crate::plan::plan(&obs, &policy, when);
+        let out = match args.format {
+            Format::Text => plan_text(&config, &obs, &plan, when),
+            Format::Json => serde_json::to_string_pretty(&plan_json(&config, &plan, when))? + "\n",
+        };
+        print!("{out}");
+        Ok(if plan.is_empty() { 0 } else { 2 })
+    })
+}
+
+/// Text rendering of a plan: per pool the period, demand, VMs by state and actions.
+pub fn plan_text(config: &Config, obs: &Observed, plan: &Plan, at: Timestamp) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "plan at {}", at.to_rfc3339());
+    if plan.gitlab_unavailable {
+        let _ = writeln!(o, "GitLab could not be read: no action is taken this tick");
+    }
+    for (pool, summary) in config.pools.iter().zip(&plan.pools) {
+        let _ = writeln!(o, "\npool {}", pool.name);
+        let _ = writeln!(o, "  {}", settings::period_summary(pool, at));
+        let _ = writeln!(
+            o,
+            "  demand: {} pending + {} running; expected burst {}; target {} VM(s)",
+            summary.pending,
+            summary.running,
+            obs.expected.get(&pool.name).copied().unwrap_or(0),
+            summary.target
+        );
+        let states: Vec<String> = VmState::ALL
+            .iter()
+            .filter_map(|s| {
+                let n = summary.count(*s);
+                (n > 0).then(|| format!("{} {}", n, s.label()))
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "  VMs: {}",
+            if states.is_empty() {
+                "none".to_string()
+            } else {
+                states.join(", ")
+            }
+        );
+        for cap in &summary.caps {
+            let _ = writeln!(o, "  growth held back: {cap}");
+        }
+        let actions: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|a| action_pool(a) == Some(pool.name.as_str()))
+            .collect();
+        if actions.is_empty() {
+            let _ = writeln!(o, "  no change");
+        }
+        for a in actions {
+            let _ = writeln!(o, "  - {a} ({})", a.reason_label());
+        }
+    }
+    let other: Vec<_> = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            !config
+                .pools
+                .iter()
+                .any(|p| action_pool(a) == Some(p.name.as_str()))
+        })
+        .collect();
+    if !other.is_empty() {
+        let _ = writeln!(o, "\nother");
+        for a in other {
+            let _ = writeln!(o, "  - {a} ({})", a.reason_label());
+        }
+    }
+    let _ = writeln!(o, "\n{} action(s) pending", plan.actions.len());
+    o
+}
+
+fn action_pool(a: &crate::plan::Action) -> Option<&str> {
+    use crate::plan::Action;
+    match a {
+        Action::Create { pool, .. }
+        | Action::Pause { pool, .. }
+        | Action::Unpause { pool, .. }
+        | Action::Delete { pool, .. } => Some(pool),
+        Action::DeleteRunner { pool, .. } => pool.as_deref(),
+    }
+}
+
+#[derive(Serialize)]
+struct PlanJson {
+    at: String,
+    gitlab_unavailable: bool,
+    pools: Vec<PoolJson>,
+    actions: Vec<ActionJson>,
+}
+
+#[derive(Serialize)]
+struct PoolJson {
+    name: String,
+    period: Option<usize>,
+    next_transition: Option<String>,
+    idle_count: u32,
+    limit: u32,
+    pending: u32,
+    running: u32,
+    target: u32,
+    vms: std::collections::BTreeMap<&'static str, u32>,
+    caps: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ActionJson {
+    kind: &'static str,
+    reason: &'static str,
+    pool: Option<String>,
+    description: String,
+}
+
+fn plan_json(config: &Config, plan: &Plan, at: Timestamp) -> PlanJson {
+    PlanJson {
+        at: at.to_rfc3339(),
+        gitlab_unavailable: plan.gitlab_unavailable,
+        pools: config
+            .pools
+            .iter()
+            .zip(&plan.pools)
+            .map(|(pool, s)| {
+                let eff = pool.policy_at(at);
+                PoolJson {
+                    name: pool.name.clone(),
+                    period: eff.period,
+                    next_transition: pool.next_transition(at).map(|t| t.to_rfc3339()),
+                    idle_count: eff.policy.idle_count,
+                    limit: eff.policy.limit,
+                    pending: s.pending,
+                    running: s.running,
+                    target: s.target,
+                    vms: VmState::ALL
+                        .iter()
+                        .map(|st| (st.label(), s.count(*st)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    caps: s.caps.iter().map(ToString::to_string).collect(),
+                }
+            })
+            .collect(),
+        actions: plan
+            .actions
+            .iter()
+            .map(|a| ActionJson {
+                kind: a.kind(),
+                reason: a.reason_label(),
+                pool: action_pool(a).map(String::from),
+                description: a.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// `autoscaler status`: a `docker-machine ls`-like table.
+pub(super) fn status(args: &PlanArgs) -> anyhow::Result<i32> {
+    let config = load(&args.config)?;
+    runtime()?.block_on(async {
+        let (gitlab, cloud) = connect(&config).await?;
+        let mut r = Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 1)?;
+        let (obs, now) = r.observe().await?;
+        let policy = settings::policy_at(&config, now);
+        let plan = crate::plan::plan(&obs, &policy, now);
+        let rows = status_rows(&obs, &plan, now);
+        match args.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            Format::Text => print!("{}", status_text(&rows)),
+        }
+        Ok(0)
+    })
+}
+
+/// One line of `status`.
+#[derive(Debug, Serialize)]
+pub struct StatusRow {
+    name: String,
+    pool: String,
+    state: &'static str,
+    address: String,
+    runner: Option<u64>,
+    runner_status: &'static str,
+    jobs_run: u32,
+    age_s: i64,
+    idle_s: Option<i64>,
+}
+
+/// Rows of `status`, in planning order.
+pub fn status_rows(obs: &Observed, plan: &Plan, now: Timestamp) -> Vec<StatusRow> {
+    let state_of = |id: &crate::model::VmId| {
+        plan.pools
+            .iter()
+            .flat_map(|p| p.vms.iter())
+            .chain(plan.unknown_pool_vms.iter())
+            .find(|(v, _)| v == id)
+            .map_or("unknown", |(_, s)| s.label())
+    };
+    obs.vms
+        .iter()
+        .map(|vm| {
+            let runner_status = match &vm.runner {
+                None => "missing",
+                Some(r) if r.paused => "paused",
+                Some(r) if r.contacted_at.is_none() => "never_contacted",
+                Some(_) => "active",
+            };
+            let busy = vm.runner.as_ref().is_some_and(|r| r.running_jobs > 0);
+            StatusRow {
+                name: vm.name.clone(),
+                pool: vm.pool.clone(),
+                state: state_of(&vm.id),
+                address: vm.address.clone().unwrap_or_else(|| "-".into()),
+                runner: vm.runner.as_ref().map(|r| r.id),
+                runner_status,
+                jobs_run: vm.runner.as_ref().map_or(0, |r| r.jobs_run),
+                age_s: (now - vm.created_at).num_seconds(),
+                idle_s: (!busy && vm.runner.is_some())
+                    .then(|| (now - idle_since(vm)).num_seconds()),
+            }
+        })
+        .collect()
+}
+
+fn status_text(rows: &[StatusRow]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<40} {:<16} {:<9} {:<16} {:>8} {:<16} {:>5} {:>8} {:>8}",
+        "NAME", "POOL", "STATE", "ADDRESS", "RUNNER", "RUNNER STATUS", "JOBS", "AGE", "IDLE"
+    );
+    for r in rows {
+        let _ = writeln!(
+            o,
+            "{:<40} {:<16} {:<9} {:<16} {:>8} {:<16} {:>5} {:>8} {:>8}",
+            r.name,
+            r.pool,
+            r.state,
+            r.address,
+            r.runner.map_or("-".into(), |id| id.to_string()),
+            r.runner_status,
+            r.jobs_run,
+            human(r.age_s),
+            r.idle_s.map_or("-".into(), human)
+        );
+    }
+    if rows.is_empty() {
+        let _ = writeln!(o, "(no VMs)");
+    }
+    o
+}
+
+fn human(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
+    }
+}
