@@ -618,3 +618,6 @@ fn join(servers: &[CloudServer], runners: &[OwnedRunner], gitlab_ok: bool) -> Ob
         ..Observed::default()
     }
 }
+
+#[cfg(test)]
+mod tests;
