@@ -195,31 +195,25 @@ impl Error {
 
     /// The port-level class of this error.
     pub fn kind(&self) -> CloudErrorKind {
-        if self.is_transient() {
-            CloudErrorKind::Transient
-        } else if self.is_quota() {
-            CloudErrorKind::Quota
-        } else if self.is_auth() {
-            CloudErrorKind::Auth
-        } else if self.is_not_found() {
-            match self {
-                // A name that resolves to nothing is a configuration problem, not a vanished server.
-                Error::NotFound { .. } => CloudErrorKind::Misconfigured,
-                _ => CloudErrorKind::NotFound,
+        match self {
+            _ if self.is_transient() => CloudErrorKind::Transient,
+            _ if self.is_quota() => CloudErrorKind::Quota,
+            _ if self.is_auth() => CloudErrorKind::Auth,
+            Error::Status { status, .. } if *status == StatusCode::NOT_FOUND => {
+                CloudErrorKind::NotFound
             }
-        } else {
-            match self {
-                Error::Config { .. }
-                | Error::Secret { .. }
-                | Error::ReadFile { .. }
-                | Error::ParseFile { .. }
-                | Error::Tls { .. }
-                | Error::NoEndpoint { .. }
-                | Error::Ambiguous { .. } => CloudErrorKind::Misconfigured,
-                Error::Status { .. } | Error::InvalidRequest { .. } => CloudErrorKind::Rejected,
-                Error::Transport { .. } | Error::Response { .. } => CloudErrorKind::Unexpected,
-                Error::NotFound { .. } => CloudErrorKind::Misconfigured,
-            }
+            Error::Status { .. } | Error::InvalidRequest { .. } => CloudErrorKind::Rejected,
+            Error::Transport { .. } | Error::Response { .. } => CloudErrorKind::Unexpected,
+            // Settings that are wrong: bad files or secrets, no endpoint, and names that
+            // resolve to nothing or to several objects (not a vanished server).
+            Error::Config { .. }
+            | Error::Secret { .. }
+            | Error::ReadFile { .. }
+            | Error::ParseFile { .. }
+            | Error::Tls { .. }
+            | Error::NoEndpoint { .. }
+            | Error::NotFound { .. }
+            | Error::Ambiguous { .. } => CloudErrorKind::Misconfigured,
         }
     }
 

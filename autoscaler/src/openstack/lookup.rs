@@ -47,31 +47,26 @@ fn looks_like_uuid(s: &str) -> bool {
 }
 
 /// Picks the one match, or explains why there is not exactly one.
-fn one(kind: &'static str, value: &str, matches: Vec<Named>) -> Result<Found> {
-    match matches.len() {
-        0 => Err(Error::NotFound {
+fn one(kind: &'static str, value: &str, mut matches: Vec<Named>) -> Result<Found> {
+    if matches.len() > 1 {
+        return Err(Error::Ambiguous {
             kind,
             value: value.to_string(),
-        }),
-        1 => Ok(matches
-            .into_iter()
-            .next()
-            .map(Found::from)
-            .ok_or_else(|| Error::NotFound {
-                kind,
-                value: value.to_string(),
-            })?),
-        count => Err(Error::Ambiguous {
-            kind,
-            value: value.to_string(),
-            count,
+            count: matches.len(),
             ids: matches
                 .iter()
                 .map(|m| m.id.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-        }),
+        });
     }
+    matches
+        .pop()
+        .map(Found::from)
+        .ok_or_else(|| Error::NotFound {
+            kind,
+            value: value.to_string(),
+        })
 }
 
 fn list_of(v: Value, key: &str) -> Result<Vec<Named>> {
