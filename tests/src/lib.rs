@@ -1,1 +1,2 @@
 //! Cross-crate scenario tests live in `tests/tests/`; this library holds shared helpers.
+pub mod fake_gitlab;
