@@ -8,6 +8,7 @@
 //! * [`model`]: domain types (jobs, VMs, policy). No I/O.
 //! * [`plan`]: the pure planner, `plan(&Observed, &Policy, now) -> Plan`.
 //! * [`reconcile`]: the loop: observe → plan → apply, with the drain protocol.
+//! * [`server`]: `/metrics`, `/healthz`, `/status` and the GitLab job webhook.
 //! * [`sim`]: the simulator: a job trace through the planner (and through a model of
 //!   docker+machine) against a simulated cloud.
 
@@ -16,6 +17,7 @@ pub mod forecast;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod server;
 pub mod settings;
 pub mod sim;
 pub mod openstack;

@@ -5,13 +5,16 @@ use clap::Parser as _;
 
 fn main() {
     let cli = autoscaler::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.json_logs() {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let code = match autoscaler::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -36,6 +36,24 @@ use crate::ports::{
 };
 use crate::settings;
 
+/// A GitLab port that can be told a project has a new pending job (from the job webhook),
+/// so its next poll of that project comes at once.
+pub trait Nudge {
+    /// Makes `project` due for polling.
+    fn nudge(&self, project: u64) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl Nudge for crate::gitlab::GitLabAdapter {
+    async fn nudge(&self, project: u64) {
+        self.nudge_project(project).await;
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Nudge for crate::testing::gitlab::FakeGitLab {
+    async fn nudge(&self, _project: u64) {}
+}
+
 /// Source of wall-clock time: read once per tick.
 pub trait Clock: Send + Sync {
     /// Now.
@@ -124,6 +142,9 @@ pub struct Reconciler<G, C> {
     pools: BTreeMap<String, PoolRuntime>,
     limit: Arc<Semaphore>,
     state: State,
+    telemetry: Option<crate::server::Telemetry>,
+    /// Drain mode: every VM is removed (idle ones at once, busy ones after their job).
+    draining: bool,
     /// Last plan, for `/status` and tests.
     pub last_plan: Option<Plan>,
 }
@@ -185,8 +206,16 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             pools,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
             state: State::default(),
+            telemetry: None,
+            draining: false,
             last_plan: None,
         })
+    }
+
+    /// Reports every tick to `telemetry` (metrics and `/status`).
+    pub fn with_telemetry(mut self, telemetry: crate::server::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
     }
 
     /// The GitLab port (tests inspect their fakes through it).
@@ -265,8 +294,29 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     /// The cloud could not be listed (nothing was done).
     #[tracing::instrument(skip_all, fields(tick))]
     pub async fn tick(&mut self) -> anyhow::Result<TickSummary> {
+        let started = self.clock.now();
+        let timer = tokio::time::Instant::now();
+        let result = self.tick_inner().await;
+        if let Some(t) = &self.telemetry {
+            let secs = timer.elapsed().as_secs_f64();
+            match (&result, &self.last_plan) {
+                (Ok(summary), Some(plan)) => t.record_tick(started, secs, Ok((plan, summary))),
+                (Err(e), _) => t.record_tick(started, secs, Err(format!("{e:#}"))),
+                (Ok(_), None) => {}
+            }
+        }
+        result
+    }
+
+    async fn tick_inner(&mut self) -> anyhow::Result<TickSummary> {
         let (obs, now) = self.observe().await?;
-        let policy = settings::policy_at(&self.config, now);
+        let mut policy = settings::policy_at(&self.config, now);
+        if self.draining {
+            for p in policy.pools.iter_mut() {
+                p.limits.limit = 0;
+                p.limits.idle_count = 0;
+            }
+        }
         let plan = plan(&obs, &policy, now);
         let mut summary = TickSummary {
             at: Some(now),
@@ -294,12 +344,17 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     }
 
     /// Runs ticks every `interval` until `shutdown` completes; a failed tick is logged and
-    /// retried with exponential backoff (capped at 5 minutes), never ending the loop.
+    /// retried with exponential backoff (capped at 5 minutes), never ending the loop. A
+    /// webhook nudge (a project id on `nudges`) starts a tick at once. A tick in progress
+    /// always finishes its actions before shutdown is honoured.
     pub async fn run(
-        mut self,
+        &mut self,
         interval: Duration,
         shutdown: impl std::future::Future<Output = ()>,
-    ) {
+        mut nudges: Option<tokio::sync::mpsc::Receiver<u64>>,
+    ) where
+        G: Nudge,
+    {
         tokio::pin!(shutdown);
         let mut delay = interval;
         loop {
@@ -312,11 +367,51 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             }
             tokio::select! {
                 () = &mut shutdown => {
-                    info!("shutting down");
+                    info!("shutting down after the current tick");
                     return;
                 }
                 () = tokio::time::sleep(delay) => {}
+                Some(project) = async {
+                    match nudges.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.gitlab.nudge(project).await;
+                    if let Some(rx) = nudges.as_mut() {
+                        while let Ok(p) = rx.try_recv() {
+                            self.gitlab.nudge(p).await;
+                        }
+                    }
+                    debug!(project, "webhook nudge: polling now");
+                }
             }
+        }
+    }
+
+    /// Drains and deletes every VM of this controller: idle ones at once, busy ones once
+    /// their jobs end. Returns the number of servers left when none is left or at
+    /// `deadline`, whichever comes first.
+    pub async fn drain_all(&mut self, interval: Duration, deadline: Duration) -> usize {
+        self.draining = true;
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let left = match self.tick().await {
+                Ok(s) => s.servers,
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "drain tick failed; retrying");
+                    usize::MAX
+                }
+            };
+            if left == 0 {
+                info!("drained: no VM left");
+                return 0;
+            }
+            if tokio::time::Instant::now() >= end {
+                warn!(servers = left, "drain deadline reached with VMs left");
+                return left;
+            }
+            tokio::time::sleep(interval.min(Duration::from_secs(10))).await;
         }
     }
 

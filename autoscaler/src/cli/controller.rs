@@ -59,21 +59,58 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// `autoscaler run`: reconcile until SIGTERM or Ctrl-C.
+/// `autoscaler run`: reconcile until SIGTERM or Ctrl-C, serving the HTTP endpoint.
 pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let config = load(&args.config)?;
+    let webhook_token = match &config.gitlab.webhook_token {
+        Some(source) => Some(
+            source
+                .resolve(&ProcessEnv)
+                .context("reading the webhook token")?,
+        ),
+        None => None,
+    };
     runtime()?.block_on(async {
         let (gitlab, cloud) = connect(&config).await?;
-        let reconciler =
-            Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?;
+        let (telemetry, nudges) = crate::server::Telemetry::new(
+            &config.controller.id,
+            config.controller.poll_interval,
+            webhook_token,
+        );
+        let listener = tokio::net::TcpListener::bind(config.controller.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.controller.listen))?;
+        let app = crate::server::router(telemetry.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "HTTP endpoint stopped");
+            }
+        });
+        let mut reconciler =
+            Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?
+                .with_telemetry(telemetry);
         tracing::info!(
             controller = %config.controller.id,
             pools = config.pools.len(),
+            listen = %config.controller.listen,
             "controller started"
         );
         reconciler
-            .run(config.controller.poll_interval, shutdown_signal())
+            .run(
+                config.controller.poll_interval,
+                shutdown_signal(),
+                Some(nudges),
+            )
             .await;
+        if args.drain_on_exit {
+            tracing::info!("draining every VM before exit");
+            let left = reconciler
+                .drain_all(config.controller.poll_interval, args.drain_timeout)
+                .await;
+            if left > 0 {
+                anyhow::bail!("{left} VM(s) still exist after the drain timeout");
+            }
+        }
         Ok(0)
     })
 }

@@ -58,6 +58,25 @@ pub struct RunArgs {
     /// Configuration.
     #[command(flatten)]
     pub config: ConfigArg,
+    /// On SIGTERM, also drain and delete every VM (busy ones after their jobs end).
+    #[arg(long)]
+    pub drain_on_exit: bool,
+    /// How long `--drain-on-exit` may take before giving up (VMs left are reported).
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    pub drain_timeout: std::time::Duration,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `autoscaler plan` and `status`.
@@ -158,6 +177,13 @@ pub struct RenderArgs {
     /// real tokens exist only when the controller creates a runner).
     #[arg(long)]
     pub reveal: bool,
+}
+
+impl Cli {
+    /// Whether logs should be JSON lines (`run --log-format json`).
+    pub fn json_logs(&self) -> bool {
+        matches!(&self.command, Command::Run(r) if r.log_format == LogFormat::Json)
+    }
 }
 
 /// Runs a parsed command line; returns the process exit code.

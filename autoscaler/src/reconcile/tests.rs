@@ -246,3 +246,73 @@ async fn a_vm_whose_runner_never_contacts_gitlab_is_replaced_after_boot_timeout(
     assert!(!now.contains(&first[0]), "the stuck VM was deleted");
     assert_eq!(now.len(), 1, "and replaced for the pending job");
 }
+
+#[tokio::test(start_paused = true)]
+async fn drain_all_removes_every_vm_after_its_job_and_kills_nothing() {
+    let mut s = scenario(CONFIG);
+    for _ in 0..2 {
+        s.gitlab.add_job(&["docker"], Duration::from_secs(300));
+    }
+    s.run_for(Duration::from_secs(90), Duration::from_secs(10))
+        .await;
+    assert_eq!(s.servers(), 2);
+    // The jobs run for 5 minutes: drain must wait for them.
+    let booter = {
+        let (gitlab, cloud) = (s.gitlab.clone(), s.cloud.clone());
+        tokio::spawn(async move {
+            loop {
+                for v in cloud.servers() {
+                    if let (CloudStatus::Active, Some(r)) = (&v.status, v.runner_id) {
+                        gitlab.runner_booted(r);
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let left = s
+        .reconciler
+        .drain_all(Duration::from_secs(10), Duration::from_secs(30 * 60))
+        .await;
+    booter.abort();
+    assert_eq!(left, 0);
+    assert_eq!(s.servers(), 0);
+    assert!(s.gitlab.runner_ids().is_empty());
+    assert!(s.gitlab.killed_jobs().is_empty());
+    assert!(
+        s.gitlab
+            .jobs()
+            .iter()
+            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_ticks_until_shutdown_and_a_webhook_nudge_ticks_at_once() {
+    let mut s = scenario(CONFIG);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let gitlab = s.gitlab.clone();
+    let cloud = s.cloud.clone();
+    // A job arrives 5 s in and its webhook nudge right after; the poll interval is 60 s.
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        gitlab.add_job(&["docker"], Duration::from_secs(60));
+        tx.send(42).await.unwrap();
+    });
+    let watcher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        cloud.servers().len()
+    });
+    s.reconciler
+        .run(
+            Duration::from_secs(60),
+            tokio::time::sleep(Duration::from_secs(30)),
+            Some(rx),
+        )
+        .await;
+    assert_eq!(
+        watcher.await.unwrap(),
+        1,
+        "the nudge created the VM within 2 s, not at the next 60 s poll"
+    );
+}

@@ -1,0 +1,503 @@
+//! The controller's HTTP endpoint: `/metrics`, `/healthz`, `/status`, `/webhook/gitlab`.
+//!
+//! [`Telemetry`] is what the reconciler updates after each tick (status document and
+//! Prometheus metrics); [`router`] serves it. The webhook accepts GitLab Job Hooks: the
+//! `X-Gitlab-Token` header is compared in constant time, a bad token is 401, a malformed
+//! body 400, and a job that became pending nudges an immediate poll of its project.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::model::Timestamp;
+use crate::plan::{Plan, VmState};
+
+/// `/status`: the document the check plugin reads. Field names are a wire contract (the
+/// check plugin deserialises exactly these; a test in `tests/` keeps them in step).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ControllerStatus {
+    /// `[controller] id`.
+    pub controller_id: String,
+    /// Version of the controller.
+    pub version: String,
+    /// Start of the last tick, successful or not.
+    pub last_tick_at: Option<Timestamp>,
+    /// End of the last successful tick.
+    pub last_success_at: Option<Timestamp>,
+    /// Error of the most recent tick (no secrets), `None` when it succeeded.
+    pub last_error: Option<String>,
+    /// Per pool.
+    pub pools: Vec<ControllerPoolStatus>,
+}
+
+/// One pool in [`ControllerStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerPoolStatus {
+    /// Pool name.
+    pub name: String,
+    /// VMs in every state.
+    pub vms: u32,
+    /// Target after the last plan.
+    pub desired: u32,
+    /// Pending jobs attributed to the pool.
+    pub pending_jobs: u32,
+    /// The pool's circuit breaker is open.
+    pub circuit_open: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolState {
+    pool: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabel {
+    pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    kind: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    service: String,
+    class: String,
+}
+
+/// Metrics, status and the webhook's nudge channel, shared by the reconciler and the server.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    vms: Family<PoolState, Gauge>,
+    pending: Family<PoolLabel, Gauge>,
+    running: Family<PoolLabel, Gauge>,
+    actions: Family<ActionLabel, Counter>,
+    errors: Family<ErrorLabel, Counter>,
+    tick_seconds: Histogram,
+    last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    status: Mutex<ControllerStatus>,
+    poll_interval: Duration,
+    webhook_token: Option<SecretString>,
+    nudges: mpsc::Sender<u64>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// New telemetry for `controller_id`; returns the receiver of webhook nudges (project ids).
+    pub fn new(
+        controller_id: &str,
+        poll_interval: Duration,
+        webhook_token: Option<SecretString>,
+    ) -> (Self, mpsc::Receiver<u64>) {
+        let mut registry = Registry::with_prefix("autoscaler");
+        let vms = Family::<PoolState, Gauge>::default();
+        let pending = Family::<PoolLabel, Gauge>::default();
+        let running = Family::<PoolLabel, Gauge>::default();
+        let actions = Family::<ActionLabel, Counter>::default();
+        let errors = Family::<ErrorLabel, Counter>::default();
+        let tick_seconds = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register("vms", "VMs by pool and state", vms.clone());
+        registry.register("jobs_pending", "Pending jobs by pool", pending.clone());
+        registry.register("jobs_running", "Running jobs by pool", running.clone());
+        registry.register(
+            "actions",
+            "Actions applied, by kind and reason",
+            actions.clone(),
+        );
+        registry.register(
+            "api_errors",
+            "API errors by service and class",
+            errors.clone(),
+        );
+        registry.register(
+            "tick_duration_seconds",
+            "Duration of a reconcile tick",
+            tick_seconds.clone(),
+        );
+        registry.register(
+            "last_successful_tick_timestamp_seconds",
+            "Unix time of the last successful tick",
+            last_success.clone(),
+        );
+        let (tx, rx) = mpsc::channel(256);
+        let t = Telemetry {
+            inner: Arc::new(Inner {
+                registry,
+                vms,
+                pending,
+                running,
+                actions,
+                errors,
+                tick_seconds,
+                last_success,
+                status: Mutex::new(ControllerStatus {
+                    controller_id: controller_id.to_string(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    ..ControllerStatus::default()
+                }),
+                poll_interval,
+                webhook_token,
+                nudges: tx,
+            }),
+        };
+        (t, rx)
+    }
+
+    /// Records a finished tick: its plan (when it got that far), its duration and result.
+    pub fn record_tick(
+        &self,
+        started: Timestamp,
+        seconds: f64,
+        outcome: Result<(&Plan, &crate::reconcile::TickSummary), String>,
+    ) {
+        let i = &self.inner;
+        i.tick_seconds.observe(seconds);
+        let mut status = i.status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.last_tick_at = Some(started);
+        match outcome {
+            Ok((plan, summary)) => {
+                let end = started + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
+                status.last_success_at = Some(end);
+                status.last_error = summary.failures.first().cloned();
+                i.last_success.set(end.timestamp_millis() as f64 / 1000.0);
+                status.pools = plan
+                    .pools
+                    .iter()
+                    .map(|p| ControllerPoolStatus {
+                        name: p.pool.clone(),
+                        vms: p.vms.len() as u32,
+                        desired: p.target,
+                        pending_jobs: p.pending,
+                        circuit_open: p
+                            .caps
+                            .iter()
+                            .any(|c| matches!(c, crate::plan::Cap::CircuitOpen(_))),
+                    })
+                    .collect();
+                for p in &plan.pools {
+                    for s in VmState::ALL {
+                        i.vms
+                            .get_or_create(&PoolState {
+                                pool: p.pool.clone(),
+                                state: s.label().to_string(),
+                            })
+                            .set(i64::from(p.count(s)));
+                    }
+                    let label = PoolLabel {
+                        pool: p.pool.clone(),
+                    };
+                    i.pending.get_or_create(&label).set(i64::from(p.pending));
+                    i.running.get_or_create(&label).set(i64::from(p.running));
+                }
+                for a in &plan.actions {
+                    i.actions
+                        .get_or_create(&ActionLabel {
+                            kind: a.kind().to_string(),
+                            reason: a.reason_label().to_string(),
+                        })
+                        .inc();
+                }
+                if plan.gitlab_unavailable {
+                    self.api_error("gitlab", "unavailable");
+                }
+            }
+            Err(e) => {
+                status.last_error = Some(e);
+                drop(status);
+                self.api_error("openstack", "tick_failed");
+            }
+        }
+    }
+
+    /// Counts an API error.
+    pub fn api_error(&self, service: &str, class: &str) {
+        self.inner
+            .errors
+            .get_or_create(&ErrorLabel {
+                service: service.to_string(),
+                class: class.to_string(),
+            })
+            .inc();
+    }
+
+    /// The status document now.
+    pub fn status(&self) -> ControllerStatus {
+        self.inner
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// OpenMetrics text.
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+}
+
+/// The HTTP routes.
+pub fn router(t: Telemetry) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/status", get(status))
+        .route("/webhook/gitlab", post(webhook))
+        .with_state(t)
+}
+
+async fn metrics(State(t): State<Telemetry>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        t.metrics_text(),
+    )
+        .into_response()
+}
+
+async fn status(State(t): State<Telemetry>) -> Response {
+    axum::Json(t.status()).into_response()
+}
+
+/// 200 when the last successful tick is younger than three poll intervals (plus a minute),
+/// 503 otherwise: a controller that cannot reach its cloud is not healthy.
+async fn healthz(State(t): State<Telemetry>) -> Response {
+    let s = t.status();
+    let max_age = chrono::Duration::from_std(t.inner.poll_interval * 3 + Duration::from_secs(60))
+        .unwrap_or(chrono::Duration::MAX);
+    match s.last_success_at {
+        Some(at) if chrono::Utc::now() - at <= max_age => (StatusCode::OK, "ok\n").into_response(),
+        Some(at) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("last successful tick at {}\n", at.to_rfc3339()),
+        )
+            .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no successful tick yet\n").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct JobHook {
+    object_kind: String,
+    project_id: u64,
+    build_status: String,
+}
+
+async fn webhook(State(t): State<Telemetry>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(expected) = &t.inner.webhook_token else {
+        return (StatusCode::NOT_FOUND, "webhook not configured\n").into_response();
+    };
+    let given = headers
+        .get("x-gitlab-token")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !constant_time_eq(given, expected.expose_secret().as_bytes()) {
+        return (StatusCode::UNAUTHORIZED, "bad token\n").into_response();
+    }
+    let hook: JobHook = match serde_json::from_slice(&body) {
+        Ok(h) => h,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("malformed job hook: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    if hook.object_kind != "build" {
+        return (StatusCode::BAD_REQUEST, "not a job hook\n").into_response();
+    }
+    if hook.build_status == "pending" {
+        // Full channel: a poll is already due; dropping the nudge loses nothing.
+        let _ = t.inner.nudges.try_send(hook.project_id);
+    }
+    (StatusCode::OK, "accepted\n").into_response()
+}
+
+/// Compares without an early exit, so timing does not reveal the matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    fn telemetry() -> (Telemetry, mpsc::Receiver<u64>) {
+        Telemetry::new(
+            "ci",
+            Duration::from_secs(15),
+            Some(SecretString::from("s3cret".to_string())),
+        )
+    }
+
+    async fn send(t: &Telemetry, token: Option<&str>, body: &str) -> StatusCode {
+        let mut req = Request::post("/webhook/gitlab").header("content-type", "application/json");
+        if let Some(tok) = token {
+            req = req.header("X-Gitlab-Token", tok);
+        }
+        router(t.clone())
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    const PENDING: &str =
+        r#"{"object_kind":"build","project_id":42,"build_status":"pending","build_id":7}"#;
+
+    #[tokio::test]
+    async fn a_pending_job_hook_nudges_its_project() {
+        let (t, mut rx) = telemetry();
+        assert_eq!(send(&t, Some("s3cret"), PENDING).await, StatusCode::OK);
+        assert_eq!(rx.try_recv().unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_bad_or_missing_token_is_401_and_nudges_nothing() {
+        let (t, mut rx) = telemetry();
+        assert_eq!(
+            send(&t, Some("s3creT"), PENDING).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(send(&t, None, PENDING).await, StatusCode::UNAUTHORIZED);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_body_is_400() {
+        let (t, _rx) = telemetry();
+        assert_eq!(
+            send(&t, Some("s3cret"), "{nope").await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            send(
+                &t,
+                Some("s3cret"),
+                r#"{"object_kind":"push","project_id":1,"build_status":"x"}"#
+            )
+            .await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[tokio::test]
+    async fn a_running_job_hook_is_accepted_without_a_nudge() {
+        let (t, mut rx) = telemetry();
+        let body = PENDING.replace("pending", "running");
+        assert_eq!(send(&t, Some("s3cret"), &body).await, StatusCode::OK);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn healthz_is_503_before_the_first_successful_tick_and_200_after() {
+        let (t, _rx) = telemetry();
+        let get = |t: &Telemetry| {
+            router(t.clone()).oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        };
+        assert_eq!(
+            get(&t).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let plan = Plan::default();
+        let summary = crate::reconcile::TickSummary::default();
+        t.record_tick(chrono::Utc::now(), 0.01, Ok((&plan, &summary)));
+        assert_eq!(get(&t).await.unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_carry_vm_states_and_actions() {
+        let (t, _rx) = telemetry();
+        let plan = Plan {
+            pools: vec![crate::plan::PoolPlan {
+                pool: "docker".into(),
+                pending: 3,
+                running: 1,
+                target: 4,
+                vms: vec![(crate::model::VmId("a".into()), VmState::Busy)],
+                caps: vec![],
+            }],
+            actions: vec![crate::plan::Action::Create {
+                pool: "docker".into(),
+                reason: crate::plan::CreateReason::Demand,
+            }],
+            ..Plan::default()
+        };
+        t.record_tick(
+            chrono::Utc::now(),
+            0.2,
+            Ok((&plan, &crate::reconcile::TickSummary::default())),
+        );
+        let text = t.metrics_text();
+        assert!(
+            text.contains(r#"autoscaler_vms{pool="docker",state="busy"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"autoscaler_jobs_pending{pool="docker"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"autoscaler_actions_total{kind="create",reason="demand"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("autoscaler_tick_duration_seconds_count 1"),
+            "{text}"
+        );
+        let s = t.status();
+        assert_eq!(s.pools[0].desired, 4);
+        assert!(s.last_success_at.is_some());
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+}
