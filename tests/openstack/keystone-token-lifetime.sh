@@ -10,7 +10,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 sed -i "s/^expiration = .*/expiration = $SECS/" etc/keystone.conf
 p=$(cat run/keystone.pid)
 kill -TERM -- -"$p" 2>/dev/null || true
-for i in $(seq 1 50); do kill -0 -- -"$p" 2>/dev/null || break; sleep 0.2; done
+for _ in $(seq 1 50); do kill -0 -- -"$p" 2>/dev/null || break; sleep 0.2; done
 kill -KILL -- -"$p" 2>/dev/null || true
 # Same command line as up.sh (see the comment there about Connection:close).
 setsid uwsgi --plugin python3 --master --processes 2 --threads 1 --die-on-term --lazy-apps \
@@ -18,6 +18,6 @@ setsid uwsgi --plugin python3 --master --processes 2 --threads 1 --die-on-term -
   --pidfile "$S/run/keystone-uwsgi.pid" --env OS_KEYSTONE_CONFIG_FILES="$S/etc/keystone.conf" \
   > "$S/log/keystone-console.log" 2>&1 < /dev/null &
 echo $! > run/keystone.pid
-for i in $(seq 1 300); do curl -s -o /dev/null --max-time 2 http://127.0.0.1:5000/v3 && break; sleep 0.2; done
+for _ in $(seq 1 300); do curl -s -o /dev/null --max-time 2 http://127.0.0.1:5000/v3 && break; sleep 0.2; done
 curl -s -o /dev/null --max-time 2 http://127.0.0.1:5000/v3 || { echo "keystone did not come back" >&2; exit 1; }
 echo "keystone restarted with token expiration = $SECS s"
