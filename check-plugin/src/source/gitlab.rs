@@ -1,0 +1,589 @@
+//! A small, read-only GitLab REST client for the check: this controller's runners and the
+//! pending jobs of the watched projects. Kept apart so the controller's full GitLab adapter
+//! can replace it later. GitLab's JSON stays in this module.
+//!
+//! Calls: `GET /runners` or `/runners/all` (paged, filtered here by the description prefix
+//! `<controller-id>-`), `GET /runners/:id` (for `contacted_at`, bounded concurrency),
+//! `GET /groups/:id/projects`, `GET /projects/:id/jobs?scope[]=pending`, and for an
+//! instance-wide scope GraphQL `jobs(statuses: [PENDING])`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoscaler_config::{ProjectRef, Scope};
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use url::Url;
+
+use super::Progress;
+use crate::error::SourceError;
+use crate::model::{PendingJob, Runner, RunnerStatus};
+
+/// Parallel `GET /runners/:id` and per-project job listings.
+const CONCURRENCY: usize = 32;
+/// GitLab's maximum page size.
+const PER_PAGE: usize = 100;
+/// Safety stop for paging.
+const MAX_PAGES: u32 = 1000;
+
+/// The client.
+#[derive(Clone)]
+pub struct GitLab {
+    http: reqwest::Client,
+    /// `<instance>/api/v4/`.
+    api: Url,
+    /// `<instance>/api/graphql`.
+    graphql: Url,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for GitLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitLab")
+            .field("api", &self.api.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct RunnerDto {
+    id: u64,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    paused: Option<bool>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    contacted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct JobDto {
+    id: u64,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    queued_duration: Option<f64>,
+    #[serde(default)]
+    tag_list: Vec<String>,
+    #[serde(default)]
+    pipeline: Option<PipelineDto>,
+}
+
+#[derive(Deserialize)]
+struct PipelineDto {
+    #[serde(default)]
+    project_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ProjectDto {
+    id: u64,
+}
+
+// === impl GitLab ===
+
+impl GitLab {
+    /// A client for the instance at `base` (e.g. `https://gitlab.example/`).
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Setup`] when the HTTP client cannot be built.
+    pub fn new(base: Url, token: SecretString, timeout: Duration) -> Result<Self, SourceError> {
+        let mut base = base;
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let join = |p: &str| {
+            base.join(p)
+                .map_err(|e| SourceError::Setup(format!("gitlab url {base}: {e}")))
+        };
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!(
+                "check_gitlab_autoscaler/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| SourceError::Setup(format!("cannot build the http client: {e}")))?;
+        Ok(GitLab {
+            http,
+            api: join("api/v4/")?,
+            graphql: join("api/graphql")?,
+            token,
+        })
+    }
+
+    fn url(&self, path: &str) -> Result<Url, SourceError> {
+        self.api
+            .join(path)
+            .map_err(|e| SourceError::Setup(format!("gitlab path {path}: {e}")))
+    }
+
+    /// GET returning the parsed body and the headers.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        url: Url,
+    ) -> Result<(T, HeaderMap), SourceError> {
+        let shown = shown(&url);
+        let resp = self
+            .http
+            .get(url)
+            .header("PRIVATE-TOKEN", self.token.expose_secret())
+            .send()
+            .await
+            .map_err(|source| SourceError::Transport {
+                what: what.to_string(),
+                url: shown.clone(),
+                reason: crate::error::transport_reason(&source),
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(SourceError::Status {
+                what: what.to_string(),
+                url: shown,
+                status: status.as_u16(),
+                hint: hint(status.as_u16()),
+            });
+        }
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| SourceError::Transport {
+                what: what.to_string(),
+                url: shown.clone(),
+                reason: crate::error::transport_reason(&source),
+            })?;
+        let body = serde_json::from_slice(&bytes).map_err(|source| SourceError::Body {
+            what: what.to_string(),
+            url: shown,
+            source,
+        })?;
+        Ok((body, headers))
+    }
+
+    /// Follows offset paging (`X-Next-Page`, else until a short page).
+    async fn paged<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, SourceError> {
+        let mut out = Vec::new();
+        let mut page: u32 = 1;
+        loop {
+            let mut url = self.url(path)?;
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in query {
+                    q.append_pair(k, v);
+                }
+                q.append_pair("per_page", &PER_PAGE.to_string());
+                q.append_pair("page", &page.to_string());
+            }
+            let (items, headers): (Vec<T>, _) = self.get(what, url).await?;
+            let n = items.len();
+            out.extend(items);
+            let next = headers
+                .get("x-next-page")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim);
+            let more = match next {
+                Some("") => false,
+                Some(n) => n.parse::<u32>().is_ok_and(|n| n > page),
+                None => n >= PER_PAGE,
+            };
+            if !more || page >= MAX_PAGES {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// This controller's runners: listed, filtered by `prefix`, then read one by one for
+    /// `contacted_at`. `all` uses `/runners/all` (instance runners need an admin token).
+    ///
+    /// # Errors
+    ///
+    /// The first failing call.
+    pub async fn runners(
+        &self,
+        all: bool,
+        prefix: &str,
+        pools: &[String],
+        progress: &Progress,
+    ) -> Result<Vec<Runner>, SourceError> {
+        const PART: &str = "gitlab runners";
+        progress.stage(PART, "listing runners");
+        let path = if all { "runners/all" } else { "runners" };
+        let listed: Vec<RunnerDto> = self.paged("gitlab runner list", path, &[]).await?;
+        let ours: Vec<RunnerDto> = listed
+            .into_iter()
+            .filter(|r| {
+                r.description
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(prefix))
+            })
+            .collect();
+        let total = ours.len();
+        progress.stage(PART, format!("runner details 0 of {total}"));
+
+        let sem = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut set = JoinSet::new();
+        for r in ours {
+            let me = self.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let url = me.url(&format!("runners/{}", r.id))?;
+                match me.get::<RunnerDto>("gitlab runner details", url).await {
+                    Ok((d, _)) => Ok(Some((r, d))),
+                    // Deleted between the list and this call: it is gone, not a failure.
+                    Err(SourceError::Status { status: 404, .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            });
+        }
+        let mut out = Vec::with_capacity(total);
+        let mut done = 0usize;
+        while let Some(joined) = set.join_next().await {
+            let found = joined
+                .map_err(|e| SourceError::Setup(format!("runner detail task failed: {e}")))??;
+            done += 1;
+            if let Some((listed, detail)) = found {
+                out.push(to_runner(listed, detail, prefix, pools));
+            }
+            progress.stage(PART, format!("runner details {done} of {total}"));
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    /// Pending jobs of the scope's projects and groups, or of the instance.
+    ///
+    /// # Errors
+    ///
+    /// The first failing call.
+    pub async fn pending_jobs(
+        &self,
+        scope: &Scope,
+        now: DateTime<Utc>,
+        progress: &Progress,
+    ) -> Result<Vec<PendingJob>, SourceError> {
+        const PART: &str = "gitlab jobs";
+        if scope.instance {
+            progress.stage(PART, "graphql pending jobs");
+            return self.instance_jobs(now).await;
+        }
+        let mut projects: Vec<String> = scope
+            .projects
+            .iter()
+            .map(|p| match p {
+                ProjectRef::Id(id) => id.to_string(),
+                ProjectRef::Path(path) => encode(path),
+            })
+            .collect();
+        for (i, g) in scope.groups.iter().enumerate() {
+            progress.stage(
+                PART,
+                format!(
+                    "projects of group {g} ({} of {})",
+                    i + 1,
+                    scope.groups.len()
+                ),
+            );
+            let list: Vec<ProjectDto> = self
+                .paged(
+                    "gitlab group projects",
+                    &format!("groups/{}/projects", encode(g)),
+                    &[
+                        ("include_subgroups", "true"),
+                        ("simple", "true"),
+                        ("archived", "false"),
+                    ],
+                )
+                .await?;
+            projects.extend(list.into_iter().map(|p| p.id.to_string()));
+        }
+        projects.sort();
+        projects.dedup();
+        let total = projects.len();
+        progress.stage(PART, format!("pending jobs of 0 of {total} projects"));
+        let sem = Arc::new(Semaphore::new(CONCURRENCY.min(8)));
+        let mut set = JoinSet::new();
+        for p in projects {
+            let me = self.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let jobs: Vec<JobDto> = me
+                    .paged(
+                        "gitlab pending jobs",
+                        &format!("projects/{p}/jobs"),
+                        &[("scope[]", "pending")],
+                    )
+                    .await?;
+                Ok::<_, SourceError>((p, jobs))
+            });
+        }
+        let mut out = Vec::new();
+        let mut finished = 0;
+        while let Some(joined) = set.join_next().await {
+            let (project, jobs) = joined
+                .map_err(|e| SourceError::Setup(format!("job listing task failed: {e}")))??;
+            let fallback = project.parse::<u64>().unwrap_or(0);
+            out.extend(jobs.into_iter().map(|j| to_job(j, fallback, now)));
+            finished += 1;
+            progress.stage(
+                PART,
+                format!("pending jobs of {finished} of {total} projects"),
+            );
+        }
+        out.sort_by_key(|j| j.id);
+        out.dedup_by_key(|j| j.id);
+        Ok(out)
+    }
+
+    async fn instance_jobs(&self, now: DateTime<Utc>) -> Result<Vec<PendingJob>, SourceError> {
+        const QUERY: &str = "query($after: String) { jobs(statuses: [PENDING], first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { id tags createdAt queuedAt project { id } } } }";
+        #[derive(Deserialize)]
+        struct Resp {
+            data: Option<Data>,
+        }
+        #[derive(Deserialize)]
+        struct Data {
+            jobs: Conn,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Conn {
+            page_info: PageInfo,
+            nodes: Vec<Node>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct PageInfo {
+            has_next_page: bool,
+            end_cursor: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Node {
+            id: String,
+            #[serde(default)]
+            tags: Vec<String>,
+            created_at: DateTime<Utc>,
+            queued_at: Option<DateTime<Utc>>,
+            project: Option<Gid>,
+        }
+        #[derive(Deserialize)]
+        struct Gid {
+            id: String,
+        }
+        let gid = |s: &str| s.rsplit('/').next().and_then(|n| n.parse::<u64>().ok());
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let body = serde_json::json!({"query": QUERY, "variables": {"after": after}});
+            let shown = shown(&self.graphql);
+            let resp = self
+                .http
+                .post(self.graphql.clone())
+                .header("PRIVATE-TOKEN", self.token.expose_secret())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|source| SourceError::Transport {
+                    what: "gitlab graphql jobs".into(),
+                    url: shown.clone(),
+                    reason: crate::error::transport_reason(&source),
+                })?;
+            let status = resp.status().as_u16();
+            if !resp.status().is_success() {
+                return Err(SourceError::Status {
+                    what: "gitlab graphql jobs".into(),
+                    url: shown,
+                    status,
+                    hint: hint(status),
+                });
+            }
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|source| SourceError::Transport {
+                    what: "gitlab graphql jobs".into(),
+                    url: shown.clone(),
+                    reason: crate::error::transport_reason(&source),
+                })?;
+            let r: Resp = serde_json::from_slice(&bytes).map_err(|source| SourceError::Body {
+                what: "gitlab graphql jobs".into(),
+                url: shown.clone(),
+                source,
+            })?;
+            let Some(data) = r.data else {
+                return Err(SourceError::Setup(format!(
+                    "gitlab graphql jobs: {shown} returned errors (instance scope needs an admin token)"
+                )));
+            };
+            for n in data.jobs.nodes {
+                let Some(id) = gid(&n.id) else { continue };
+                out.push(PendingJob {
+                    id,
+                    project_id: n.project.and_then(|p| gid(&p.id)).unwrap_or(0),
+                    tags: n.tags,
+                    queued_at: n.queued_at.unwrap_or(n.created_at).min(now),
+                });
+            }
+            if !data.jobs.page_info.has_next_page || data.jobs.page_info.end_cursor.is_none() {
+                break;
+            }
+            after = data.jobs.page_info.end_cursor;
+        }
+        out.sort_by_key(|j| j.id);
+        Ok(out)
+    }
+}
+
+/// URL without query and credentials, for messages.
+fn shown(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+fn hint(status: u16) -> &'static str {
+    match status {
+        401 => " (token refused)",
+        403 => " (token lacks permission)",
+        404 => " (not found, or not visible to the token)",
+        429 => " (rate limited)",
+        _ => "",
+    }
+}
+
+/// Percent-encodes a project or group path for use as `:id`.
+fn encode(path: &str) -> String {
+    url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
+}
+
+/// Pool named by a description `<prefix><pool>-...`; the longest matching pool wins.
+pub fn pool_of(description: &str, prefix: &str, pools: &[String]) -> Option<String> {
+    let rest = description.strip_prefix(prefix)?;
+    pools
+        .iter()
+        .filter(|p| {
+            rest.strip_prefix(p.as_str())
+                .is_some_and(|r| r.is_empty() || r.starts_with('-'))
+        })
+        .max_by_key(|p| p.len())
+        .cloned()
+}
+
+fn to_runner(listed: RunnerDto, detail: RunnerDto, prefix: &str, pools: &[String]) -> Runner {
+    let description = detail
+        .description
+        .or(listed.description)
+        .unwrap_or_default();
+    let status_text = detail.status.or(listed.status).unwrap_or_default();
+    let paused = detail
+        .paused
+        .or(listed.paused)
+        .or(detail.active.map(|a| !a))
+        .unwrap_or(false);
+    let mut status = RunnerStatus::parse(&status_text).unwrap_or(RunnerStatus::Offline);
+    if status == RunnerStatus::Paused {
+        // Old GitLab hides liveness behind "paused": judge it by the contact time.
+        status = match detail.contacted_at {
+            None => RunnerStatus::NeverContacted,
+            Some(_) => RunnerStatus::Online,
+        };
+    }
+    Runner {
+        id: listed.id,
+        pool: pool_of(&description, prefix, pools),
+        description,
+        status,
+        paused: paused || status_text == "paused",
+        created_at: detail.created_at.or(listed.created_at),
+        contacted_at: detail.contacted_at,
+    }
+}
+
+fn to_job(j: JobDto, project: u64, now: DateTime<Utc>) -> PendingJob {
+    let queued_at = match j.queued_duration {
+        Some(d) if d.is_finite() && d >= 0.0 => {
+            now - chrono::Duration::milliseconds((d * 1000.0) as i64)
+        }
+        _ => j.created_at,
+    };
+    PendingJob {
+        id: j.id,
+        project_id: j.pipeline.and_then(|p| p.project_id).unwrap_or(project),
+        tags: j.tag_list,
+        queued_at,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_is_the_longest_pool_name_after_the_prefix() {
+        let pools = vec!["docker".to_string(), "docker-priv".to_string()];
+        assert_eq!(
+            pool_of("ci-docker-priv-7", "ci-", &pools).as_deref(),
+            Some("docker-priv")
+        );
+        assert_eq!(
+            pool_of("ci-docker-7", "ci-", &pools).as_deref(),
+            Some("docker")
+        );
+        assert_eq!(pool_of("ci-dockerx-7", "ci-", &pools), None);
+        assert_eq!(pool_of("other-docker-7", "ci-", &pools), None);
+    }
+
+    #[test]
+    fn queued_duration_wins_over_created_at() {
+        let now: DateTime<Utc> = "2026-01-01T12:00:00Z".parse().unwrap();
+        let j: JobDto = serde_json::from_value(serde_json::json!({
+            "id": 5, "created_at": "2026-01-01T10:00:00Z", "queued_duration": 60.5,
+            "tag_list": ["docker"], "pipeline": {"id": 1, "project_id": 9}
+        }))
+        .unwrap();
+        let p = to_job(j, 0, now);
+        assert_eq!(p.queued_at, now - chrono::Duration::milliseconds(60_500));
+        assert_eq!(p.project_id, 9);
+        let j: JobDto = serde_json::from_value(serde_json::json!({
+            "id": 6, "created_at": "2026-01-01T10:00:00Z", "queued_duration": null
+        }))
+        .unwrap();
+        assert_eq!(
+            to_job(j, 3, now).queued_at,
+            "2026-01-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn urls_in_messages_lose_query_and_credentials() {
+        let u =
+            Url::parse("https://user:pw@gitlab.example/api/v4/runners?private_token=x").unwrap();
+        assert_eq!(shown(&u), "https://gitlab.example/api/v4/runners");
+    }
+}
