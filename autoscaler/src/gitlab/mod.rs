@@ -434,12 +434,7 @@ impl GitLabAdapter {
                 queued_since: j.created_at,
             }));
             match reply.next_link() {
-                Some(next) => {
-                    url = Url::parse(&next).map_err(|e| GitLabError::Unexpected {
-                        what: what.clone(),
-                        message: format!("bad Link next url: {e}"),
-                    })?;
-                }
+                Some(next) => url = next_page_url(&url, &next, &what)?,
                 None => break,
             }
         }
@@ -703,6 +698,18 @@ impl GitLab for GitLabAdapter {
     }
 }
 
+/// The next keyset page: the `Link` target's query on our own URL, so the token is never
+/// sent to another host even when GitLab's external URL differs from the configured one.
+fn next_page_url(current: &Url, link: &str, what: &str) -> GitLabResult<Url> {
+    let next = Url::parse(link).map_err(|e| GitLabError::Unexpected {
+        what: what.to_string(),
+        message: format!("bad Link next url: {e}"),
+    })?;
+    let mut url = current.clone();
+    url.set_query(next.query());
+    Ok(url)
+}
+
 fn misconfigured(message: String) -> GitLabError {
     GitLabError::Misconfigured { message }
 }
@@ -769,6 +776,21 @@ fn connect_error(e: &gitlab::GitlabError) -> GitLabError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_page_stays_on_the_configured_host() -> Result<(), Box<dyn std::error::Error>> {
+        let current = Url::parse("http://127.0.0.1:8080/api/v4/projects/1/jobs?pagination=keyset")?;
+        let next = next_page_url(
+            &current,
+            "https://gitlab.example.com/api/v4/projects/1/jobs?pagination=keyset&cursor=abc",
+            "jobs",
+        )?;
+        assert_eq!(
+            next.as_str(),
+            "http://127.0.0.1:8080/api/v4/projects/1/jobs?pagination=keyset&cursor=abc"
+        );
+        Ok(())
+    }
 
     #[test]
     fn host_of_keeps_port_and_path_prefix() -> Result<(), Box<dyn std::error::Error>> {
