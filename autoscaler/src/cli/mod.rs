@@ -155,6 +155,10 @@ pub struct SimulateArgs {
 pub struct ValidateArgs {
     /// Configuration file.
     pub config: PathBuf,
+    /// Also authenticate to OpenStack, resolve every pool's flavor, image, networks,
+    /// security groups and key pair, and print the quota headroom.
+    #[arg(long)]
+    pub online: bool,
 }
 
 /// `autoscaler bootstrap ...`.

@@ -13,6 +13,9 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
                 pools.len(),
                 pools.join(", ")
             );
+            if args.online {
+                return online(&config);
+            }
             Ok(0)
         }
         Err(errors) => {
@@ -21,4 +24,40 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// `--online`: every pool's template resolved against the real cloud, every problem listed.
+fn online(config: &autoscaler_config::Config) -> anyhow::Result<i32> {
+    use anyhow::Context as _;
+    let controller = crate::ports::ControllerId::new(config.controller.id.clone())
+        .map_err(|e| anyhow::anyhow!("controller.id: {e}"))?;
+    let auth = match &config.openstack {
+        Some(os) => crate::openstack::AuthSettings::from(os),
+        None => crate::openstack::AuthSettings::default(),
+    };
+    let resolved = crate::openstack::resolve_auth(&auth, &autoscaler_config::ProcessEnv)
+        .context("OpenStack credentials")?;
+    let client = crate::openstack::OpenStack::new(
+        resolved,
+        controller,
+        crate::openstack::ClientOptions::default(),
+    )
+    .context("building the OpenStack client")?;
+    let templates: Vec<(String, crate::ports::ServerTemplateSpec)> = config
+        .pools
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                crate::ports::ServerTemplateSpec::from(&p.server),
+            )
+        })
+        .collect();
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(crate::openstack::preflight(&client, &templates));
+    print!("{report}");
+    Ok(if report.is_ok() { 0 } else { 1 })
 }
