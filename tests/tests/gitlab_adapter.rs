@@ -33,6 +33,7 @@ fn settings(fake: &FakeGitLabServer, scope: Scope) -> GitLabSettings {
         dormant_interval: Duration::from_secs(120),
         group_refresh: Duration::from_secs(600),
         max_stale: Duration::from_secs(300),
+        concurrency: 4,
         connect_attempts: 5,
         connect_backoff: Duration::from_millis(20),
     }

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use ::http::Method;
+use futures_util::{StreamExt, stream};
 use gitlab::GitlabBuilder;
 use gitlab::api::common::SortOrder;
 use gitlab::api::groups::projects::GroupProjects;
@@ -78,6 +79,8 @@ pub struct GitLabSettings {
     pub group_refresh: Duration,
     /// How old a project's last good poll may be and still be reported.
     pub max_stale: Duration,
+    /// Requests in flight at once while polling projects or reading runners.
+    pub concurrency: usize,
     /// Connection attempts at startup (`GET /api/v4/user`).
     pub connect_attempts: u32,
     /// First wait between connection attempts; doubles up to one minute.
@@ -87,8 +90,8 @@ pub struct GitLabSettings {
 impl GitLabSettings {
     /// Settings from the validated `[gitlab]` section with the defaults below:
     /// 600 jobs-list requests per minute, 30 s request timeout, dormant projects polled at
-    /// least every 2 min, groups re-read every 10 min, results stale after 5 min, 8
-    /// connection attempts starting 1 s apart.
+    /// least every 2 min, groups re-read every 10 min, results stale after 5 min, 8 requests
+    /// in flight, 8 connection attempts starting 1 s apart.
     pub fn from_config(
         cfg: &autoscaler_config::GitLab,
         controller: ControllerId,
@@ -105,6 +108,7 @@ impl GitLabSettings {
             dormant_interval: Duration::from_secs(120),
             group_refresh: Duration::from_secs(600),
             max_stale: Duration::from_secs(300),
+            concurrency: 8,
             connect_attempts: 8,
             connect_backoff: Duration::from_secs(1),
         }
@@ -118,6 +122,8 @@ pub struct GitLabAdapter {
     transport: Transport,
     /// Polling state, held for the whole of one `pending_jobs` call.
     jobs: Mutex<JobsState>,
+    /// Jobs-list requests of the last minute (shared by concurrent polls).
+    budget: std::sync::Mutex<Budget>,
     /// Per-runner job counters, by runner id.
     counters: Mutex<HashMap<RunnerId, JobCounter>>,
 }
@@ -125,7 +131,6 @@ pub struct GitLabAdapter {
 /// Polling state of the pending-jobs scope.
 #[derive(Debug)]
 struct JobsState {
-    budget: Budget,
     projects: BTreeMap<String, ProjectState>,
     groups: BTreeMap<String, GroupState>,
 }
@@ -135,6 +140,15 @@ struct JobsState {
 struct ProjectState {
     cadence: Cadence,
     last: Option<(Instant, Vec<PendingJob>)>,
+}
+
+impl ProjectState {
+    fn new() -> Self {
+        ProjectState {
+            cadence: Cadence::new(),
+            last: None,
+        }
+    }
 }
 
 /// Expanded projects of one group.
@@ -197,8 +211,8 @@ impl GitLabAdapter {
             attempt += 1;
         };
         let transport = Transport::new(client, settings.request_timeout);
+        let budget = Budget::new(settings.jobs_per_minute, Duration::from_secs(60));
         let jobs = JobsState {
-            budget: Budget::new(settings.jobs_per_minute, Duration::from_secs(60)),
             projects: BTreeMap::new(),
             groups: BTreeMap::new(),
         };
@@ -206,6 +220,7 @@ impl GitLabAdapter {
             settings,
             transport,
             jobs: Mutex::new(jobs),
+            budget: std::sync::Mutex::new(budget),
             counters: Mutex::new(HashMap::new()),
         })
     }
@@ -232,67 +247,59 @@ impl GitLabAdapter {
         let mut stats = PollStats::default();
         let now = Instant::now();
         // Most overdue first, so a spent budget delays the projects polled most recently.
-        let mut order: Vec<&String> = keys.iter().collect();
-        order.sort_by_key(|k| st.projects.get(*k).and_then(|p| p.cadence.next_due));
-        let mut first_error: Option<GitLabError> = None;
-        for key in order {
+        let mut due: Vec<String> = Vec::new();
+        for key in &keys {
             let state = st
                 .projects
                 .entry(key.clone())
-                .or_insert_with(|| ProjectState {
-                    cadence: Cadence::new(),
-                    last: None,
-                });
-            if !state.cadence.is_due(now) {
+                .or_insert_with(ProjectState::new);
+            if state.cadence.is_due(now) {
+                due.push(key.clone());
+            } else {
                 stats.not_due += 1;
-                continue;
             }
-            if matches!(first_error, Some(GitLabError::RateLimited { .. })) {
-                continue;
-            }
-            match self.poll_project(key, &mut st.budget).await {
+        }
+        due.sort_by_key(|k| st.projects.get(k).and_then(|p| p.cadence.next_due));
+        let results: Vec<(String, GitLabResult<Vec<PendingJob>>)> = stream::iter(due)
+            .map(|key| async move {
+                let result = self.poll_project(&key).await;
+                (key, result)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let mut first_error: Option<GitLabError> = None;
+        for (key, result) in results {
+            let state = st
+                .projects
+                .entry(key.clone())
+                .or_insert_with(ProjectState::new);
+            let (jobs, base) = match result {
                 Ok(jobs) => {
                     stats.polled += 1;
-                    let state = st
-                        .projects
-                        .entry(key.clone())
-                        .or_insert_with(|| ProjectState {
-                            cadence: Cadence::new(),
-                            last: None,
-                        });
-                    state.cadence.polled(
-                        Instant::now(),
-                        jobs.len(),
-                        self.settings.quiet_base,
-                        self.settings.dormant_interval,
-                    );
-                    state.last = Some((Instant::now(), jobs));
+                    (jobs, self.settings.quiet_base)
                 }
-                Err(GitLabError::BudgetSpent { .. }) => stats.over_budget += 1,
+                Err(GitLabError::BudgetSpent { .. }) => {
+                    stats.over_budget += 1;
+                    continue;
+                }
                 Err(GitLabError::NotFound { what }) => {
                     // A project deleted or out of reach: it has no job we could run. Polled
                     // again as a dormant project, so a fixed permission shows up.
                     tracing::warn!(project = %key, "no access to {what}");
-                    let state = st
-                        .projects
-                        .entry(key.clone())
-                        .or_insert_with(|| ProjectState {
-                            cadence: Cadence::new(),
-                            last: None,
-                        });
-                    state.cadence.polled(
-                        Instant::now(),
-                        0,
-                        self.settings.dormant_interval,
-                        self.settings.dormant_interval,
-                    );
-                    state.last = Some((Instant::now(), Vec::new()));
+                    (Vec::new(), self.settings.dormant_interval)
                 }
                 Err(e) => {
                     tracing::warn!(project = %key, error = %e, "polling pending jobs failed");
                     first_error.get_or_insert(e);
+                    continue;
                 }
-            }
+            };
+            let at = Instant::now();
+            state
+                .cadence
+                .polled(at, jobs.len(), base, self.settings.dormant_interval);
+            state.last = Some((at, jobs));
         }
         // Report every project's last good list; refuse when one is missing or too old.
         let now = Instant::now();
@@ -408,7 +415,7 @@ impl GitLabAdapter {
     }
 
     /// Pending jobs of one project, keyset-paged; each page costs one budget unit.
-    async fn poll_project(&self, key: &str, budget: &mut Budget) -> GitLabResult<Vec<PendingJob>> {
+    async fn poll_project(&self, key: &str) -> GitLabResult<Vec<PendingJob>> {
         let ep = Jobs::builder()
             .project(key)
             .scope(JobScope::Pending)
@@ -423,7 +430,12 @@ impl GitLabAdapter {
             .append_pair("sort", "desc");
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
-            if !budget.try_take(Instant::now()) {
+            let granted = self
+                .budget
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .try_take(Instant::now());
+            if !granted {
                 return Err(GitLabError::BudgetSpent { what });
             }
             let reply = self.transport.send(&what, Method::GET, &url, None).await?;
@@ -536,8 +548,14 @@ impl GitLabAdapter {
 
     /// Jobs run so far: reads the runner's jobs newest first down to its high-water mark.
     async fn job_totals(&self, id: RunnerId) -> GitLabResult<counter::Totals> {
-        let mut counters = self.counters.lock().await;
-        let counter = counters.entry(id).or_default();
+        // Not held across the requests, so runners are read concurrently.
+        let mut counter = self
+            .counters
+            .lock()
+            .await
+            .get(&id)
+            .cloned()
+            .unwrap_or_default();
         let ep = RunnerJobs::builder()
             .runner(id)
             .order_by(RunnerJobsOrderBy::Id)
@@ -566,7 +584,9 @@ impl GitLabAdapter {
                 break;
             }
         }
-        Ok(counter.update(&seen))
+        let totals = counter.update(&seen);
+        self.counters.lock().await.insert(id, counter);
+        Ok(totals)
     }
 
     /// Lists candidate runners (description prefix) with `GET /runners` or `/runners/all`.
@@ -606,9 +626,14 @@ impl GitLab for GitLabAdapter {
 
     async fn owned_runners(&self) -> GitLabResult<Vec<OwnedRunner>> {
         let ids = self.candidate_runners().await?;
+        let read: Vec<GitLabResult<Option<OwnedRunner>>> = stream::iter(ids.iter().copied())
+            .map(|id| self.owned_runner(id))
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
         let mut out = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(r) = self.owned_runner(*id).await? {
+        for r in read {
+            if let Some(r) = r? {
                 out.push(r);
             }
         }
