@@ -5,6 +5,7 @@
 //! * [`cli`]: the command line; one function per subcommand.
 //! * [`settings`]: validated config to planner policy and simulator input.
 //! * [`forecast`]: learned pre-warming for bursts that recur at the same time of day.
+//! * [`import`]: a docker+machine `config.toml` converted into this project's config.
 //! * [`model`]: domain types (jobs, VMs, policy). No I/O.
 //! * [`plan`]: the pure planner, `plan(&Observed, &Policy, now) -> Plan`.
 //! * [`reconcile`]: the loop: observe → plan → apply, with the drain protocol.
@@ -14,6 +15,7 @@
 
 pub mod cli;
 pub mod forecast;
+pub mod import;
 pub mod model;
 pub mod plan;
 pub mod reconcile;

@@ -42,6 +42,19 @@ pub enum Command {
     Plan(PlanArgs),
     /// The VMs of this controller, like `docker-machine ls`.
     Status(PlanArgs),
+    /// Convert a gitlab-runner config.toml (docker+machine on OpenStack) into this
+    /// project's configuration.
+    Import(ImportArgs),
+}
+
+/// `autoscaler import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// gitlab-runner config.toml to read.
+    pub source: PathBuf,
+    /// Write here instead of standard output (an existing file is not overwritten).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }
 
 /// `--config` of the controller commands.
@@ -203,5 +216,31 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => controller::run(&args),
         Command::Plan(args) => controller::plan(&args),
         Command::Status(args) => controller::status(&args),
+        Command::Import(args) => import(&args),
     }
+}
+
+fn import(args: &ImportArgs) -> anyhow::Result<i32> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(&args.source)
+        .with_context(|| format!("reading {}", args.source.display()))?;
+    let out = crate::import::import(&text, &args.source.display().to_string())?;
+    match &args.output {
+        Some(path) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+            std::io::Write::write_all(&mut f, out.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "wrote {}; review its TODOs, then `autoscaler validate {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        None => print!("{out}"),
+    }
+    Ok(0)
 }
