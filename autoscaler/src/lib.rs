@@ -6,6 +6,10 @@
 //! * [`settings`]: validated config to planner policy and simulator input.
 //! * [`forecast`]: learned pre-warming for bursts that recur at the same time of day.
 //! * [`import`]: a docker+machine `config.toml` converted into this project's config.
+//! * [`ports`]: the narrow `GitLab` and `Cloud` traits the reconciler talks through.
+//! * [`gitlab`]: the GitLab adapter (REST + GraphQL, keyset paging, rate-limit budget).
+//! * [`openstack`]: the OpenStack adapter (Keystone, Nova, Glance, Neutron).
+//! * `testing` (feature `testing`): in-memory `FakeCloud` and `FakeGitLab`.
 //! * [`model`]: domain types (jobs, VMs, policy). No I/O.
 //! * [`plan`]: the pure planner, `plan(&Observed, &Policy, now) -> Plan`.
 //! * [`reconcile`]: the loop: observe → plan → apply, with the drain protocol.
