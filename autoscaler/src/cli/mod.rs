@@ -45,6 +45,14 @@ pub enum Command {
     /// Convert a gitlab-runner config.toml (docker+machine on OpenStack) into this
     /// project's configuration.
     Import(ImportArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// Shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 /// `autoscaler import`.
@@ -217,6 +225,20 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => controller::plan(&args),
         Command::Status(args) => controller::status(&args),
         Command::Import(args) => import(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "autoscaler", &mut buf);
+            std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut buf)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+            Ok(0)
+        }
     }
 }
 
