@@ -8,7 +8,7 @@
 //! Starts one fake per scenario (default: ok warning critical unknown timeout down big),
 //! writes `DIR/<scenario>.toml` (a controller config pointing at it) and `DIR/ready` (after
 //! everything listens), then serves until stdin closes or the process is killed. The token
-//! and password the fakes accept are in `DIR/env` (`FAKE_GITLAB_TOKEN`, `FAKE_OS_PASSWORD`).
+//! and password the fakes accept are in `DIR/env` (`FAKE_GITLAB_TOKEN`, `OS_PASSWORD`).
 
 #[path = "../tests/support/fake.rs"]
 mod fake;
@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(
         dir.join("env"),
         format!(
-            "FAKE_GITLAB_TOKEN={}\nFAKE_OS_PASSWORD={}\n",
+            "FAKE_GITLAB_TOKEN={}\nOS_PASSWORD={}\n",
             fake::TOKEN,
             fake::OS_PASSWORD
         ),

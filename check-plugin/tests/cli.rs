@@ -28,7 +28,7 @@ fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_check_gitlab_autoscaler"));
     c.env_clear()
         .env("FAKE_GITLAB_TOKEN", fake::TOKEN)
-        .env("FAKE_OS_PASSWORD", fake::OS_PASSWORD);
+        .env("OS_PASSWORD", fake::OS_PASSWORD);
     c
 }
 
@@ -244,7 +244,7 @@ async fn token_from_the_override_variable_is_used() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_check_gitlab_autoscaler"));
     cmd.env_clear()
         .env("GITLAB_AUTOSCALER_TOKEN", fake::TOKEN)
-        .env("FAKE_OS_PASSWORD", fake::OS_PASSWORD)
+        .env("OS_PASSWORD", fake::OS_PASSWORD)
         .args(["-s", "runners", "--now", NOW, "-C"])
         .arg(&cfg);
     let run = tokio::task::spawn_blocking(move || exec(cmd))

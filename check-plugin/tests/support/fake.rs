@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 /// The token the fake GitLab accepts.
 pub const TOKEN: &str = "glpat-fake-check-token";
-/// The password the fake Keystone accepts (through `OS_PASSWORD`-like `password_env`).
+/// The password the fake Keystone accepts (the config's `password_env = "OS_PASSWORD"`).
 pub const OS_PASSWORD: &str = "fake-os-password";
 /// Controller id of every scenario.
 pub const CONTROLLER: &str = "ci";
@@ -80,6 +80,8 @@ pub struct World {
     pub token_ok: bool,
     /// Every answer waits this long (timeout scenario).
     pub delay: Duration,
+    /// `limit` of the pools `docker` and `arm` in the generated config.
+    pub limits: (u32, u32),
 }
 
 fn at(now: DateTime<Utc>, secs_ago: i64) -> DateTime<Utc> {
@@ -157,6 +159,7 @@ impl World {
             })),
             token_ok: true,
             delay: Duration::ZERO,
+            limits: (24, 8),
         }
     }
 
@@ -195,7 +198,10 @@ impl World {
             }
             "unknown" => w.token_ok = false,
             "timeout" => w.delay = Duration::from_secs(30),
-            "big" => w = World::healthy(now, 1000),
+            "big" => {
+                w = World::healthy(now, 1000);
+                w.limits = (800, 300);
+            }
             _ => return None,
         }
         Some(w)
@@ -206,6 +212,7 @@ impl World {
 pub struct Fake {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicU64>,
+    limits: (u32, u32),
 }
 
 struct Shared {
@@ -222,6 +229,7 @@ impl Fake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
+        let pool_limits = world.limits;
         let shared = Arc::new(Shared {
             world,
             base: format!("http://{addr}"),
@@ -241,7 +249,11 @@ impl Fake {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Fake { addr, requests })
+        Ok(Fake {
+            addr,
+            requests,
+            limits: pool_limits,
+        })
     }
 
     /// The controller config pointing at this fake. `controller_up` = false points
@@ -253,6 +265,7 @@ impl Fake {
             format!("127.0.0.1:{closed_port}")
         };
         let base = format!("http://{}", self.addr);
+        let (docker_limit, arm_limit) = self.limits;
         format!(
             r#"# written by the check plugin's fake services
 [controller]
@@ -272,11 +285,11 @@ groups = ["7"]
 auth_url = "{base}/identity/v3"
 username = "check"
 project_name = "ci"
-password_env = "FAKE_OS_PASSWORD"
+password_env = "OS_PASSWORD"
 
 [[pools]]
 name = "docker"
-limit = 24
+limit = {docker_limit}
 boot_timeout = "10m"
 [pools.server]
 flavor = "m1.small"
@@ -288,7 +301,7 @@ run_untagged = true
 
 [[pools]]
 name = "arm"
-limit = 8
+limit = {arm_limit}
 boot_timeout = "10m"
 [pools.server]
 flavor = "m1.small"
