@@ -19,15 +19,15 @@
 
 pub mod cli;
 pub mod forecast;
+pub mod gitlab;
 pub mod import;
 pub mod model;
+pub mod openstack;
 pub mod plan;
+pub mod ports;
 pub mod reconcile;
 pub mod server;
 pub mod settings;
 pub mod sim;
-pub mod openstack;
-pub mod gitlab;
-pub mod ports;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
