@@ -742,3 +742,63 @@ fn slug(name: &str) -> String {
     let s = s.trim_matches('-').to_string();
     if s.is_empty() { "pool".to_string() } else { s }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::plan::{Action, plan};
+    use crate::ports::ControllerId;
+    use crate::reconcile::{Reconciler, TokioClock};
+    use crate::testing::cloud::FakeCloud;
+    use crate::testing::gitlab::FakeGitLab;
+
+    fn imported_config() -> autoscaler_config::Config {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/examples/docker-machine-config.toml"
+        ))
+        .unwrap();
+        let out = super::import(&src, "config.toml").unwrap();
+        autoscaler_config::parse(&out, "imported.toml").unwrap()
+    }
+
+    fn at(s: &str) -> crate::model::Timestamp {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// `plan` on the imported reference setup with an empty cloud: the warm pool it orders.
+    async fn creates_at(when: &str, jobs: usize) -> usize {
+        let config = Arc::new(imported_config());
+        let id = ControllerId::new(config.controller.id.clone()).unwrap();
+        let gitlab = FakeGitLab::new(id.clone());
+        for _ in 0..jobs {
+            gitlab.add_job(&[], std::time::Duration::from_secs(600));
+        }
+        let mut r = Reconciler::read_only(
+            gitlab,
+            FakeCloud::new(id),
+            Arc::clone(&config),
+            Arc::new(TokioClock::new(at(when))),
+        )
+        .unwrap();
+        let (obs, now) = r.observe().await.unwrap();
+        let p = plan(&obs, &crate::settings::policy_at(&config, now), now);
+        p.actions
+            .iter()
+            .filter(|a| matches!(a, Action::Create { .. }))
+            .count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn imported_reference_keeps_4_warm_in_working_hours_2_off_peak_at_most_24() {
+        // Monday 2026-11-09 12:00 Berlin (11:00 UTC): working hours.
+        assert_eq!(creates_at("2026-11-09T11:00:00Z", 0).await, 4);
+        // Monday 23:00 Berlin and Saturday noon: off-peak.
+        assert_eq!(creates_at("2026-11-09T22:00:00Z", 0).await, 2);
+        assert_eq!(creates_at("2026-11-07T11:00:00Z", 0).await, 2);
+        // A 40-job burst is capped at limit = 24.
+        assert_eq!(creates_at("2026-11-09T11:00:00Z", 40).await, 24);
+    }
+}

@@ -158,7 +158,8 @@ impl<G, C> std::fmt::Debug for Reconciler<G, C> {
 }
 
 impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
-    /// Prepares a reconciler. `s3` resolves the pools' S3 cache secrets once, here.
+    /// Prepares a reconciler; the pools' S3 cache secrets and extra cloud-config files are
+    /// read once, here.
     ///
     /// # Errors
     ///
@@ -170,10 +171,36 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         clock: Arc<dyn Clock>,
         concurrency: usize,
     ) -> anyhow::Result<Self> {
+        Self::build(gitlab, cloud, config, clock, concurrency, true)
+    }
+
+    /// A reconciler that only observes and plans (`plan`, `status`): it reads no bootstrap
+    /// secret, and its creates would fail, so never `tick` it.
+    ///
+    /// # Errors
+    ///
+    /// An invalid controller id.
+    pub fn read_only(
+        gitlab: G,
+        cloud: C,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        Self::build(gitlab, cloud, config, clock, 1, false)
+    }
+
+    fn build(
+        gitlab: G,
+        cloud: C,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        concurrency: usize,
+        prepare: bool,
+    ) -> anyhow::Result<Self> {
         let controller = ControllerId::new(config.controller.id.clone())
             .map_err(|e| anyhow::anyhow!("controller id: {e}"))?;
         let mut pools = BTreeMap::new();
-        for pool in &config.pools {
+        for pool in config.pools.iter().filter(|_| prepare) {
             let bootstrap = settings::pool_bootstrap(pool, true)?;
             pools.insert(
                 pool.name.clone(),

@@ -153,7 +153,8 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
     };
     runtime()?.block_on(async {
         let (gitlab, cloud) = connect(&config).await?;
-        let mut r = Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 1)?;
+        let mut r =
+            Reconciler::read_only(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock))?;
         let (obs, now) = r.observe().await?;
         let when = at.unwrap_or(now);
         let policy = settings::policy_at(&config, when);
@@ -323,7 +324,8 @@ pub(super) fn status(args: &PlanArgs) -> anyhow::Result<i32> {
     let config = load(&args.config)?;
     runtime()?.block_on(async {
         let (gitlab, cloud) = connect(&config).await?;
-        let mut r = Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 1)?;
+        let mut r =
+            Reconciler::read_only(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock))?;
         let (obs, now) = r.observe().await?;
         let policy = settings::policy_at(&config, now);
         let plan = crate::plan::plan(&obs, &policy, now);
