@@ -253,6 +253,7 @@ pub async fn run_with<S: Source>(source: &S, opts: &Options, thresholds: &Thresh
         Ok(Err(e)) => return Outcome::unknown(&crate::chain(&e)),
         Ok(Ok(s)) => s,
     };
+    tracing::debug!(stages = %progress.describe(), "snapshot complete");
     let result = evaluate(&snapshot, &opts.subchecks, thresholds, now);
     Outcome {
         stdout: render(&result),

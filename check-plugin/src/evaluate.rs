@@ -452,10 +452,14 @@ impl Evaluator<'_> {
             Ok(s) => s,
             Err(m) => return Self::unknown(Subcheck::Vms, "openstack servers", m),
         };
-        let runners = match self.snap.runners.as_result() {
-            Ok(r) => r,
-            Err(m) => return Self::unknown(Subcheck::Vms, "gitlab runners", m),
+        // Without GitLab, ERROR, BUILD, limit and quota are still judged; pairing is not.
+        let empty: &[Runner] = &[];
+        let (runners, runners_err): (&[Runner], Option<&str>) = match self.snap.runners.as_result()
+        {
+            Ok(r) => (r.as_slice(), None),
+            Err(m) => (empty, Some(m)),
         };
+        let paired = runners_err.is_none();
         let mut servers: Vec<&Server> = servers.iter().collect();
         servers.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         let by_id: BTreeMap<u64, &Runner> = runners.iter().map(|r| (r.id, r)).collect();
@@ -489,7 +493,7 @@ impl Evaluator<'_> {
                 {
                     stuck.push((*s, "ACTIVE but its runner never contacted GitLab"))
                 }
-                _ if past && runner.is_none() => orphan_servers.push(*s),
+                _ if paired && past && runner.is_none() => orphan_servers.push(*s),
                 _ => {}
             }
         }
@@ -531,13 +535,19 @@ impl Evaluator<'_> {
         let mut state = State::Ok;
         let s_err = self.metric(Metric::VmsError, errors.len() as f64, "", None);
         let s_stuck = self.metric(Metric::VmsStuckBooting, stuck.len() as f64, "", None);
-        let s_orph = self.metric(Metric::VmsOrphaned, orphan_servers.len() as f64, "", None);
-        let s_orph_r = self.metric(
-            Metric::RunnersOrphaned,
-            orphan_runners.len() as f64,
-            "",
-            None,
-        );
+        let (s_orph, s_orph_r) = if paired {
+            (
+                self.metric(Metric::VmsOrphaned, orphan_servers.len() as f64, "", None),
+                self.metric(
+                    Metric::RunnersOrphaned,
+                    orphan_runners.len() as f64,
+                    "",
+                    None,
+                ),
+            )
+        } else {
+            (State::Unknown, State::Unknown)
+        };
         for s in [s_err, s_stuck, s_orph, s_orph_r] {
             state = state.worst(s);
         }
@@ -588,6 +598,15 @@ impl Evaluator<'_> {
             }
         }
 
+        if let Some(m) = runners_err {
+            details.push(Detail {
+                state: State::Unknown,
+                text: format!(
+                    "cannot read gitlab runners, orphans and silent runners not checked: {}",
+                    clean(m)
+                ),
+            });
+        }
         for s in &errors {
             let fault = match &s.status {
                 ServerStatus::Error(Some(f)) => format!(" ({})", clean(f)),
@@ -653,7 +672,7 @@ impl Evaluator<'_> {
             .collect::<Vec<_>>()
             .join(", ");
         let mut summary = format!(
-            "{} VMs ({pools}{}): {} ERROR, {} stuck booting, {} servers without runner, {} runners without server{quota_text}",
+            "{} VMs ({pools}{}): {} ERROR, {} stuck booting, {}{quota_text}",
             servers.len(),
             if unpooled > 0 {
                 format!(", {unpooled} in no configured pool")
@@ -662,8 +681,15 @@ impl Evaluator<'_> {
             },
             errors.len(),
             stuck.len(),
-            orphan_servers.len(),
-            orphan_runners.len()
+            if paired {
+                format!(
+                    "{} servers without runner, {} runners without server",
+                    orphan_servers.len(),
+                    orphan_runners.len()
+                )
+            } else {
+                "orphans not checked (no gitlab runners)".to_string()
+            }
         );
         if s_limit != State::Ok {
             summary.push_str(", over limit");

@@ -473,3 +473,31 @@ fn ages_are_human_readable() {
     assert_eq!(human(90_000), "1d 1h");
     assert_eq!(human(-5), "0s");
 }
+
+#[test]
+fn without_gitlab_vms_still_reports_error_servers_and_leaves_orphans_unknown() {
+    let mut s = healthy();
+    s.runners = Fetched::Failed("gitlab runner list: HTTP 502".into());
+    let Fetched::Ok(sv) = &mut s.servers else {
+        panic!()
+    };
+    for id in 3..=5 {
+        sv.push(server(id, "docker", ServerStatus::Error(None), 60, None));
+    }
+    let r = eval(&s, &only(Subcheck::Vms));
+    assert_eq!(
+        r.state,
+        State::Critical,
+        "3 ERROR servers outrank the unknown pairing"
+    );
+    assert!(
+        r.perfdata.iter().all(|p| p.label != "vms_orphaned"),
+        "no made-up orphan count"
+    );
+    assert!(
+        details(&r)
+            .contains("orphans and silent runners not checked: gitlab runner list: HTTP 502")
+    );
+    s.servers = Fetched::Ok(Vec::new());
+    assert_eq!(eval(&s, &only(Subcheck::Vms)).state, State::Unknown);
+}

@@ -41,6 +41,10 @@ pub enum Fetched<T> {
 
 impl<T> Fetched<T> {
     /// The value, or the failure message.
+    ///
+    /// # Errors
+    ///
+    /// The failure message, or `not fetched` for [`Fetched::Skipped`].
     pub fn as_result(&self) -> Result<&T, &str> {
         match self {
             Fetched::Ok(v) => Ok(v),

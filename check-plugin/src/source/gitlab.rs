@@ -150,6 +150,7 @@ impl GitLab {
                 reason: crate::error::transport_reason(&source),
             })?;
         let status = resp.status();
+        tracing::debug!(url = %shown, status = status.as_u16(), "gitlab answered");
         if !status.is_success() {
             return Err(SourceError::Status {
                 what: what.to_string(),
