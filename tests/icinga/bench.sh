@@ -16,8 +16,11 @@ mkfifo "$DIR/stdin"
 FAKE_PID=$!
 exec 9> "$DIR/stdin"
 for _ in $(seq 1 100); do [[ -f $DIR/ready ]] && break; sleep 0.1; done
-# shellcheck disable=SC1091  # written by fake_services
-set -a; . "$DIR/env"; set +a
+# env is written by fake_services
+set -a
+# shellcheck disable=SC1091
+. "$DIR/env"
+set +a
 "$TARGET/release/check_gitlab_autoscaler" -C "$DIR/big.toml" | head -1 | cut -c1-200
 for _ in $(seq 1 "$RUNS"); do
   s=$(date +%s%N)
