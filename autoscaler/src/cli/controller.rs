@@ -17,8 +17,14 @@ use crate::ports::ControllerId;
 use crate::reconcile::{Reconciler, SystemClock};
 use crate::settings;
 
-/// Connects to GitLab and OpenStack as the configuration says.
-async fn connect(config: &Config) -> anyhow::Result<(GitLabAdapter, OpenStack)> {
+/// Connects to GitLab and OpenStack as the configuration says (what `run`, `plan` and
+/// `status` use; scenario tests use it too).
+///
+/// # Errors
+///
+/// A secret cannot be read, GitLab refuses the token or stays unreachable, or the
+/// OpenStack credentials cannot be resolved.
+pub async fn connect(config: &Config) -> anyhow::Result<(GitLabAdapter, OpenStack)> {
     let controller = ControllerId::new(config.controller.id.clone())
         .map_err(|e| anyhow::anyhow!("controller.id: {e}"))?;
     let token = config
