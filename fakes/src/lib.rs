@@ -1,0 +1,53 @@
+//! In-process HTTP fakes of the services the autoscaler talks to, for tests, benchmarks and
+//! `autoscaler run --dev`. Today: OpenStack ([`FakeOpenStack`]).
+//!
+//! [`FakeOpenStack::start`] serves, on `127.0.0.1`, the slice of Keystone v3, Nova (`/v2.1`),
+//! Glance (`/v2`) and Neutron (`/v2.0`) that the real client in `autoscaler::openstack`
+//! uses, with the same URLs, headers, bodies, paging, microversion rules and error shapes as
+//! the real services (see `docs/fakes.md` for the list and the known differences). Servers
+//! live in memory: BUILD for a boot delay, then ACTIVE (or ERROR with a scripted fault);
+//! a delete shows task state `deleting` for a delete delay, then the server is gone.
+//!
+//! The handle lets the caller script failures ([`FakeOpenStack::fail_next_create`],
+//! [`FakeOpenStack::boot_fault_next`], latency, quota, token expiry) and observe servers
+//! ([`FakeOpenStack::servers`], [`FakeOpenStack::subscribe`],
+//! [`FakeOpenStack::watch_servers`]) to start a runner when a server goes ACTIVE.
+//!
+//! This crate must not depend on the `autoscaler` crate: the autoscaler binary depends on it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), autoscaler_fakes::Error> {
+//! use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, ServerEventKind};
+//! let cloud = FakeOpenStack::start(FakeOpenStackOptions::default()).await?;
+//! println!("OS_AUTH_URL={}", cloud.auth_url());
+//! let mut events = cloud.subscribe();
+//! while let Ok(e) = events.recv().await {
+//!     if e.kind == ServerEventKind::Active {
+//!         println!("start a runner for {} with {:?}", e.server.name, cloud.user_data(&e.server.id));
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! * `options`: [`FakeOpenStackOptions`] and the seed objects.
+//! * `state`: the in-memory cloud and its rules (no HTTP, no timers).
+//! * `api`: error bodies, microversion header, token check.
+//! * `keystone`, `nova`, `catalog` (Glance and Neutron): the HTTP handlers.
+//! * `server`: the socket, routes, delayed transitions and the [`FakeOpenStack`] handle.
+
+mod api;
+mod catalog;
+mod error;
+mod ids;
+mod keystone;
+mod nova;
+mod options;
+mod server;
+mod state;
+
+pub use error::Error;
+pub use options::{FakeAppCredential, FakeFlavor, FakeOpenStackOptions, FakeQuota, FakeUser};
+pub use server::FakeOpenStack;
+pub use state::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};
