@@ -99,6 +99,7 @@ pub fn pools_of(config: &Config) -> Vec<PoolInfo> {
 pub struct LiveSource {
     config: Config,
     token: Result<SecretString, String>,
+    os_auth: Result<autoscaler::openstack::ResolvedAuth, String>,
     timeout: Duration,
 }
 
@@ -115,8 +116,9 @@ impl std::fmt::Debug for LiveSource {
 
 impl LiveSource {
     /// Builds the source; the token comes from [`TOKEN_ENV`], else from the config's token
-    /// source, both read through `env`. A missing token fails only the GitLab parts.
-    /// `timeout` bounds each HTTP request.
+    /// source, and the OpenStack credentials from the config or `OS_*`, all read through
+    /// `env` now. A missing token fails only the GitLab parts, missing credentials only the
+    /// OpenStack part. `timeout` bounds each HTTP request.
     pub fn new(config: Config, env: &dyn Env, timeout: Duration) -> Self {
         let token = match env.var(TOKEN_ENV).filter(|t| !t.is_empty()) {
             Some(t) => Ok(SecretString::from(t)),
@@ -128,9 +130,11 @@ impl LiveSource {
                 )
             }),
         };
+        let os_auth = openstack::credentials(&config, env).map_err(|e| crate::chain(&e));
         LiveSource {
             config,
             token,
+            os_auth,
             timeout,
         }
     }
@@ -205,7 +209,7 @@ impl Source for LiveSource {
             if !need_servers {
                 return (Fetched::Skipped, Fetched::Skipped);
             }
-            openstack::fetch(&self.config, self.timeout, progress).await
+            openstack::fetch(&self.config, self.os_auth.clone(), self.timeout, progress).await
         };
         let controller = async {
             if !need_controller {

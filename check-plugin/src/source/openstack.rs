@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use autoscaler::openstack::{AuthSettings, ClientOptions, OpenStack, ProcessEnv, resolve_auth};
+use autoscaler::openstack::{AuthSettings, ClientOptions, OpenStack, ResolvedAuth, resolve_auth};
 use autoscaler::ports::{CloudServer, CloudStatus, ControllerId};
-use autoscaler_config::Config;
+use autoscaler_config::{Config, Env};
 
 use super::Progress;
 use crate::error::SourceError;
@@ -13,14 +13,35 @@ use crate::model::{Fetched, Quota, Server, ServerStatus};
 
 const PART: &str = "openstack";
 
-/// Lists the controller's servers and reads the quota. Credentials come from the config's
-/// `[openstack]` section, else `OS_CLOUD` / `OS_*`.
+/// Resolves the credentials: the config's `[openstack]` section, else `OS_CLOUD` / `OS_*`
+/// from `env`, reading the secret files or variables they name.
+///
+/// # Errors
+///
+/// [`SourceError::OpenStack`] naming the missing or unreadable setting.
+pub fn credentials(config: &Config, env: &dyn Env) -> Result<ResolvedAuth, SourceError> {
+    let settings = config
+        .openstack
+        .as_ref()
+        .map(AuthSettings::from)
+        .unwrap_or_default();
+    resolve_auth(&settings, env).map_err(|source| SourceError::OpenStack {
+        what: "credentials",
+        source,
+    })
+}
+
+/// Lists the controller's servers and reads the quota with the resolved credentials.
 pub async fn fetch(
     config: &Config,
+    auth: Result<ResolvedAuth, String>,
     timeout: Duration,
     progress: &Progress,
 ) -> (Fetched<Vec<Server>>, Fetched<Quota>) {
-    match client(config, timeout) {
+    let client = auth
+        .map_err(SourceError::Setup)
+        .and_then(|auth| client(config, auth, timeout));
+    match client {
         Err(e) => {
             let m = crate::chain(&e);
             (Fetched::Failed(m.clone()), Fetched::Failed(m))
@@ -59,16 +80,11 @@ pub async fn fetch(
     }
 }
 
-fn client(config: &Config, timeout: Duration) -> Result<OpenStack, SourceError> {
-    let settings = config
-        .openstack
-        .as_ref()
-        .map(AuthSettings::from)
-        .unwrap_or_default();
-    let auth = resolve_auth(&settings, &ProcessEnv).map_err(|source| SourceError::OpenStack {
-        what: "credentials",
-        source,
-    })?;
+fn client(
+    config: &Config,
+    auth: ResolvedAuth,
+    timeout: Duration,
+) -> Result<OpenStack, SourceError> {
     let controller = ControllerId::new(config.controller.id.clone())
         .map_err(|e| SourceError::Setup(format!("controller id: {e}")))?;
     let options = ClientOptions {

@@ -82,6 +82,8 @@ pub struct World {
     pub delay: Duration,
     /// `limit` of the pools `docker` and `arm` in the generated config.
     pub limits: (u32, u32),
+    /// Runners listed but deleted before their detail call (404).
+    pub vanished: Vec<u64>,
 }
 
 fn at(now: DateTime<Utc>, secs_ago: i64) -> DateTime<Utc> {
@@ -160,6 +162,7 @@ impl World {
             token_ok: true,
             delay: Duration::ZERO,
             limits: (24, 8),
+            vanished: Vec::new(),
         }
     }
 
@@ -407,7 +410,8 @@ async fn runner_detail(State(s): S, headers: HeaderMap, Path(id): Path<u64>) -> 
     if let Some(r) = gitlab_auth(&s, &headers) {
         return r;
     }
-    match s.world.runners.iter().find(|r| r.id == id) {
+    let found = s.world.runners.iter().find(|r| r.id == id);
+    match found.filter(|_| !s.world.vanished.contains(&id)) {
         Some(r) => axum::Json(runner_json(r, true)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
