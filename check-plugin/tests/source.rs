@@ -131,3 +131,36 @@ async fn missing_openstack_password_fails_only_the_openstack_parts() {
     assert!(matches!(snap.runners, Fetched::Ok(_)));
     assert!(matches!(snap.controller, Fetched::Ok(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_scope_reads_pending_jobs_through_graphql_pages() {
+    let now = Utc::now();
+    let w = World::scenario("warning", now).unwrap();
+    let created: Vec<_> = w.jobs.iter().map(|j| (j.id, j.created_at)).collect();
+    let f = Fake::start(w).await.unwrap();
+    let text = f
+        .config(true, 1)
+        .replace("projects = [42]\ngroups = [\"7\"]", "instance = true");
+    assert!(text.contains("instance = true"));
+    let config = autoscaler_config::parse(&text, "fake.toml").unwrap();
+    let source = LiveSource::new(config, &env(), Duration::from_secs(10));
+    let snap = source
+        .snapshot(
+            &BTreeSet::from([Subcheck::Queue]),
+            now,
+            &Progress::default(),
+        )
+        .await
+        .unwrap();
+    let Fetched::Ok(jobs) = &snap.pending else {
+        panic!("{:?}", snap.pending)
+    };
+    assert_eq!(jobs.len(), 2, "two pages of one job");
+    for (j, (id, c)) in jobs.iter().zip(&created) {
+        assert_eq!(j.id, *id);
+        assert_eq!(j.queued_at, *c + TimeDelta::seconds(10), "queuedAt wins");
+    }
+    assert_eq!(jobs[1].project_id, 43);
+    assert_eq!(jobs[1].tags, vec!["arm".to_string(), "docker".to_string()]);
+    assert!(matches!(snap.runners, Fetched::Skipped));
+}

@@ -244,6 +244,7 @@ impl Fake {
             .route("/api/v4/runners/{id}", get(runner_detail))
             .route("/api/v4/groups/{id}/projects", get(group_projects))
             .route("/api/v4/projects/{id}/jobs", get(project_jobs))
+            .route("/api/graphql", post(graphql))
             .route("/identity/v3/auth/tokens", post(keystone_token))
             .route("/compute/v2.1/servers/detail", get(servers))
             .route("/compute/v2.1/limits", get(limits))
@@ -598,4 +599,41 @@ async fn status(State(s): S) -> Response {
         Some(v) => axum::Json(v.clone()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// GraphQL `jobs(statuses: [PENDING])`, one job per page so paging is exercised.
+async fn graphql(State(s): S, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+    pause(&s).await;
+    if let Some(r) = gitlab_auth(&s, &headers) {
+        return r;
+    }
+    let query = body.get("query").and_then(Value::as_str).unwrap_or("");
+    if !query.contains("jobs(statuses: [PENDING]") {
+        return axum::Json(json!({"errors": [{"message": "unexpected query"}]})).into_response();
+    }
+    let index: usize = body
+        .pointer("/variables/after")
+        .and_then(Value::as_str)
+        .and_then(|c| c.parse().ok())
+        .map_or(0, |c: usize| c + 1);
+    let mut jobs = s.world.jobs.clone();
+    jobs.sort_by_key(|j| j.id);
+    let nodes: Vec<Value> = jobs
+        .get(index)
+        .map(|j| {
+            vec![json!({
+                "id": format!("gid://gitlab/Ci::Build/{}", j.id),
+                "tags": j.tags,
+                "createdAt": j.created_at,
+                "queuedAt": j.created_at + TimeDelta::seconds(10),
+                "project": {"id": format!("gid://gitlab/Project/{}", j.project_id)}
+            })]
+        })
+        .unwrap_or_default();
+    let more = index + 1 < jobs.len();
+    axum::Json(json!({"data": {"jobs": {
+        "pageInfo": {"hasNextPage": more, "endCursor": index.to_string()},
+        "nodes": nodes
+    }}}))
+    .into_response()
 }
