@@ -406,9 +406,7 @@ impl Evaluator<'_> {
                 ),
             });
         }
-        if s_age != State::Ok
-            && let Some((a, r)) = oldest_contact
-        {
+        if let Some((a, r)) = oldest_contact.filter(|_| s_age != State::Ok) {
             details.push(Detail {
                 state: s_age,
                 text: format!(
@@ -875,9 +873,7 @@ impl Evaluator<'_> {
             clean(&status.version),
             human(a)
         );
-        if state != State::Ok
-            && let Some(e) = &status.last_error
-        {
+        if let Some(e) = status.last_error.as_ref().filter(|_| state != State::Ok) {
             summary.push_str(&format!(", last error: {}", clean(e)));
         }
         SubcheckResult {

@@ -139,9 +139,7 @@ impl FromStr for Range {
                 (start, end)
             }
         };
-        if let (Some(s), Some(e)) = (start, end)
-            && s > e
-        {
+        if start.zip(end).is_some_and(|(s, e)| s > e) {
             return Err(err("start is greater than end"));
         }
         Ok(Range { start, end, inside })
