@@ -240,7 +240,7 @@ fn filtered<'a>(st: &'a State, project: &Project, q: &Params, mv: Microversion) 
 
 /// Applies `limit` and `marker` to `items` (ids by `id_of`); returns the page and whether
 /// it is full (then Nova adds a `next` link).
-fn page<'a, T>(
+fn page<T>(
     items: Vec<T>,
     q: &Params,
     id_of: impl Fn(&T) -> &str,
@@ -519,7 +519,7 @@ pub(crate) async fn get_keypair(
     Path(name): Path<String>,
 ) -> Response {
     compute(&app, &headers, |st, _, token, _| {
-        if !st.key_pairs.iter().any(|k| *k == name) {
+        if !st.key_pairs.contains(&name) {
             return Err(ApiError::new(
                 Svc::Compute,
                 404,

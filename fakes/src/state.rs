@@ -286,7 +286,7 @@ impl State {
             .values()
             .filter(|r| r.server.project_id == project_id)
             .collect();
-        v.sort_by(|a, b| b.seq.cmp(&a.seq));
+        v.sort_by_key(|r| std::cmp::Reverse(r.seq));
         v
     }
 
