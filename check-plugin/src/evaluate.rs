@@ -808,7 +808,7 @@ impl Evaluator<'_> {
                 return SubcheckResult {
                     subcheck: Subcheck::Controller,
                     state: State::Critical,
-                    summary: format!("controller unreachable: {}", clean(m)),
+                    summary: format!("no heartbeat: {}", clean(m)),
                     details: Vec::new(),
                 };
             }

@@ -412,7 +412,7 @@ fn unreachable_controller_is_critical() {
     assert!(
         sub(&r, Subcheck::Controller)
             .summary
-            .starts_with("controller unreachable")
+            .starts_with("no heartbeat: ")
     );
 }
 

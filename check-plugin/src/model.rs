@@ -1,12 +1,11 @@
 //! What the check looks at: one [`Snapshot`] of GitLab, OpenStack and the controller,
-//! plus the controller's `/status` document ([`ControllerStatus`]).
+//! plus the controller's `/status` document ([`ControllerStatus`], defined by the controller).
 //!
 //! The sources fill these types; [`crate::evaluate`] reads them. No I/O here.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// Everything one check run observed. Each part is fetched independently, so one
 /// unreachable API makes only the subchecks that need it UNKNOWN.
@@ -204,37 +203,7 @@ pub struct PendingJob {
 }
 
 /// The controller's heartbeat document, served as JSON on `GET /status` at the config's
-/// `controller.listen` address. The controller serialises exactly this struct; the check
-/// deserialises it. Unknown fields are ignored so the controller may add more.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ControllerStatus {
-    /// The controller's id (`[controller] id`): the check refuses a status from another one.
-    pub controller_id: String,
-    /// The controller's version (`CARGO_PKG_VERSION`).
-    pub version: String,
-    /// When the last reconcile tick started, successful or not; `None` before the first.
-    pub last_tick_at: Option<DateTime<Utc>>,
-    /// When the last tick completed without error; `None` if none has yet.
-    pub last_success_at: Option<DateTime<Utc>>,
-    /// The error of the most recent tick, `None` when it succeeded. Must hold no secret.
-    pub last_error: Option<String>,
-    /// Per pool, what the controller saw and wants.
-    #[serde(default)]
-    pub pools: Vec<ControllerPoolStatus>,
-}
-
-/// One pool in [`ControllerStatus`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ControllerPoolStatus {
-    /// Pool name.
-    pub name: String,
-    /// VMs the controller counts (every state).
-    pub vms: u32,
-    /// VMs it wants after the last plan.
-    pub desired: u32,
-    /// Pending jobs attributed to the pool.
-    pub pending_jobs: u32,
-    /// The pool's circuit breaker is open (VMs keep failing to boot).
-    #[serde(default)]
-    pub circuit_open: bool,
-}
+/// `controller.listen` address. One definition for both sides: the controller serves
+/// `autoscaler::server::ControllerStatus` and the check parses the same type (the schema is
+/// documented in `docs/icinga.md`).
+pub use autoscaler::server::{ControllerPoolStatus, ControllerStatus};

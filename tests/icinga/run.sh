@@ -131,7 +131,7 @@ for entry in ok:0 warning:1 critical:2 unknown:3 timeout:3; do
       check "$J" "critical: ERROR servers named with fault" "$R.output | contains(\"server ci-docker-0001 (00000000-0000-0000-0000-000000000001): ERROR, age\")"
       check "$J" "critical: '|' in a Nova fault does not split the output" "$R.output | contains(\"Build of instance aborted / retry\")"
       check "$J" "critical: parsed vms_error 3 over crit 2" "$(parsed vms_error) | .value == 3 and .crit == 2"
-      check "$J" "critical: controller down is critical" "$R.output | contains(\"[CRITICAL] controller: controller unreachable\")" ;;
+      check "$J" "critical: controller down is critical" "$R.output | contains(\"[CRITICAL] controller: no heartbeat: \")" ;;
     unknown)
       check "$J" "unknown: refused token named" "$R.output | contains(\"HTTP 401 (token refused)\")"
       check "$J" "unknown: controller still judged" "$R.output | contains(\"[OK] controller:\")" ;;

@@ -155,8 +155,8 @@ impl World {
                 "last_success_at": at(now, 5),
                 "last_error": null,
                 "pools": [
-                    {"name": "docker", "vms": vms - vms / 4, "desired": vms - vms / 4, "pending_jobs": 1},
-                    {"name": "arm", "vms": vms / 4, "desired": vms / 4, "pending_jobs": 0}
+                    {"name": "docker", "vms": vms - vms / 4, "desired": vms - vms / 4, "pending_jobs": 1, "circuit_open": false},
+                    {"name": "arm", "vms": vms / 4, "desired": vms / 4, "pending_jobs": 0, "circuit_open": false}
                 ]
             })),
             token_ok: true,
