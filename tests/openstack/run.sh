@@ -6,7 +6,8 @@
 #   bash tests/openstack/run.sh              # from anywhere
 #   KEEP_STACK=1 bash tests/openstack/run.sh # leave the stack running afterwards (debugging)
 #
-# Phase 1 runs every test but the token renewal one with normal (1 day) tokens; phase 2
+# Phase 1 runs every test but the token renewal one with normal (1 day) tokens; phase 1b
+# runs the controller scenarios (tests/tests/scenarios_real.rs); phase 2
 # restarts Keystone with 40 s tokens and runs the renewal test alone (short tokens for the
 # whole suite would make every service re-authenticate on every call).
 set -euo pipefail
@@ -26,13 +27,17 @@ trap cleanup EXIT
 
 cd "$ROOT"
 SUITE=(cargo test -p autoscaler --test openstack_real)
-ts "building the suite"
+SCENARIOS=(cargo test -p autoscaler-tests --test scenarios_real)
+ts "building the suites"
 "${SUITE[@]}" --no-run
+"${SCENARIOS[@]}" --no-run
 ts "starting the loopback OpenStack in $STACK_DIR"
 bash "$HERE/up.sh"
 export AUTOSCALER_TEST_STACK=$STACK_DIR
 ts "phase 1: the suite"
 "${SUITE[@]}" -- --ignored --test-threads=1 --skip token_renewal
+ts "phase 1b: controller scenarios (real reconciler, fake GitLab over HTTP, this OpenStack)"
+"${SCENARIOS[@]}" -- --ignored --test-threads=1
 ts "phase 2: short tokens, renewal test"
 bash "$HERE/keystone-token-lifetime.sh" 40
 "${SUITE[@]}" -- --ignored --test-threads=1 --nocapture token_renewal

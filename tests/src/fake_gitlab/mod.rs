@@ -187,6 +187,11 @@ impl FakeGitLabServer {
         s.control.fail_next.extend(std::iter::repeat_n(status, n));
     }
 
+    /// Drops the failures [`FakeGitLabServer::fail_next`] scheduled and not yet served.
+    pub fn clear_failures(&self) {
+        lock(&self.shared).control.fail_next.clear();
+    }
+
     /// The next `n` requests get 429 with `Retry-After: retry_after_secs` and `RateLimit-*`.
     pub fn rate_limit(&self, n: u32, retry_after_secs: u64) {
         let mut s = lock(&self.shared);

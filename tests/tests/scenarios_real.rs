@@ -1,0 +1,389 @@
+//! The real controller (real GitLab and OpenStack adapters, the real reconciler) against the
+//! HTTP fake GitLab and the real OpenStack on loopback. Run by `bash tests/openstack/run.sh`
+//! (the tests are `#[ignore]`d otherwise: they need `AUTOSCALER_TEST_STACK`).
+//!
+//! A runner simulator plays gitlab-runner on every VM: it lists the servers as admin
+//! (microversion 2.52 shows `OS-EXT-SRV-ATTR:user_data`), finds that VM's runner token in its
+//! cloud-init user-data and tells the fake GitLab the runner has booted, so jobs start only
+//! on VMs that exist. Every scenario asserts that no job was killed and nothing leaked.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoscaler::ports::{Cloud, GitLab};
+use autoscaler::reconcile::{Reconciler, SystemClock};
+use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+fn stack() -> PathBuf {
+    PathBuf::from(
+        std::env::var("AUTOSCALER_TEST_STACK")
+            .expect("AUTOSCALER_TEST_STACK is not set: run `bash tests/openstack/run.sh`"),
+    )
+}
+
+/// Nova as admin: token, compute endpoint.
+struct Admin {
+    http: reqwest::Client,
+    token: String,
+    compute: String,
+}
+
+impl Admin {
+    async fn login() -> Admin {
+        let http = reqwest::Client::new();
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"name": "Default"}, "password": "admin"}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
+        let resp = http
+            .post("http://127.0.0.1:5000/v3/auth/tokens")
+            .header("Connection", "close")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let token = resp.headers()["x-subject-token"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let v: Value = resp.json().await.unwrap();
+        let compute = v["token"]["catalog"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["type"] == "compute")
+            .and_then(|s| {
+                s["endpoints"]
+                    .as_array()?
+                    .iter()
+                    .find(|e| e["interface"] == "public")
+            })
+            .and_then(|e| e["url"].as_str())
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        Admin {
+            http,
+            token,
+            compute,
+        }
+    }
+
+    /// All servers with this owner tag, any project, with user data.
+    async fn servers(&self, owner: &str) -> Vec<Value> {
+        let url = format!(
+            "{}/servers/detail?all_tenants=1&tags={}",
+            self.compute,
+            url::form_urlencoded::byte_serialize(owner.as_bytes()).collect::<String>()
+        );
+        let v: Value = self
+            .http
+            .get(url)
+            .header("X-Auth-Token", &self.token)
+            .header("OpenStack-API-Version", "compute 2.52")
+            .header("Connection", "close")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["servers"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Plays gitlab-runner on each ACTIVE VM: its token from the user-data, then "booted".
+fn runner_simulator(gitlab: Arc<FakeGitLabServer>, owner: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let admin = Admin::login().await;
+        loop {
+            for s in admin.servers(&owner).await {
+                if s["status"] != "ACTIVE" {
+                    continue;
+                }
+                let Some(ud) = s["OS-EXT-SRV-ATTR:user_data"].as_str() else {
+                    continue;
+                };
+                let text = base64::engine::general_purpose::STANDARD
+                    .decode(ud)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                for token in tokens_in(&text) {
+                    gitlab.runner_booted(&token);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// Every `glrt-` token in a text.
+fn tokens_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("glrt-") {
+        let t: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        rest = &rest[i + t.len()..];
+        out.push(t);
+    }
+    out
+}
+
+fn config(
+    dir: &Path,
+    id: &str,
+    gitlab_url: &str,
+    idle_time: &str,
+    boot_timeout: &str,
+) -> Arc<autoscaler_config::Config> {
+    let token = dir.join("token");
+    std::fs::write(&token, ADMIN_TOKEN).unwrap();
+    let text = format!(
+        r#"
+[controller]
+id = "{id}"
+poll_interval = "3s"
+
+[gitlab]
+url = "{gitlab_url}"
+token_file = "{token}"
+
+[gitlab.scope]
+projects = ["demo/app"]
+
+[openstack]
+cloud = "demo"
+clouds_file = "{clouds}"
+
+[[pools]]
+name = "docker"
+limit = 3
+idle_count = 0
+idle_time = "{idle_time}"
+boot_timeout = "{boot_timeout}"
+forecast_days = 0
+
+[pools.server]
+flavor = "m1.tiny"
+image = "fake-image"
+networks = ["runner-net"]
+security_groups = ["runner-sg"]
+
+[pools.runner]
+tags = ["docker"]
+
+[pools.bootstrap]
+docker_install = "image"
+runner_install = "image"
+qemu_binfmt = false
+"#,
+        token = token.display(),
+        clouds = stack().join("clouds.yaml").display(),
+    );
+    Arc::new(autoscaler_config::parse(&text, "scenario.toml").unwrap_or_else(|e| panic!("{e}")))
+}
+
+struct World {
+    gitlab: Arc<FakeGitLabServer>,
+    project: u64,
+    owner: String,
+    config: Arc<autoscaler_config::Config>,
+    _dir: tempfile::TempDir,
+    sim: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.sim.abort();
+    }
+}
+
+async fn world(name: &str, idle_time: &str, boot_timeout: &str) -> World {
+    let gitlab = Arc::new(FakeGitLabServer::start().await.unwrap());
+    let project = gitlab.add_project("demo/app", None);
+    let id = format!("sc{}-{name}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &id, &gitlab.url(), idle_time, boot_timeout);
+    let owner = format!("autoscaler:{id}");
+    let sim = runner_simulator(Arc::clone(&gitlab), owner.clone());
+    World {
+        gitlab,
+        project,
+        owner,
+        config,
+        _dir: dir,
+        sim,
+    }
+}
+
+async fn reconciler(
+    w: &World,
+) -> Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack> {
+    let (g, c) = autoscaler::cli::controller::connect(&w.config)
+        .await
+        .unwrap();
+    Reconciler::new(g, c, Arc::clone(&w.config), Arc::new(SystemClock), 8).unwrap()
+}
+
+/// Ticks every 3 s until `done` holds or `limit` passes; returns whether it held.
+async fn tick_until<F>(
+    r: &mut Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack>,
+    limit: Duration,
+    mut done: F,
+) -> bool
+where
+    F: FnMut() -> bool,
+{
+    let end = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < end {
+        let _ = r.tick().await;
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    false
+}
+
+async fn owned_servers(
+    r: &Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack>,
+) -> usize {
+    r.cloud().list_owned_servers().await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn burst_scale_up_runs_every_job_then_idle_scale_in_leaves_nothing() {
+    let w = world("burst", "30s", "5m").await;
+    let mut r = reconciler(&w).await;
+    for _ in 0..3 {
+        w.gitlab
+            .add_job(w.project, &["docker"], Duration::from_secs(15));
+    }
+    let g = Arc::clone(&w.gitlab);
+    let all_done = tick_until(&mut r, Duration::from_secs(240), || {
+        g.jobs().iter().all(|j| j.status == "success")
+    })
+    .await;
+    assert!(all_done, "jobs: {:?}", w.gitlab.jobs());
+    let runners_used: std::collections::BTreeSet<_> =
+        w.gitlab.jobs().iter().filter_map(|j| j.runner).collect();
+    assert!(!runners_used.is_empty());
+    // Idle for 30 s, then parked and deleted: nothing may be left.
+    let mut left = usize::MAX;
+    for _ in 0..40 {
+        let _ = r.tick().await;
+        left = owned_servers(&r).await;
+        if left == 0 && r.gitlab().owned_runners().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert_eq!(left, 0, "idle VMs were deleted");
+    assert!(
+        r.gitlab().owned_runners().await.unwrap().is_empty(),
+        "and their runners"
+    );
+    assert!(w.gitlab.killed_jobs().is_empty(), "no job was killed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn a_gitlab_5xx_storm_deletes_no_vm_and_a_restart_converges() {
+    let w = world("storm", "20s", "5m").await;
+    let mut r = reconciler(&w).await;
+    w.gitlab
+        .add_job(w.project, &["docker"], Duration::from_secs(5));
+    let g = Arc::clone(&w.gitlab);
+    assert!(
+        tick_until(&mut r, Duration::from_secs(180), || {
+            g.jobs().iter().all(|j| j.status == "success")
+        })
+        .await
+    );
+    assert_eq!(owned_servers(&r).await, 1);
+    // Past idle_time, but every GitLab request fails: nothing is deleted.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    w.gitlab.fail_next(200, 500);
+    for _ in 0..3 {
+        let _ = r.tick().await;
+    }
+    assert_eq!(
+        owned_servers(&r).await,
+        1,
+        "no VM deleted while GitLab fails"
+    );
+    w.gitlab.clear_failures();
+    // The controller "crashes" (dropped without cleanup) and a new one starts.
+    drop(r);
+    let mut r2 = reconciler(&w).await;
+    let mut left = usize::MAX;
+    for _ in 0..30 {
+        let _ = r2.tick().await;
+        left = owned_servers(&r2).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert_eq!(left, 0, "the restarted controller removed the idle VM");
+    assert!(w.gitlab.killed_jobs().is_empty());
+    let _ = w.owner;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn a_crash_between_runner_and_server_create_leaves_no_runner_behind() {
+    let w = world("orphan", "20s", "20s").await;
+    let mut r = reconciler(&w).await;
+    // What a controller killed right after POST /user/runners leaves behind.
+    let orphan = r
+        .gitlab()
+        .create_runner(autoscaler::ports::CreateRunner {
+            scope: autoscaler::ports::RunnerScope::Instance,
+            description: format!("{}-docker-1-1", w.config.controller.id),
+            pool: "docker".into(),
+            tags: ["docker".to_string()].into_iter().collect(),
+            run_untagged: false,
+            ref_protected: false,
+            locked: false,
+            maximum_timeout: None,
+        })
+        .await
+        .unwrap();
+    let _ = r.tick().await;
+    assert!(
+        r.gitlab()
+            .owned_runners()
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.id == orphan.id),
+        "a young orphan may still get its server"
+    );
+    let mut gone = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = r.tick().await;
+        if !r
+            .gitlab()
+            .owned_runners()
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.id == orphan.id)
+        {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the orphan runner is deleted after the boot grace");
+    assert_eq!(owned_servers(&r).await, 0);
+}
