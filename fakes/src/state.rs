@@ -130,7 +130,7 @@ pub(crate) struct Named {
 }
 
 /// A server plus what only the fake needs about it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Record {
     pub server: FakeServer,
     /// Creation order (Nova lists newest first).
@@ -149,6 +149,17 @@ pub(crate) struct Record {
     pub availability_zone: String,
 }
 
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The user data holds the runner token: never shown.
+        f.debug_struct("Record")
+            .field("server", &self.server)
+            .field("vm_status", &self.vm_status)
+            .field("deleting", &self.deleting)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A scripted answer to the next create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ScriptedFailure {
@@ -156,8 +167,7 @@ pub(crate) struct ScriptedFailure {
     pub message: String,
 }
 
-/// The whole fake cloud.
-#[derive(Debug)]
+/// The whole fake cloud (no `Debug`: it holds passwords, tokens and user data).
 pub(crate) struct State {
     pub region: String,
     pub token_lifetime: Duration,
@@ -264,6 +274,8 @@ impl State {
         methods: Vec<&'static str>,
         now: DateTime<Utc>,
     ) -> (String, TokenInfo) {
+        // Forget expired tokens so a long `run --dev` does not grow without bound.
+        self.tokens.retain(|_, t| t.expires_at > now);
         let value = self.rng.token();
         let lifetime = chrono::Duration::from_std(self.token_lifetime)
             .unwrap_or_else(|_| chrono::Duration::hours(1));
@@ -841,6 +853,24 @@ mod tests {
                 .as_u16(),
             404
         );
+    }
+
+    #[test]
+    fn record_debug_never_shows_user_data() {
+        let mut st = state();
+        let b = body(&st);
+        let (r, _) = st.create_server(&b, &demo(), "u", Utc::now()).unwrap();
+        assert!(!format!("{r:?}").contains("I2Nsb3Vk"));
+    }
+
+    #[test]
+    fn expired_tokens_are_forgotten_when_a_new_one_is_issued() {
+        let mut st = state();
+        let user = st.users[0].clone();
+        let long_ago = Utc::now() - chrono::Duration::hours(2);
+        st.issue_token(&user, true, vec!["password"], long_ago);
+        st.issue_token(&user, true, vec!["password"], Utc::now());
+        assert_eq!(st.tokens.len(), 1);
     }
 
     #[test]

@@ -25,6 +25,16 @@ use tokio::time::timeout;
 
 const USER_DATA: &str = "#cloud-config\nrunner_token: glrt-fake-runner-token-0123456789\n";
 
+/// Delays long enough that a check right after a create or delete still sees BUILD or
+/// `deleting` on a loaded machine; tests wait for events, not for these delays.
+fn slow() -> FakeOpenStackOptions {
+    FakeOpenStackOptions {
+        boot_delay: Duration::from_millis(1000),
+        delete_delay: Duration::from_millis(1000),
+        ..FakeOpenStackOptions::default()
+    }
+}
+
 fn fast() -> FakeOpenStackOptions {
     FakeOpenStackOptions {
         boot_delay: Duration::from_millis(50),
@@ -200,7 +210,7 @@ async fn wrong_credentials_are_an_auth_error() {
 
 #[tokio::test]
 async fn created_server_goes_active_with_user_data_metadata_and_tags() {
-    let fake = FakeOpenStack::start(fast()).await.unwrap();
+    let fake = FakeOpenStack::start(slow()).await.unwrap();
     let client = app_credential_client(&fake, "ci-1");
     let mut events = fake.subscribe();
     let id = client
@@ -282,7 +292,7 @@ async fn listing_pages_through_and_returns_only_owned_servers() {
 
 #[tokio::test]
 async fn delete_shows_deleting_then_the_server_is_gone() {
-    let fake = FakeOpenStack::start(fast()).await.unwrap();
+    let fake = FakeOpenStack::start(slow()).await.unwrap();
     let client = app_credential_client(&fake, "ci-1");
     let mut events = fake.subscribe();
     let id = client
