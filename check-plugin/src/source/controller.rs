@@ -32,41 +32,13 @@ pub async fn fetch(
     const PART: &str = "controller";
     let url = status_url(listen);
     progress.stage(PART, format!("reading {url}"));
-    let what = "controller status".to_string();
     let http = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .no_proxy()
         .build()
         .map_err(|e| SourceError::Setup(format!("cannot build the http client: {e}")))?;
-    let resp = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|source| SourceError::Transport {
-            what: what.clone(),
-            url: url.clone(),
-            reason: crate::error::transport_reason(&source),
-        })?;
-    let status = resp.status().as_u16();
-    if !resp.status().is_success() {
-        return Err(SourceError::Status {
-            what,
-            url,
-            status,
-            hint: "",
-        });
-    }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|source| SourceError::Transport {
-            what: what.clone(),
-            url: url.clone(),
-            reason: crate::error::transport_reason(&source),
-        })?;
-    let parsed =
-        serde_json::from_slice(&bytes).map_err(|source| SourceError::Body { what, url, source })?;
+    let (parsed, _) = super::send_json("controller status", &url, http.get(&url), |_| "").await?;
     progress.done(PART);
     Ok(parsed)
 }

@@ -138,42 +138,11 @@ impl GitLab {
         url: Url,
     ) -> Result<(T, HeaderMap), SourceError> {
         let shown = shown(&url);
-        let resp = self
+        let req = self
             .http
             .get(url)
-            .header("PRIVATE-TOKEN", self.token.expose_secret())
-            .send()
-            .await
-            .map_err(|source| SourceError::Transport {
-                what: what.to_string(),
-                url: shown.clone(),
-                reason: crate::error::transport_reason(&source),
-            })?;
-        let status = resp.status();
-        tracing::debug!(url = %shown, status = status.as_u16(), "gitlab answered");
-        if !status.is_success() {
-            return Err(SourceError::Status {
-                what: what.to_string(),
-                url: shown,
-                status: status.as_u16(),
-                hint: hint(status.as_u16()),
-            });
-        }
-        let headers = resp.headers().clone();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| SourceError::Transport {
-                what: what.to_string(),
-                url: shown.clone(),
-                reason: crate::error::transport_reason(&source),
-            })?;
-        let body = serde_json::from_slice(&bytes).map_err(|source| SourceError::Body {
-            what: what.to_string(),
-            url: shown,
-            source,
-        })?;
-        Ok((body, headers))
+            .header("PRIVATE-TOKEN", self.token.expose_secret());
+        super::send_json(what, &shown, req, hint).await
     }
 
     /// Follows offset paging (`X-Next-Page`, else until a short page).
@@ -400,40 +369,13 @@ impl GitLab {
         for _ in 0..MAX_PAGES {
             let body = serde_json::json!({"query": QUERY, "variables": {"after": after}});
             let shown = shown(&self.graphql);
-            let resp = self
+            let req = self
                 .http
                 .post(self.graphql.clone())
                 .header("PRIVATE-TOKEN", self.token.expose_secret())
-                .json(&body)
-                .send()
-                .await
-                .map_err(|source| SourceError::Transport {
-                    what: "gitlab graphql jobs".into(),
-                    url: shown.clone(),
-                    reason: crate::error::transport_reason(&source),
-                })?;
-            let status = resp.status().as_u16();
-            if !resp.status().is_success() {
-                return Err(SourceError::Status {
-                    what: "gitlab graphql jobs".into(),
-                    url: shown,
-                    status,
-                    hint: hint(status),
-                });
-            }
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|source| SourceError::Transport {
-                    what: "gitlab graphql jobs".into(),
-                    url: shown.clone(),
-                    reason: crate::error::transport_reason(&source),
-                })?;
-            let r: Resp = serde_json::from_slice(&bytes).map_err(|source| SourceError::Body {
-                what: "gitlab graphql jobs".into(),
-                url: shown.clone(),
-                source,
-            })?;
+                .json(&body);
+            let (r, _): (Resp, _) =
+                super::send_json("gitlab graphql jobs", &shown, req, hint).await?;
             let Some(data) = r.data else {
                 return Err(SourceError::Setup(format!(
                     "gitlab graphql jobs: {shown} returned errors (instance scope needs an admin token)"
@@ -467,6 +409,7 @@ fn shown(url: &Url) -> String {
     u.to_string()
 }
 
+/// What a GitLab status code usually means for the check.
 fn hint(status: u16) -> &'static str {
     match status {
         401 => " (token refused)",

@@ -19,7 +19,10 @@ use autoscaler_config::{Config, Env, RunnerType};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::error::SourceError;
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use crate::error::{SourceError, transport_reason};
 use crate::model::{Fetched, PoolInfo, Snapshot};
 use crate::thresholds::Subcheck;
 
@@ -232,4 +235,38 @@ impl Source for LiveSource {
             controller,
         })
     }
+}
+
+/// Sends `req`, requires a 2xx answer and parses its JSON body. Errors name `what` and
+/// `shown` (the URL without query or credentials); `hint` explains a status code.
+async fn send_json<T: DeserializeOwned>(
+    what: &str,
+    shown: &str,
+    req: reqwest::RequestBuilder,
+    hint: fn(u16) -> &'static str,
+) -> Result<(T, HeaderMap), SourceError> {
+    let transport = |source: reqwest::Error| SourceError::Transport {
+        what: what.to_string(),
+        url: shown.to_string(),
+        reason: transport_reason(&source),
+    };
+    let resp = req.send().await.map_err(transport)?;
+    let status = resp.status().as_u16();
+    tracing::debug!(url = %shown, status, "{what} answered");
+    if !resp.status().is_success() {
+        return Err(SourceError::Status {
+            what: what.to_string(),
+            url: shown.to_string(),
+            status,
+            hint: hint(status),
+        });
+    }
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.map_err(transport)?;
+    let body = serde_json::from_slice(&bytes).map_err(|source| SourceError::Body {
+        what: what.to_string(),
+        url: shown.to_string(),
+        source,
+    })?;
+    Ok((body, headers))
 }
