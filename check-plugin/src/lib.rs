@@ -16,7 +16,7 @@
 //!   ([`ControllerStatus`]).
 //! * [`range`]: the `[@][start:][end]` threshold range parser (pure).
 //! * [`thresholds`]: metrics, defaults, `-w`/`-c` overrides (pure).
-//! * [`evaluate`]: the pure core, [`evaluate()`].
+//! * [`mod@evaluate`]: the pure core, [`evaluate()`].
 //! * [`output`]: rendering for Icinga's parser (pure).
 //! * [`source`]: the [`Source`] trait, the stage reporter and the live GitLab / OpenStack /
 //!   controller source.

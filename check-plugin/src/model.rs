@@ -1,7 +1,7 @@
 //! What the check looks at: one [`Snapshot`] of GitLab, OpenStack and the controller,
 //! plus the controller's `/status` document ([`ControllerStatus`], defined by the controller).
 //!
-//! The sources fill these types; [`crate::evaluate`] reads them. No I/O here.
+//! The sources fill these types; [`crate::evaluate()`] reads them. No I/O here.
 
 use std::time::Duration;
 
