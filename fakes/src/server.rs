@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
@@ -187,7 +187,10 @@ fn check(options: &FakeOpenStackOptions) -> Result<(), Error> {
 pub struct FakeOpenStack {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    server: JoinHandle<()>,
+    /// Tells the server to stop accepting and to close idle keep-alive connections.
+    stop: Option<oneshot::Sender<()>>,
+    /// The serving task, to know when it has stopped.
+    server: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for FakeOpenStack {
@@ -231,8 +234,13 @@ impl FakeOpenStack {
             tasks: Mutex::new(JoinSet::new()),
         });
         let app = router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                // A dropped sender means the same as a sent stop.
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
                 warn!(error = %e, "fake openstack stopped serving");
             }
         });
@@ -240,7 +248,8 @@ impl FakeOpenStack {
         Ok(FakeOpenStack {
             shared,
             addr,
-            server,
+            stop: Some(stop),
+            server: Some(server),
         })
     }
 
@@ -355,19 +364,32 @@ impl FakeOpenStack {
         self.shared.lock().requests.clone()
     }
 
-    /// Stops serving and drops every pending transition (the same as dropping the handle).
-    pub fn shutdown(self) {
-        drop(self);
+    /// Stops serving, cancels every pending boot and delete, and waits until the port is
+    /// closed and open connections have finished (idle keep-alive connections are closed).
+    /// Dropping the handle does the same without waiting.
+    pub async fn shutdown(mut self) {
+        self.stop_now();
+        if let Some(server) = self.server.take() {
+            // A panic in the serving task has nothing left to clean up.
+            let _ = server.await;
+        }
     }
-}
 
-impl Drop for FakeOpenStack {
-    fn drop(&mut self) {
-        self.server.abort();
+    fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The serving task may already be gone: nothing to stop then.
+            let _ = stop.send(());
+        }
         self.shared
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .abort_all();
+    }
+}
+
+impl Drop for FakeOpenStack {
+    fn drop(&mut self) {
+        self.stop_now();
     }
 }

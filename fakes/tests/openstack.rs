@@ -607,3 +607,43 @@ async fn two_hundred_servers_are_created_listed_and_deleted_within_seconds() {
     eprintln!("requests: {:?}", fake.request_counts());
     assert!(created + deleted < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn shutdown_closes_the_port_and_cancels_pending_boots() {
+    let fake = FakeOpenStack::start(slow()).await.unwrap();
+    let client = app_credential_client(&fake, "ci-1");
+    client.create_server(request("runner-1")).await.unwrap();
+    let mut events = fake.subscribe();
+    let url = format!("{}/v3", fake.url());
+    timeout(Duration::from_secs(5), fake.shutdown())
+        .await
+        .unwrap();
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "still answering after shutdown"
+    );
+    // The boot that was pending when the fake stopped never reports ACTIVE.
+    if let Ok(Ok(e)) = timeout(Duration::from_millis(1500), events.recv()).await {
+        panic!("event after shutdown: {e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_port_in_use_and_inconsistent_options_are_errors_naming_them() {
+    let fake = FakeOpenStack::start(fast()).await.unwrap();
+    let taken = fake.addr().port();
+    let e = FakeOpenStack::start(FakeOpenStackOptions {
+        port: taken,
+        ..fast()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.to_string(), format!("cannot listen on 127.0.0.1:{taken}"));
+    let mut opts = fast();
+    opts.app_credentials[0].user = "ghost".into();
+    let e = FakeOpenStack::start(opts).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid fake openstack options: app_credentials[0] (\"autoscaler\"): user \"ghost\" is not one of the users"
+    );
+}
