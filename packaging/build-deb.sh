@@ -121,6 +121,11 @@ for f in operations.md migration-from-docker-machine.md configuration.md policy.
 done
 install -m 0644 "$root/docs/examples/reference-setup.toml" \
   "$root/docs/examples/docker-machine-config.toml" "$doc/examples/"
+# The Icinga 2 CheckCommand of the check plugin, when this checkout has it.
+icinga_conf="$root/check-plugin/icinga/check_gitlab_autoscaler.conf"
+if [ "$with_check" = 1 ] && [ -f "$icinga_conf" ]; then
+  install -D -m 0644 "$icinga_conf" "$doc/examples/icinga2/check_gitlab_autoscaler.conf"
+fi
 
 for s in postinst prerm postrm; do
   install -m 0755 "$pkgdir/debian/$s" "$stage/DEBIAN/$s"

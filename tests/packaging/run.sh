@@ -107,6 +107,10 @@ check "/usr/bin/autoscaler, 0755 root" has_entry -rwxr-xr-x usr/bin/autoscaler
 if [ -x "$target_dir/release/check_gitlab_autoscaler" ]; then
   check "/usr/lib/nagios/plugins/check_gitlab_autoscaler, 0755 root" \
     has_entry -rwxr-xr-x usr/lib/nagios/plugins/check_gitlab_autoscaler
+  if [ -f check-plugin/icinga/check_gitlab_autoscaler.conf ]; then
+    check "Icinga 2 CheckCommand in the doc examples" has_entry -rw-r--r-- \
+      usr/share/doc/autoscaler/examples/icinga2/check_gitlab_autoscaler.conf
+  fi
 else
   skip "check_gitlab_autoscaler (it did not build; see build-deb.sh warnings)"
 fi
