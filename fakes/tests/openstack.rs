@@ -647,3 +647,28 @@ async fn a_port_in_use_and_inconsistent_options_are_errors_naming_them() {
         "invalid fake openstack options: app_credentials[0] (\"autoscaler\"): user \"ghost\" is not one of the users"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_paused_time_a_server_is_build_until_the_boot_delay_and_active_after() {
+    let fake = FakeOpenStack::start(FakeOpenStackOptions {
+        boot_delay: Duration::from_secs(90),
+        ..FakeOpenStackOptions::default()
+    })
+    .await
+    .unwrap();
+    let client = app_credential_client_with(
+        &fake,
+        "ci-1",
+        ClientOptions {
+            request_timeout: Duration::from_secs(3600),
+            ..ClientOptions::default()
+        },
+    );
+    let id = client.create_server(request("runner-1")).await.unwrap();
+    let created = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(89)).await;
+    assert_eq!(fake.server(id.as_str()).unwrap().status, FakeStatus::Build);
+    tokio::time::sleep(Duration::from_millis(1001)).await;
+    assert_eq!(fake.server(id.as_str()).unwrap().status, FakeStatus::Active);
+    assert!(created.elapsed() >= Duration::from_secs(90));
+}
