@@ -10,8 +10,9 @@
 #                           without it and say so)
 #   --no-strip              keep the binaries' debug line tables (about 5x larger)
 #
-# The release build uses cargo's own target directory for this checkout (<checkout>/target,
-# or CARGO_TARGET_DIR when set), so a release build that is already there is reused.
+# The release build always uses the checkout's own target directory (<checkout>/target, or
+# build.target-dir of its .cargo/config.toml): CARGO_TARGET_DIR is ignored, so CI reuses the
+# release build of the checkout it runs in and a helper's private target dir never leaks in.
 # Needs: cargo, dpkg-deb, gzip; dpkg-shlibdeps (package dpkg-dev) for exact Depends, else a
 # readelf-based fallback; objcopy (binutils) for stripping.
 set -euo pipefail
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
 done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+unset CARGO_TARGET_DIR
 cd "$root"
 pkgdir="$root/packaging"
 

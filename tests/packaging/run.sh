@@ -18,6 +18,8 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root" || exit 1
+# Same target directory as build-deb.sh (the checkout's own).
+unset CARGO_TARGET_DIR
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
