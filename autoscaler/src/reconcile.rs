@@ -147,6 +147,21 @@ pub struct Reconciler<G, C> {
     draining: bool,
     /// Last plan, for `/status` and tests.
     pub last_plan: Option<Plan>,
+    /// Receives every tick's observation and plan (`run --dev` draws its table from it).
+    view: Option<tokio::sync::watch::Sender<Option<TickView>>>,
+}
+
+/// What one tick saw and decided.
+#[derive(Debug, Clone)]
+pub struct TickView {
+    /// When the tick observed.
+    pub at: Timestamp,
+    /// What it observed.
+    pub observed: Observed,
+    /// What it planned (and then applied).
+    pub plan: Plan,
+    /// What applying did.
+    pub summary: TickSummary,
 }
 
 impl<G, C> std::fmt::Debug for Reconciler<G, C> {
@@ -236,12 +251,19 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             telemetry: None,
             draining: false,
             last_plan: None,
+            view: None,
         })
     }
 
     /// Reports every tick to `telemetry` (metrics and `/status`).
     pub fn with_telemetry(mut self, telemetry: crate::server::Telemetry) -> Self {
         self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// Publishes every tick's observation, plan and summary on `view`.
+    pub fn with_view(mut self, view: tokio::sync::watch::Sender<Option<TickView>>) -> Self {
+        self.view = Some(view);
         self
     }
 
@@ -366,6 +388,14 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             failed = summary.failures.len(),
             "tick"
         );
+        if let Some(view) = &self.view {
+            view.send_replace(Some(TickView {
+                at: now,
+                observed: obs,
+                plan: plan.clone(),
+                summary: summary.clone(),
+            }));
+        }
         self.last_plan = Some(plan);
         Ok(summary)
     }

@@ -215,3 +215,68 @@ fn bootstrap_render_of_an_unknown_pool_lists_the_pools() {
         stderr(&o)
     );
 }
+
+/// `run --dev` end to end: the real controller over HTTP against the in-process fakes scales
+/// the pool up for the replayed burst and back down, then drains; nothing killed or left.
+#[test]
+fn run_dev_scales_up_and_down_and_leaves_nothing() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+        .args(["run", "--dev", "--speed", "600", "--duration", "100s"])
+        .current_dir(repo())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: the replay takes about 30 s; --duration ends it at 100 s at the latest.
+    // 1,200 waits of 200 ms: at most 240 s.
+    let mut waits = 0;
+    while child.try_wait().unwrap().is_none() {
+        waits += 1;
+        if waits > 1200 {
+            child.kill().unwrap();
+            panic!("run --dev did not stop by itself");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains("configuration  /"), "{err}");
+    let summary = out.lines().last().unwrap();
+    assert!(
+        summary.starts_with("summary: 72 of 72 jobs fed, 72 done, 0 killed;"),
+        "{summary}"
+    );
+    assert!(summary.ends_with("left: 0 servers, 0 runners"), "{summary}");
+    // VMs of the main pool over time: the warm pool, growth for the burst up to the limit
+    // (10), then back to the idle count and, after the drain, none.
+    let sizes: Vec<usize> = out
+        .lines()
+        .filter(|l| l.starts_with("pool docker:"))
+        .map(|l| {
+            l.split("VMs: ")
+                .nth(1)
+                .unwrap()
+                .split(", ")
+                .filter_map(|part| part.split(' ').next()?.parse::<usize>().ok())
+                .sum()
+        })
+        .collect();
+    let peak = sizes.iter().copied().max().unwrap();
+    let at_peak = sizes.iter().position(|&n| n == peak).unwrap();
+    assert_eq!(peak, 10, "{sizes:?}");
+    assert!(sizes[..at_peak].contains(&2), "warm pool first: {sizes:?}");
+    assert!(
+        sizes[at_peak..].contains(&2),
+        "back to the idle count: {sizes:?}"
+    );
+    assert_eq!(sizes.last(), Some(&0), "{sizes:?}");
+    // Every action is shown with its reason.
+    assert!(out.contains("(idle_floor)"), "{out}");
+    assert!(out.contains("(demand)"), "{out}");
+    assert!(
+        out.contains("(idle_timeout)") || out.contains("(over_limit)"),
+        "{out}"
+    );
+}

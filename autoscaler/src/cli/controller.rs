@@ -67,7 +67,58 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `autoscaler run`: reconcile until SIGTERM or Ctrl-C, serving the HTTP endpoint.
 pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    let config = load(&args.config)?;
+    if args.dev {
+        return super::dev::run(args);
+    }
+    let Some(path) = &args.config else {
+        anyhow::bail!("--config is required (or --dev for the embedded demo)");
+    };
+    let config = load(&ConfigArg {
+        config: path.clone(),
+    })?;
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.controller.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.controller.listen))?;
+        serve_and_reconcile(
+            config,
+            listener,
+            ControllerOptions {
+                drain_on_exit: args.drain_on_exit,
+                drain_timeout: args.drain_timeout,
+                view: None,
+            },
+            shutdown_signal(),
+        )
+        .await?;
+        Ok(0)
+    })
+}
+
+/// How [`serve_and_reconcile`] runs.
+#[derive(Debug)]
+pub struct ControllerOptions {
+    /// After `shutdown`, drain and delete every VM.
+    pub drain_on_exit: bool,
+    /// How long that drain may take.
+    pub drain_timeout: std::time::Duration,
+    /// Receives every tick's observation and plan.
+    pub view: Option<tokio::sync::watch::Sender<Option<crate::reconcile::TickView>>>,
+}
+
+/// The controller as `run` starts it: connect, serve the HTTP endpoint on `listener`,
+/// reconcile until `shutdown` completes, then (optionally) drain.
+///
+/// # Errors
+///
+/// A secret cannot be read, GitLab or OpenStack cannot be reached at start, or VMs are
+/// left after the drain timeout.
+pub async fn serve_and_reconcile(
+    config: Arc<Config>,
+    listener: tokio::net::TcpListener,
+    options: ControllerOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let webhook_token = match &config.gitlab.webhook_token {
         Some(source) => Some(
             source
@@ -76,49 +127,51 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
         ),
         None => None,
     };
-    runtime()?.block_on(async {
-        let (gitlab, cloud) = connect(&config).await?;
-        let (telemetry, nudges) = crate::server::Telemetry::new(
-            &config.controller.id,
-            config.controller.poll_interval,
-            webhook_token,
-        );
-        let listener = tokio::net::TcpListener::bind(config.controller.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.controller.listen))?;
-        let app = crate::server::router(telemetry.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "HTTP endpoint stopped");
-            }
-        });
-        let mut reconciler =
-            Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?
-                .with_telemetry(telemetry);
-        tracing::info!(
-            controller = %config.controller.id,
-            pools = config.pools.len(),
-            listen = %config.controller.listen,
-            "controller started"
-        );
-        reconciler
-            .run(
-                config.controller.poll_interval,
-                shutdown_signal(),
-                Some(nudges),
-            )
-            .await;
-        if args.drain_on_exit {
-            tracing::info!("draining every VM before exit");
-            let left = reconciler
-                .drain_all(config.controller.poll_interval, args.drain_timeout)
-                .await;
-            if left > 0 {
-                anyhow::bail!("{left} VM(s) still exist after the drain timeout");
-            }
+    let (gitlab, cloud) = connect(&config).await?;
+    let (telemetry, nudges) = crate::server::Telemetry::new(
+        &config.controller.id,
+        config.controller.poll_interval,
+        webhook_token,
+    );
+    let listen = listener.local_addr()?;
+    let app = crate::server::router(telemetry.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP endpoint stopped");
         }
-        Ok(0)
-    })
+    });
+    let mut reconciler =
+        Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?
+            .with_telemetry(telemetry);
+    if let Some(view) = options.view {
+        reconciler = reconciler.with_view(view);
+    }
+    tracing::info!(
+        controller = %config.controller.id,
+        pools = config.pools.len(),
+        listen = %listen,
+        "controller started"
+    );
+    reconciler
+        .run(config.controller.poll_interval, shutdown, Some(nudges))
+        .await;
+    let result = if options.drain_on_exit {
+        tracing::info!("draining every VM before exit");
+        let left = reconciler
+            .drain_all(config.controller.poll_interval, options.drain_timeout)
+            .await;
+        if left > 0 {
+            Err(anyhow::anyhow!(
+                "{left} VM(s) still exist after the drain timeout"
+            ))
+        } else {
+            Ok(())
+        }
+    } else {
+        Ok(())
+    };
+    server.abort();
+    result
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -347,15 +400,24 @@ pub(super) fn status(args: &PlanArgs) -> anyhow::Result<i32> {
 /// One line of `status`.
 #[derive(Debug, Serialize)]
 pub struct StatusRow {
-    name: String,
-    pool: String,
-    state: &'static str,
-    address: String,
-    runner: Option<u64>,
-    runner_status: &'static str,
-    jobs_run: u32,
-    age_s: i64,
-    idle_s: Option<i64>,
+    /// Server name.
+    pub name: String,
+    /// Pool.
+    pub pool: String,
+    /// Planner state (booting, idle, busy, draining, ...).
+    pub state: &'static str,
+    /// First IP address, `-` when none yet.
+    pub address: String,
+    /// GitLab runner id.
+    pub runner: Option<u64>,
+    /// `active`, `paused`, `never_contacted` or `missing`.
+    pub runner_status: &'static str,
+    /// Jobs the runner has run (for `max_builds`).
+    pub jobs_run: u32,
+    /// Seconds since the server was created.
+    pub age_s: i64,
+    /// Seconds since the runner last finished a job (idle runners only).
+    pub idle_s: Option<i64>,
 }
 
 /// Rows of `status`, in planning order.
@@ -394,7 +456,8 @@ pub fn status_rows(obs: &Observed, plan: &Plan, now: Timestamp) -> Vec<StatusRow
         .collect()
 }
 
-fn status_text(rows: &[StatusRow]) -> String {
+/// The `status` table.
+pub fn status_text(rows: &[StatusRow]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,

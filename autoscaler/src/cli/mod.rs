@@ -5,6 +5,7 @@
 
 mod bootstrap;
 pub mod controller;
+mod dev;
 mod simulate;
 mod validate;
 
@@ -76,9 +77,20 @@ pub struct ConfigArg {
 /// `autoscaler run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Configuration.
-    #[command(flatten)]
-    pub config: ConfigArg,
+    /// Configuration file.
+    #[arg(long, short, required_unless_present = "dev", conflicts_with = "dev")]
+    pub config: Option<PathBuf>,
+    /// The embedded demo: the real controller against a fake GitLab and a fake OpenStack on
+    /// loopback, fed from the built-in job trace; shows the VM table as it changes, drains
+    /// at the end and exits 0 if no job was killed and nothing was left behind.
+    #[arg(long)]
+    pub dev: bool,
+    /// `--dev`: replay speed (30: one trace minute every two seconds).
+    #[arg(long, default_value_t = 30.0, requires = "dev")]
+    pub speed: f64,
+    /// `--dev`: stop (and drain) after this long even if the replay is not over.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "dev")]
+    pub duration: Option<std::time::Duration>,
     /// On SIGTERM, also drain and delete every VM (busy ones after their jobs end).
     #[arg(long)]
     pub drain_on_exit: bool,
@@ -205,6 +217,15 @@ pub struct RenderArgs {
 }
 
 impl Cli {
+    /// Log filter when `RUST_LOG` is not set: `run --dev` redraws a table and logs only
+    /// warnings; everything else logs at info.
+    pub fn default_log_filter(&self) -> &'static str {
+        match &self.command {
+            Command::Run(r) if r.dev => "warn",
+            _ => "info",
+        }
+    }
+
     /// Whether logs should be JSON lines (`run --log-format json`).
     pub fn json_logs(&self) -> bool {
         matches!(&self.command, Command::Run(r) if r.log_format == LogFormat::Json)

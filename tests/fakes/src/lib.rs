@@ -1,5 +1,6 @@
 //! In-process HTTP fakes of the services the autoscaler talks to, for tests, benchmarks and
-//! `autoscaler run --dev`. Today: OpenStack ([`FakeOpenStack`]).
+//! `autoscaler run --dev`: OpenStack ([`FakeOpenStack`]) and GitLab
+//! ([`gitlab::FakeGitLabServer`], which follows `shared/gitlab-api-notes.md`).
 //!
 //! [`FakeOpenStack::start`] serves, on `127.0.0.1`, the slice of Keystone v3, Nova (`/v2.1`),
 //! Glance (`/v2`) and Neutron (`/v2.0`) that the real client in `autoscaler::openstack`
@@ -40,6 +41,7 @@
 mod api;
 mod catalog;
 mod error;
+pub mod gitlab;
 mod ids;
 mod keystone;
 mod nova;
