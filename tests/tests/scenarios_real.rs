@@ -121,28 +121,13 @@ fn runner_simulator(
                     .decode(ud)
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default();
-                for token in tokens_in(&text) {
+                for token in autoscaler_fakes::runner_tokens(&text) {
                     gitlab.runner_booted(&token);
                 }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
-}
-
-/// Every `glrt-` token in a text.
-fn tokens_in(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("glrt-") {
-        let t: String = rest[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
-        rest = &rest[i + t.len()..];
-        out.push(t);
-    }
-    out
 }
 
 fn config(

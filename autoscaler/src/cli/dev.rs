@@ -13,7 +13,7 @@
 //! * a runner simulator that plays gitlab-runner on each VM: when a server goes ACTIVE it
 //!   reads the server's cloud-init user-data, finds the runner token the controller put
 //!   there and tells the fake GitLab that runner has booted, so jobs start only on VMs that
-//!   exist;
+//!   exist (`autoscaler_fakes::play_runners`);
 //! * a feeder that replays the busiest hour of the built-in release week at `--speed`
 //!   (default 30: one trace minute in two seconds), sending each new job to the webhook too.
 //!
@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use autoscaler_fakes::{FakeFlavor, FakeOpenStack, FakeOpenStackOptions, FakeQuota};
-use autoscaler_fakes::{ServerEvent, ServerEventKind};
+use autoscaler_fakes::{ServerEventKind, play_runners};
 use tokio::sync::{broadcast, watch};
 
 use super::RunArgs;
@@ -102,56 +102,6 @@ fn busiest_window(trace: &Trace, lead_in: i64, length: i64) -> Vec<(i64, TraceJo
         .collect();
     window.sort_by_key(|(off, _)| *off);
     window
-}
-
-/// Every `glrt-` token in a text.
-fn runner_tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("glrt-") {
-        let tail = &rest[i..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .unwrap_or(tail.len());
-        out.push(tail[..end].to_string());
-        rest = &tail[end..];
-    }
-    out
-}
-
-/// Plays gitlab-runner on every VM: an ACTIVE server's runner starts taking jobs.
-async fn runner_simulator(cloud: Arc<FakeOpenStack>, gitlab: Arc<FakeGitLabServer>) {
-    let mut events = cloud.subscribe();
-    let boot = |id: &str| {
-        if let Some(ud) = cloud.user_data(id) {
-            for token in runner_tokens(&ud) {
-                gitlab.runner_booted(&token);
-            }
-        }
-    };
-    // Servers that went ACTIVE before we subscribed.
-    for s in cloud.servers() {
-        if s.status.as_str() == "ACTIVE" {
-            boot(&s.id);
-        }
-    }
-    loop {
-        match events.recv().await {
-            Ok(ServerEvent {
-                kind: ServerEventKind::Active,
-                server,
-            }) => boot(&server.id),
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                for s in cloud.servers() {
-                    if s.status.as_str() == "ACTIVE" {
-                        boot(&s.id);
-                    }
-                }
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
 }
 
 /// Counts servers created and the most that existed at once.
@@ -484,7 +434,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
     );
 
     let total = window.len();
-    let sim = tokio::spawn(runner_simulator(Arc::clone(&cloud), Arc::clone(&gitlab)));
+    let sim = tokio::spawn(play_runners(Arc::clone(&cloud), Arc::clone(&gitlab)));
     let (counts_tx, counts) = watch::channel(CloudCounts::default());
     let counter = tokio::spawn(count_servers(Arc::clone(&cloud), counts_tx));
     let (fed_tx, fed) = watch::channel(0usize);
@@ -609,13 +559,6 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_found_in_user_data() {
-        let ud = "#cloud-config\nwrite_files:\n- content: |\n    token = \"glrt-abc_DEF-1\"\n";
-        assert_eq!(runner_tokens(ud), ["glrt-abc_DEF-1"]);
-        assert!(runner_tokens("no token here").is_empty());
-    }
 
     #[test]
     fn the_window_holds_the_busiest_slice_after_a_lead_in() {

@@ -226,10 +226,20 @@ impl GitLabAdapter {
     }
 
     /// Makes a project due for polling on the next call (a job webhook named it).
+    ///
+    /// Projects configured by path are keyed by that path and their numeric id is not known
+    /// here, so an id that matches no project makes every path-keyed project due instead (a
+    /// nudge only moves polls forward; the jobs-list budget still bounds them).
     pub async fn nudge_project(&self, project_id: u64) {
         let mut st = self.jobs.lock().await;
         if let Some(p) = st.projects.get_mut(&project_id.to_string()) {
             p.cadence.nudge();
+            return;
+        }
+        for (key, p) in &mut st.projects {
+            if key.parse::<u64>().is_err() {
+                p.cadence.nudge();
+            }
         }
     }
 

@@ -46,10 +46,12 @@ mod ids;
 mod keystone;
 mod nova;
 mod options;
+mod runners;
 mod server;
 mod state;
 
 pub use error::Error;
 pub use options::{FakeAppCredential, FakeFlavor, FakeOpenStackOptions, FakeQuota, FakeUser};
+pub use runners::{play_runners, runner_tokens};
 pub use server::FakeOpenStack;
 pub use state::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};

@@ -1,0 +1,476 @@
+//! The `autoscaler run` process as an operator runs it, against the HTTP fakes on loopback
+//! (fake GitLab, fake OpenStack, and a runner simulator that starts a VM's runner when the
+//! server goes ACTIVE): SIGKILL during a create and during a delete followed by a restart,
+//! a webhook nudge, a 429 storm, quota exhaustion and an off-peak switch. Every scenario
+//! asserts that no job was killed, that the pool never exceeded its limit, and that nothing
+//! is left once it is over.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
+use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeStatus, play_runners};
+
+const WEBHOOK_TOKEN: &str = "process-test-webhook";
+
+/// Pool settings of one scenario.
+struct Pool {
+    idle_count: u32,
+    limit: u32,
+    idle_time: &'static str,
+    boot_timeout: &'static str,
+    poll: &'static str,
+    /// Extra TOML appended to the pool (periods).
+    extra: &'static str,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            idle_count: 0,
+            limit: 4,
+            idle_time: "2s",
+            boot_timeout: "30s",
+            poll: "1s",
+            extra: "",
+        }
+    }
+}
+
+struct World {
+    cloud: Arc<FakeOpenStack>,
+    gitlab: Arc<FakeGitLabServer>,
+    project: u64,
+    config: PathBuf,
+    listen: std::net::SocketAddr,
+    limit: usize,
+    /// Most servers seen at once by the watcher.
+    peak: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn world(pool: Pool, quota_instances: u64) -> World {
+    let cloud = Arc::new(
+        FakeOpenStack::start(FakeOpenStackOptions {
+            boot_delay: Duration::from_millis(800),
+            delete_delay: Duration::from_millis(300),
+            quota: FakeQuota {
+                instances: Some(quota_instances),
+                cores: None,
+                ram_mb: None,
+            },
+            ..FakeOpenStackOptions::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let gitlab = Arc::new(FakeGitLabServer::start().await.unwrap());
+    let project = gitlab.add_project("demo/app", None);
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let token = w("token", ADMIN_TOKEN);
+    let webhook = w("webhook", WEBHOOK_TOKEN);
+    let clouds = w("clouds.yaml", &cloud.clouds_yaml("fake").unwrap());
+    // A free port for the controller's endpoint.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = w(
+        "autoscaler.toml",
+        &format!(
+            r#"
+[controller]
+id = "proc"
+poll_interval = "{poll}"
+listen = "{listen}"
+
+[gitlab]
+url = "{url}"
+token_file = "{token}"
+webhook_token_file = "{webhook}"
+
+[gitlab.scope]
+projects = ["demo/app"]
+
+[openstack]
+cloud = "fake"
+clouds_file = "{clouds}"
+
+[[pools]]
+name = "docker"
+idle_count = {idle_count}
+limit = {limit}
+idle_time = "{idle_time}"
+boot_timeout = "{boot_timeout}"
+forecast_days = 0
+
+[pools.server]
+flavor = "m1.small"
+image = "Debian 12"
+networks = ["runner-net"]
+security_groups = ["runner-sg"]
+
+[pools.runner]
+tags = ["docker"]
+
+[pools.bootstrap]
+docker_install = "image"
+runner_install = "image"
+qemu_binfmt = false
+{extra}
+"#,
+            poll = pool.poll,
+            url = gitlab.url(),
+            idle_count = pool.idle_count,
+            limit = pool.limit,
+            idle_time = pool.idle_time,
+            boot_timeout = pool.boot_timeout,
+            extra = pool.extra,
+        ),
+    );
+    let peak = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let mut servers = cloud.watch_servers();
+        let peak = Arc::clone(&peak);
+        tokio::spawn(async move {
+            while servers.changed().await.is_ok() {
+                let n = servers.borrow_and_update().len();
+                peak.fetch_max(n, Ordering::SeqCst);
+            }
+        })
+    };
+    let sim = tokio::spawn(play_runners(Arc::clone(&cloud), Arc::clone(&gitlab)));
+    World {
+        cloud,
+        gitlab,
+        project,
+        config: PathBuf::from(config),
+        listen,
+        limit: pool.limit as usize,
+        peak,
+        tasks: vec![watcher, sim],
+        child: None,
+        _dir: dir,
+    }
+}
+
+impl World {
+    /// Starts `autoscaler run --config` (a second start replaces a killed one).
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(&mut self) {
+        let mut c = self.child.take().expect("running");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit (at most 30 s); returns the exit code.
+    async fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..300 {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s.code();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c.kill().unwrap();
+        panic!("autoscaler did not exit within 30 s of SIGTERM");
+    }
+
+    fn add_jobs(&self, n: usize, secs: f64) -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                self.gitlab
+                    .add_job(self.project, &["docker"], Duration::from_secs_f64(secs))
+            })
+            .collect()
+    }
+
+    fn servers(&self) -> usize {
+        self.cloud.servers().len()
+    }
+
+    fn jobs_done(&self, ids: &[u64]) -> bool {
+        self.gitlab
+            .jobs()
+            .iter()
+            .filter(|j| ids.contains(&j.id))
+            .all(|j| j.status == "success")
+    }
+
+    /// Polls `cond` every 50 ms for at most `secs` seconds.
+    async fn until(&self, what: &str, secs: u64, cond: impl Fn(&World) -> bool) {
+        for _ in 0..secs * 20 {
+            if cond(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "timed out after {secs} s waiting for: {what}; servers {:?}, runners {:?}, jobs {:?}",
+            self.cloud
+                .servers()
+                .iter()
+                .map(|s| (&s.name, s.status))
+                .collect::<Vec<_>>(),
+            self.gitlab
+                .runners()
+                .iter()
+                .map(|r| (r.id, &r.description, r.paused))
+                .collect::<Vec<_>>(),
+            self.gitlab
+                .jobs()
+                .iter()
+                .map(|j| (j.id, j.status.clone()))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// The end of every scenario: no job killed, never above the limit, and once the jobs
+    /// are done and the pool has shrunk to `idle`, no runner without a server and no
+    /// server without a runner.
+    async fn assert_clean(&self, idle: usize) {
+        self.until("the pool back at its idle count", 60, |w| {
+            let servers = w.cloud.servers();
+            let runners = w.gitlab.runners();
+            servers.len() == idle
+                && runners.len() == idle
+                && servers.iter().all(|s| s.status == FakeStatus::Active)
+                && servers
+                    .iter()
+                    .all(|s| runners.iter().any(|r| r.description == s.name))
+        })
+        .await;
+        assert_eq!(self.gitlab.killed_jobs(), Vec::<u64>::new(), "killed jobs");
+        let peak = self.peak.load(Ordering::SeqCst);
+        assert!(
+            peak <= self.limit,
+            "{peak} servers at once, limit {}",
+            self.limit
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_create_then_restart_converges_without_leaks() {
+    let mut w = world(Pool::default(), 20).await;
+    // A slow Nova: every create is in flight for about a second.
+    w.cloud.set_latency(Duration::from_millis(1000));
+    let jobs = w.add_jobs(3, 1.0);
+    w.start();
+    // Kill while a runner exists whose server create has not landed yet.
+    w.until("a runner whose server is not there yet", 30, |w| {
+        let servers = w.cloud.servers();
+        w.gitlab
+            .runners()
+            .iter()
+            .any(|r| !servers.iter().any(|s| s.name == r.description))
+    })
+    .await;
+    w.kill();
+    w.cloud.set_latency(Duration::ZERO);
+    w.start();
+    w.until("every job done", 60, |w| w.jobs_done(&jobs)).await;
+    w.assert_clean(0).await;
+    assert_eq!(w.terminate().await, Some(0));
+    assert_eq!(w.servers(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_delete_then_restart_converges_without_leaks() {
+    let mut w = world(Pool::default(), 20).await;
+    let jobs = w.add_jobs(2, 0.5);
+    w.start();
+    w.until("every job done", 30, |w| w.jobs_done(&jobs)).await;
+    // Scale-in starts after the idle time; a slow Nova keeps the delete in flight.
+    w.cloud.set_latency(Duration::from_millis(1000));
+    w.until("a VM being removed (runner paused or gone)", 30, |w| {
+        let runners = w.gitlab.runners();
+        runners.iter().any(|r| r.paused) || runners.len() < w.servers()
+    })
+    .await;
+    w.kill();
+    w.cloud.set_latency(Duration::ZERO);
+    w.start();
+    w.assert_clean(0).await;
+    assert_eq!(w.terminate().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_nudge_creates_long_before_the_next_poll() {
+    let mut w = world(
+        Pool {
+            poll: "60s",
+            ..Pool::default()
+        },
+        20,
+    )
+    .await;
+    w.start();
+    // The first tick (at start) sees nothing; wait for the endpoint.
+    let status = format!("http://{}/status", w.listen);
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(&status).send().await {
+            let v: serde_json::Value = r.json().await.unwrap();
+            if !v["last_success_at"].is_null() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let jobs = w.add_jobs(1, 0.5);
+    let hook = serde_json::json!({"object_kind": "build", "project_id": w.project, "build_status": "pending"});
+    let webhook = format!("http://{}/webhook/gitlab", w.listen);
+    let bad = http
+        .post(&webhook)
+        .header("X-Gitlab-Token", "wrong")
+        .json(&hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let ok = http
+        .post(&webhook)
+        .header("X-Gitlab-Token", WEBHOOK_TOKEN)
+        .json(&hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Without the nudge the next poll is 60 s away.
+    w.until("a server created after the nudge", 15, |w| w.servers() == 1)
+        .await;
+    w.until("the job done", 30, |w| w.jobs_done(&jobs)).await;
+    assert_eq!(w.terminate().await, Some(0));
+    assert_eq!(w.gitlab.killed_jobs(), Vec::<u64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_deletes_no_busy_vm_and_the_pool_recovers() {
+    let mut w = world(Pool::default(), 20).await;
+    let first = w.add_jobs(3, 6.0);
+    w.start();
+    w.until("three jobs running", 30, |w| {
+        w.gitlab
+            .jobs()
+            .iter()
+            .filter(|j| j.status == "running")
+            .count()
+            == 3
+    })
+    .await;
+    // Every GitLab request is refused for a while (Retry-After 1 s), while the jobs run.
+    w.gitlab.rate_limit(10_000, 1);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(w.servers(), 3, "no VM may go while its job runs");
+    w.gitlab.rate_limit(0, 0);
+    w.until("the first jobs done", 60, |w| w.jobs_done(&first))
+        .await;
+    let second = w.add_jobs(2, 0.5);
+    w.until("the later jobs done", 60, |w| w.jobs_done(&second))
+        .await;
+    w.assert_clean(0).await;
+    assert_eq!(w.terminate().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() {
+    let mut w = world(
+        Pool {
+            limit: 5,
+            ..Pool::default()
+        },
+        2,
+    )
+    .await;
+    let jobs = w.add_jobs(5, 3.0);
+    w.start();
+    w.until("two servers (the quota)", 30, |w| w.servers() == 2)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(w.servers(), 2, "no server beyond the quota");
+    w.until(
+        "no runner left over from a create the quota refused",
+        10,
+        |w| w.gitlab.runners().len() == 2,
+    )
+    .await;
+    w.cloud.set_quota(FakeQuota {
+        instances: Some(20),
+        cores: None,
+        ram_mb: None,
+    });
+    w.until("every job done", 60, |w| w.jobs_done(&jobs)).await;
+    w.assert_clean(0).await;
+    assert_eq!(w.terminate().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_off_peak_period_shrinks_the_warm_pool_and_its_end_restores_it() {
+    // Off-peak in the first half of every minute (7-field syntax with seconds).
+    let mut w = world(
+        Pool {
+            idle_count: 3,
+            extra: "\n[[pools.periods]]\nschedules = [\"0-29 * * * * * *\"]\ntimezone = \"UTC\"\nidle_count = 1\n",
+            ..Pool::default()
+        },
+        20,
+    )
+    .await;
+    w.start();
+    let second = || chrono::Utc::now().timestamp().rem_euclid(60);
+    // Whichever half it starts in, the pool is seen in both.
+    {
+        w.until("the last seconds of the off-peak half", 70, |_| {
+            (24..28).contains(&second())
+        })
+        .await;
+        assert_eq!(w.servers(), 1, "off-peak: idle_count 1");
+        w.until("the last seconds of the working half", 70, |_| {
+            (54..58).contains(&second())
+        })
+        .await;
+        assert_eq!(w.servers(), 3, "working hours: idle_count 3");
+    }
+    assert_eq!(w.terminate().await, Some(0));
+    assert_eq!(w.gitlab.killed_jobs(), Vec::<u64>::new());
+    assert!(w.peak.load(Ordering::SeqCst) <= 4);
+}
