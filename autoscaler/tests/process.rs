@@ -474,3 +474,126 @@ async fn an_off_peak_period_shrinks_the_warm_pool_and_its_end_restores_it() {
     assert_eq!(w.gitlab.killed_jobs(), Vec::<u64>::new());
     assert!(w.peak.load(Ordering::SeqCst) <= 4);
 }
+
+/// `autoscaler import` of the reference docker+machine config.toml, pointed at the fakes,
+/// is accepted by `validate`, and `plan` on it shows the reference setup's behaviour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_imported_reference_setup_plans_4_warm_vms_2_off_peak_and_at_most_24() {
+    let cloud = FakeOpenStack::start(FakeOpenStackOptions {
+        flavors: vec![autoscaler_fakes::FakeFlavor::new("s1.large", 4, 8192, 80)],
+        images: vec!["Debian 10.1".into()],
+        networks: vec!["customer-network".into()],
+        security_groups: vec!["mine".into()],
+        key_pairs: vec!["GitLab Runner".into()],
+        quota: FakeQuota {
+            instances: Some(100),
+            cores: None,
+            ram_mb: None,
+        },
+        ..FakeOpenStackOptions::default()
+    })
+    .await
+    .unwrap();
+    let gitlab = FakeGitLabServer::start().await.unwrap();
+    let project = gitlab.add_project("icinga/icinga2", None);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+            .args(args)
+            .current_dir(&repo)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let imported = run(&["import", "docs/examples/docker-machine-config.toml"]);
+    assert_eq!(imported.status.code(), Some(0));
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    // Only the addresses and secret files change: every pool setting is the import's.
+    let mut text = String::from_utf8(imported.stdout).unwrap();
+    for (from, to) in [
+        ("https://git.icinga.com/", format!("{}/", gitlab.url())),
+        (
+            "/etc/gitlab-autoscaler/gitlab-token",
+            write("gitlab-token", ADMIN_TOKEN),
+        ),
+        ("https://cloud.netways.de:5000/v3/", cloud.auth_url()),
+        ("customer-login", "demo".into()),
+        ("1234-openstack-customer", "demo".into()),
+        // The fake Keystone spells the default domain's name as Keystone does.
+        (
+            "user_domain_name = \"default\"",
+            "user_domain_name = \"Default\"".into(),
+        ),
+        (
+            "project_domain_name = \"default\"",
+            "project_domain_name = \"Default\"".into(),
+        ),
+        (
+            "/etc/gitlab-autoscaler/openstack-password",
+            write("openstack-password", "demo"),
+        ),
+    ] {
+        assert!(text.contains(from), "the import no longer writes {from}");
+        text = text.replace(from, &to);
+    }
+    let config = write("imported.toml", &text);
+    let v = run(&["validate", &config]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+
+    let plan = |at: &str| {
+        let o = run(&["plan", "--config", &config, "--at", at, "--format", "json"]);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "changes pending: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let creates = |p: &serde_json::Value, reason: &str| {
+        p["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "create" && a["reason"] == reason)
+            .count()
+    };
+    // Tuesday 10:00 in Berlin: working hours.
+    let day = plan("2026-11-24T10:00:00+01:00");
+    assert_eq!(day["pools"][0]["idle_count"], 4);
+    assert_eq!(day["pools"][0]["limit"], 24);
+    assert_eq!(day["pools"][0]["period"], serde_json::Value::Null);
+    assert_eq!(creates(&day, "idle_floor"), 4, "{day:#}");
+    // Tuesday 23:00 and Saturday noon: off-peak.
+    for at in ["2026-11-24T23:00:00+01:00", "2026-11-28T12:00:00+01:00"] {
+        let night = plan(at);
+        assert_eq!(night["pools"][0]["idle_count"], 2, "{at}");
+        assert_eq!(creates(&night, "idle_floor"), 2, "{at}: {night:#}");
+    }
+    // A release fan-out of 40 jobs: at most 24 VMs.
+    for _ in 0..40 {
+        gitlab.add_job(project, &[], Duration::from_secs(600));
+    }
+    let burst = plan("2026-11-24T10:00:00+01:00");
+    let all_creates = burst["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "create")
+        .count();
+    assert_eq!(all_creates, 24, "{burst:#}");
+    assert_eq!(burst["pools"][0]["pending"], 40);
+    // plan changed nothing.
+    assert!(cloud.servers().is_empty());
+    assert!(gitlab.runners().is_empty());
+}

@@ -572,6 +572,7 @@ async fn adapter_pages_pending_jobs_by_keyset_with_scope_pending() {
 #[tokio::test]
 async fn adapter_expands_groups_with_subgroups_and_polls_dormant_projects_less() {
     let f = fake().await;
+    f.set_jobs_limit(60);
     let g = f.add_group("grp", None);
     let sub = f.add_group("grp/sub", Some(g));
     let busy = f.add_project("grp/sub/busy", Some(sub));
@@ -583,7 +584,13 @@ async fn adapter_expands_groups_with_subgroups_and_polls_dormant_projects_less()
         groups: vec!["grp".into()],
         instance: false,
     };
-    let a = adapter(&f, scope).await;
+    // A budget too small to poll both projects on every call (2 per second > 80 % of 60
+    // per minute): the quiet project backs off.
+    let mut s = settings(&f, scope);
+    s.jobs_per_minute = 60;
+    let a = GitLabAdapter::connect(s, SecretString::from(ADMIN_TOKEN))
+        .await
+        .unwrap();
     let (jobs, stats) = a.pending_jobs_with_stats().await.unwrap();
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![job]);
     assert_eq!(stats.polled, 2);
@@ -615,6 +622,24 @@ async fn adapter_expands_groups_with_subgroups_and_polls_dormant_projects_less()
     a.nudge_project(quiet).await;
     let (_, stats) = a.pending_jobs_with_stats().await.unwrap();
     assert_eq!(stats.polled, 2);
+}
+
+#[tokio::test]
+async fn adapter_polls_every_project_on_every_call_while_the_budget_allows() {
+    let f = fake().await;
+    let busy = f.add_project("g/busy", None);
+    let quiet = f.add_project("g/quiet", None);
+    f.add_job(busy, &[], Duration::from_secs(60));
+    let a = adapter(&f, projects(&[ProjectRef::Id(busy), ProjectRef::Id(quiet)])).await;
+    // 2 projects polled every second are 120 per minute: within 80 % of 600.
+    for _ in 0..3 {
+        let (_, stats) = a.pending_jobs_with_stats().await.unwrap();
+        assert_eq!((stats.polled, stats.not_due), (2, 0));
+    }
+    // So a job in the quiet project is seen on the very next call.
+    let late = f.add_job(quiet, &[], Duration::from_secs(60));
+    let jobs = a.pending_jobs().await.unwrap();
+    assert!(jobs.iter().any(|j| j.id == late), "{jobs:?}");
 }
 
 #[tokio::test]

@@ -29,12 +29,28 @@ pub(crate) struct Runner {
     pub id: u64,
     #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// `online`, `offline`, `stale`, `never_contacted` or `paused`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `active` (running a job) or `idle`; absent on older GitLab versions.
+    #[serde(default)]
+    pub job_execution_status: Option<String>,
+}
+
+impl Runner {
+    /// `paused`, or `!active` on GitLab versions that only send the deprecated field.
+    pub fn is_paused(&self) -> Option<bool> {
+        self.paused.or(self.active.map(|a| !a))
+    }
 }
 
 /// `RunnerDetails` of `GET /runners/:id`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunnerDetails {
-    pub id: u64,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]

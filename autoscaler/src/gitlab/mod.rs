@@ -126,6 +126,30 @@ pub struct GitLabAdapter {
     budget: std::sync::Mutex<Budget>,
     /// Per-runner job counters, by runner id.
     counters: Mutex<HashMap<RunnerId, JobCounter>>,
+    /// What was last read of each candidate runner, so a steady runner costs no request
+    /// beyond the runner list (see [`GitLabAdapter::owned_runner`]).
+    runner_cache: std::sync::Mutex<HashMap<RunnerId, CachedRunner>>,
+}
+
+/// A job that starts and ends between two observations of an idle runner shows in its
+/// job count at the latest this long after.
+const HISTORY_REFRESH: Duration = Duration::from_secs(300);
+
+/// The last reading of one runner.
+#[derive(Debug, Clone)]
+struct CachedRunner {
+    /// `Some(pool)` when this controller owns it (`None`: someone else's, never read again).
+    ownership: Option<Option<String>>,
+    description: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    contacted_at: Option<chrono::DateTime<chrono::Utc>>,
+    paused: bool,
+    /// `job_execution_status` of the list when the job history was read.
+    exec: Option<String>,
+    /// Ids of the jobs it ran when the job history was read.
+    running: Vec<u64>,
+    /// Totals from the job history and when they were read.
+    totals: Option<(counter::Totals, Instant)>,
 }
 
 /// Polling state of the pending-jobs scope.
@@ -133,6 +157,8 @@ pub struct GitLabAdapter {
 struct JobsState {
     projects: BTreeMap<String, ProjectState>,
     groups: BTreeMap<String, GroupState>,
+    /// When pending jobs were last asked for (the caller's poll rate).
+    last_call: Option<Instant>,
 }
 
 /// Last good poll and cadence of one project (key: id or full path, as used in the URL).
@@ -215,6 +241,7 @@ impl GitLabAdapter {
         let jobs = JobsState {
             projects: BTreeMap::new(),
             groups: BTreeMap::new(),
+            last_call: None,
         };
         Ok(GitLabAdapter {
             settings,
@@ -222,6 +249,7 @@ impl GitLabAdapter {
             jobs: Mutex::new(jobs),
             budget: std::sync::Mutex::new(budget),
             counters: Mutex::new(HashMap::new()),
+            runner_cache: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -256,6 +284,15 @@ impl GitLabAdapter {
         let keys = self.scope_projects(&mut st).await?;
         let mut stats = PollStats::default();
         let now = Instant::now();
+        // When polling every project at the caller's rate fits in 80 % of the jobs-list
+        // budget, every project is polled on every call (a new job is seen within one poll
+        // interval); otherwise quiet projects back off (their cadence) to stay in budget.
+        #[allow(clippy::cast_precision_loss)]
+        let poll_all = st.last_call.is_some_and(|prev| {
+            let secs = now.saturating_duration_since(prev).as_secs_f64().max(1.0);
+            keys.len() as f64 * 60.0 / secs <= f64::from(self.settings.jobs_per_minute) * 0.8
+        });
+        st.last_call = Some(now);
         // Most overdue first, so a spent budget delays the projects polled most recently.
         let mut due: Vec<String> = Vec::new();
         for key in &keys {
@@ -263,7 +300,7 @@ impl GitLabAdapter {
                 .projects
                 .entry(key.clone())
                 .or_insert_with(ProjectState::new);
-            if state.cadence.is_due(now) {
+            if poll_all || state.cadence.is_due(now) {
                 due.push(key.clone());
             } else {
                 stats.not_due += 1;
@@ -521,39 +558,125 @@ impl GitLabAdapter {
     }
 
     /// One owned runner's details and counters, or `None` when it is not ours.
-    async fn owned_runner(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
-        let ep = Runner::builder()
-            .runner(id)
-            .build()
-            .map_err(|e| misconfigured(e.to_string()))?;
-        let what = format!("runner {id}");
-        let details: dto::RunnerDetails = match self.transport.send_endpoint(&what, &ep).await {
-            Ok(reply) => reply.json(&what)?,
-            // Deleted between the listing and now.
-            Err(GitLabError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+    async fn owned_runner(&self, item: &dto::Runner) -> GitLabResult<Option<OwnedRunner>> {
+        let id = item.id;
+        let cached = self
+            .runner_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        let never_contacted = item.status.as_deref() == Some("never_contacted");
+        // Details (ownership, creation, first contact) are read once, and again only while
+        // the runner has not been seen contacting GitLab, or when the list lacks `status`.
+        let need_details = match &cached {
+            None => true,
+            Some(c) => item.status.is_none() || (c.contacted_at.is_none() && !never_contacted),
         };
-        let description = details.description.clone().unwrap_or_default();
-        let Some(pool) = runner_ownership(
-            &self.settings.controller,
-            &description,
-            details.maintenance_note.as_deref(),
-        ) else {
+        let reuse = if need_details { None } else { cached.clone() };
+        let mut entry = if let Some(c) = reuse {
+            c
+        } else {
+            let ep = Runner::builder()
+                .runner(id)
+                .build()
+                .map_err(|e| misconfigured(e.to_string()))?;
+            let what = format!("runner {id}");
+            let details: dto::RunnerDetails = match self.transport.send_endpoint(&what, &ep).await {
+                Ok(reply) => reply.json(&what)?,
+                // Deleted between the listing and now.
+                Err(GitLabError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let description = details.description.clone().unwrap_or_default();
+            let pool = runner_ownership(
+                &self.settings.controller,
+                &description,
+                details.maintenance_note.as_deref(),
+            );
+            CachedRunner {
+                ownership: pool,
+                description,
+                created_at: details.created_at,
+                contacted_at: details.contacted_at,
+                paused: details.is_paused(),
+                exec: cached.as_ref().and_then(|c| c.exec.clone()),
+                running: cached
+                    .as_ref()
+                    .map(|c| c.running.clone())
+                    .unwrap_or_default(),
+                totals: cached.as_ref().and_then(|c| c.totals),
+            }
+        };
+        let Some(pool) = entry.ownership.clone() else {
+            self.cache_runner(id, entry);
             return Ok(None);
         };
-        let running_jobs = self.running_jobs(id).await?;
-        let totals = self.job_totals(id).await?;
-        Ok(Some(OwnedRunner {
-            id: details.id,
-            description,
+        if let Some(paused) = item.is_paused() {
+            entry.paused = paused;
+        }
+        // Busy or idle from the list; the count of running jobs only for busy runners (or
+        // when the list does not say). Deleting re-checks with its own request anyway.
+        let running = match item.job_execution_status.as_deref() {
+            Some("idle") => Vec::new(),
+            _ => self.running_job_ids(id).await?,
+        };
+        let running_jobs = u32::try_from(running.len()).unwrap_or(u32::MAX);
+        // The job history only when the runner started, changed or ended work since it was
+        // last read, or after HISTORY_REFRESH (a whole job between two observations).
+        let now = Instant::now();
+        let exec = item.job_execution_status.clone();
+        let fresh = entry.totals.filter(|(_, at)| {
+            exec.is_some()
+                && exec == entry.exec
+                && running == entry.running
+                && now.saturating_duration_since(*at) < HISTORY_REFRESH
+        });
+        let totals = match fresh {
+            Some((t, _)) => t,
+            None => {
+                let t = self.job_totals(id).await?;
+                entry.totals = Some((t, now));
+                entry.exec = exec;
+                entry.running = running;
+                t
+            }
+        };
+        let runner = OwnedRunner {
+            id,
+            description: entry.description.clone(),
             pool,
-            paused: details.is_paused(),
-            created_at: details.created_at,
-            contacted_at: details.contacted_at,
+            paused: entry.paused,
+            created_at: entry.created_at,
+            contacted_at: entry.contacted_at,
             running_jobs,
             jobs_run: totals.jobs_run,
             last_job_at: totals.last_job_at,
-        }))
+        };
+        self.cache_runner(id, entry);
+        Ok(Some(runner))
+    }
+
+    /// Ids of the jobs a runner runs now (`GET /runners/:id/jobs?status=running`).
+    async fn running_job_ids(&self, id: RunnerId) -> GitLabResult<Vec<u64>> {
+        let ep = RunnerJobs::builder()
+            .runner(id)
+            .status(RunnerJobStatus::Running)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("running jobs of runner {id}");
+        let base = self.transport.url_of(&ep)?;
+        let jobs: Vec<dto::RunnerJob> = self.offset_pages(&what, base).await?;
+        let mut ids: Vec<u64> = jobs.iter().map(|j| j.id).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn cache_runner(&self, id: RunnerId, entry: CachedRunner) {
+        self.runner_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, entry);
     }
 
     /// Jobs run so far: reads the runner's jobs newest first down to its high-water mark.
@@ -600,7 +723,7 @@ impl GitLabAdapter {
     }
 
     /// Lists candidate runners (description prefix) with `GET /runners` or `/runners/all`.
-    async fn candidate_runners(&self) -> GitLabResult<Vec<RunnerId>> {
+    async fn candidate_runners(&self) -> GitLabResult<Vec<dto::Runner>> {
         let prefix = format!("{}-", self.settings.controller);
         let (what, base) = if self.settings.list_all_runners {
             let ep = AllRunners::builder()
@@ -614,18 +737,17 @@ impl GitLabAdapter {
             ("runners", self.transport.url_of(&ep)?)
         };
         let runners: Vec<dto::Runner> = self.offset_pages(what, base).await?;
-        let mut ids: Vec<RunnerId> = runners
+        let mut found: Vec<dto::Runner> = runners
             .into_iter()
             .filter(|r| {
                 r.description
                     .as_deref()
                     .is_some_and(|d| d.starts_with(&prefix))
             })
-            .map(|r| r.id)
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        found.sort_by_key(|r| r.id);
+        found.dedup_by_key(|r| r.id);
+        Ok(found)
     }
 }
 
@@ -635,9 +757,10 @@ impl GitLab for GitLabAdapter {
     }
 
     async fn owned_runners(&self) -> GitLabResult<Vec<OwnedRunner>> {
-        let ids = self.candidate_runners().await?;
-        let read: Vec<GitLabResult<Option<OwnedRunner>>> = stream::iter(ids.iter().copied())
-            .map(|id| self.owned_runner(id))
+        let found = self.candidate_runners().await?;
+        let ids: std::collections::HashSet<RunnerId> = found.iter().map(|r| r.id).collect();
+        let read: Vec<GitLabResult<Option<OwnedRunner>>> = stream::iter(found)
+            .map(|item| async move { self.owned_runner(&item).await })
             .buffered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -647,8 +770,12 @@ impl GitLab for GitLabAdapter {
                 out.push(r);
             }
         }
-        // Forget counters of runners that are gone.
+        // Forget counters and readings of runners that are gone.
         self.counters.lock().await.retain(|k, _| ids.contains(k));
+        self.runner_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|k, _| ids.contains(k));
         Ok(out)
     }
 
@@ -705,15 +832,7 @@ impl GitLab for GitLabAdapter {
     }
 
     async fn running_jobs(&self, id: RunnerId) -> GitLabResult<u32> {
-        let ep = RunnerJobs::builder()
-            .runner(id)
-            .status(RunnerJobStatus::Running)
-            .build()
-            .map_err(|e| misconfigured(e.to_string()))?;
-        let what = format!("running jobs of runner {id}");
-        let base = self.transport.url_of(&ep)?;
-        let jobs: Vec<dto::RunnerJob> = self.offset_pages(&what, base).await?;
-        Ok(u32::try_from(jobs.len()).unwrap_or(u32::MAX))
+        Ok(u32::try_from(self.running_job_ids(id).await?.len()).unwrap_or(u32::MAX))
     }
 
     async fn delete_runner(&self, id: RunnerId) -> GitLabResult<()> {
@@ -725,6 +844,10 @@ impl GitLab for GitLabAdapter {
         match self.transport.send_endpoint(&what, &ep).await {
             Ok(_) | Err(GitLabError::NotFound { .. }) => {
                 self.counters.lock().await.remove(&id);
+                self.runner_cache
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&id);
                 tracing::info!(runner_id = id, "deleted runner");
                 Ok(())
             }
