@@ -1,11 +1,12 @@
 //! The `autoscaler run` process against the HTTP fakes on loopback:
 //! `cargo bench -p autoscaler --bench http` (about 4 minutes; `-- webhook`, `-- poll` or
-//! `-- scale` runs one part).
+//! `-- burst` or `-- scale` runs one part).
 //!
 //! 1. **webhook**: a job is queued and its Job Hook posted; time until the fake Nova receives
 //!    the server create (poll interval 30 s, so only the nudge can explain a fast create).
 //! 2. **poll**: the same without the hook, jobs queued at spread-out moments; poll 5 s.
-//! 3. **scale**: 500 projects in one group and 2,000 VMs with 2,000 runners in steady state:
+//! 3. **burst**: 200 VMs wanted at once with 100 ms latency on every request of both fakes.
+//! 4. **scale**: 500 projects in one group and 2,000 VMs with 2,000 runners in steady state:
 //!    the controller process's CPU per tick and resident memory (from /proc of the child,
 //!    the fakes run in this process), and jobs-list requests per minute against GitLab's
 //!    default 600 per minute.
@@ -38,14 +39,29 @@ impl Drop for Setup {
     }
 }
 
-/// Fakes, config and the controller process. `scope` is the TOML of `[gitlab.scope]`;
-/// `populate` fills the fake GitLab before the controller starts.
+/// Fakes, config and the controller process, after its first tick. `scope` is the TOML of
+/// `[gitlab.scope]`; `populate` fills the fake GitLab before the controller starts.
 async fn setup(
     poll: &str,
     scope: &str,
     idle_count: u32,
     limit: u32,
     populate: impl FnOnce(&FakeGitLabServer),
+) -> Setup {
+    let s = setup_opts(poll, scope, idle_count, limit, populate, None).await;
+    s.wait_first_tick().await;
+    s
+}
+
+/// [`setup`] without waiting for the first tick, with optional latency on every OpenStack
+/// request.
+async fn setup_opts(
+    poll: &str,
+    scope: &str,
+    idle_count: u32,
+    limit: u32,
+    populate: impl FnOnce(&FakeGitLabServer),
+    cloud_latency: Option<Duration>,
 ) -> Setup {
     let cloud = Arc::new(
         FakeOpenStack::start(FakeOpenStackOptions {
@@ -56,6 +72,7 @@ async fn setup(
                 cores: None,
                 ram_mb: None,
             },
+            latency: cloud_latency.unwrap_or_default(),
             ..FakeOpenStackOptions::default()
         })
         .await
@@ -117,16 +134,14 @@ qemu_binfmt = false
     );
     let child = spawn(Path::new(&config));
     let sim = tokio::spawn(play_runners(Arc::clone(&cloud), Arc::clone(&gitlab)));
-    let s = Setup {
+    Setup {
         cloud,
         gitlab,
         listen,
         child,
         _dir: dir,
         sim,
-    };
-    s.wait_first_tick().await;
-    s
+    }
 }
 
 fn spawn(config: &Path) -> Child {
@@ -289,6 +304,36 @@ async fn poll() {
     report("no webhook -> Nova create (poll 5 s)", v);
 }
 
+/// 200 warm VMs wanted at once, 100 ms latency on every GitLab and OpenStack request:
+/// from the process's start until the fake Nova has accepted 200 creates.
+async fn burst() {
+    let latency = Duration::from_millis(100);
+    let t0 = tokio::time::Instant::now();
+    let s = setup_opts(
+        "15s",
+        "projects = [\"demo/app\"]",
+        200,
+        200,
+        |g| {
+            g.add_project("demo/app", None);
+            g.set_latency(latency);
+        },
+        Some(latency),
+    )
+    .await;
+    while s.cloud.servers().len() < 200 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "not 200 servers in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "burst: 200 servers requested {:.2} s after the controller process was started (100 ms latency on every GitLab and OpenStack request)",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
 /// CPU seconds (user + system) and resident MiB of a process, from /proc.
 fn proc_usage(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -387,6 +432,9 @@ fn main() {
         }
         if want("poll") {
             poll().await;
+        }
+        if want("burst") {
+            burst().await;
         }
         if want("scale") {
             scale().await;
