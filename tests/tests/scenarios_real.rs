@@ -73,6 +73,51 @@ impl Admin {
         }
     }
 
+    /// Id of the `demo` project (the scenarios' clouds.yaml logs in there).
+    async fn demo_project(&self) -> String {
+        let v: Value = self
+            .http
+            .get("http://127.0.0.1:5000/v3/projects?name=demo")
+            .header("X-Auth-Token", &self.token)
+            .header("Connection", "close")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["projects"][0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// The project's Nova `instances` quota.
+    async fn instances_quota(&self, project: &str) -> i64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/os-quota-sets/{project}", self.compute))
+            .header("X-Auth-Token", &self.token)
+            .header("Connection", "close")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["quota_set"]["instances"].as_i64().unwrap()
+    }
+
+    async fn set_instances_quota(&self, project: &str, n: i64) {
+        let r = self
+            .http
+            .put(format!("{}/os-quota-sets/{project}", self.compute))
+            .header("X-Auth-Token", &self.token)
+            .header("Connection", "close")
+            .json(&json!({"quota_set": {"instances": n}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
     /// All servers with this owner tag, any project, with user data.
     async fn servers(&self, owner: &str) -> Vec<Value> {
         let url = format!(
@@ -130,13 +175,21 @@ fn runner_simulator(
     })
 }
 
+/// Pool settings of one scenario.
+struct PoolOpts<'a> {
+    idle_time: &'a str,
+    boot_timeout: &'a str,
+    max_builds: u32,
+    idle_count: u32,
+    /// TOML appended to the pool (periods).
+    extra: &'a str,
+}
+
 fn config(
     dir: &Path,
     id: &str,
     gitlab_url: &str,
-    idle_time: &str,
-    boot_timeout: &str,
-    max_builds: u32,
+    pool: &PoolOpts<'_>,
 ) -> Arc<autoscaler_config::Config> {
     let token = dir.join("token");
     std::fs::write(&token, ADMIN_TOKEN).unwrap();
@@ -160,7 +213,7 @@ clouds_file = "{clouds}"
 [[pools]]
 name = "docker"
 limit = 3
-idle_count = 0
+idle_count = {idle_count}
 idle_time = "{idle_time}"
 boot_timeout = "{boot_timeout}"
 max_builds = {max_builds}
@@ -179,9 +232,15 @@ tags = ["docker"]
 docker_install = "image"
 runner_install = "image"
 qemu_binfmt = false
+{extra}
 "#,
         token = token.display(),
         clouds = stack().join("clouds.yaml").display(),
+        idle_time = pool.idle_time,
+        boot_timeout = pool.boot_timeout,
+        max_builds = pool.max_builds,
+        idle_count = pool.idle_count,
+        extra = pool.extra,
     );
     Arc::new(autoscaler_config::parse(&text, "scenario.toml").unwrap_or_else(|e| panic!("{e}")))
 }
@@ -208,18 +267,22 @@ async fn world(name: &str, idle_time: &str, boot_timeout: &str) -> World {
 }
 
 async fn world_with(name: &str, idle_time: &str, boot_timeout: &str, max_builds: u32) -> World {
+    let pool = PoolOpts {
+        idle_time,
+        boot_timeout,
+        max_builds,
+        idle_count: 0,
+        extra: "",
+    };
+    world_opts(name, &pool).await
+}
+
+async fn world_opts(name: &str, pool: &PoolOpts<'_>) -> World {
     let gitlab = Arc::new(FakeGitLabServer::start().await.unwrap());
     let project = gitlab.add_project("demo/app", None);
     let id = format!("sc{}-{name}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        &id,
-        &gitlab.url(),
-        idle_time,
-        boot_timeout,
-        max_builds,
-    );
+    let config = config(dir.path(), &id, &gitlab.url(), pool);
     let owner = format!("autoscaler:{id}");
     let broken = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let sim = runner_simulator(Arc::clone(&gitlab), owner.clone(), Arc::clone(&broken));
@@ -468,5 +531,200 @@ async fn a_vm_whose_runner_never_starts_is_replaced_after_boot_timeout() {
         .map(|s| s.id.0)
         .collect();
     assert!(!now.contains(&first[0].id.0), "the stuck VM was deleted");
+    assert!(w.gitlab.killed_jobs().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn a_429_storm_deletes_no_busy_vm_and_the_pool_recovers() {
+    let w = world("429", "5s", "5m").await;
+    let mut r = reconciler(&w).await;
+    for _ in 0..2 {
+        w.gitlab
+            .add_job(w.project, &["docker"], Duration::from_secs(40));
+    }
+    let g = Arc::clone(&w.gitlab);
+    assert!(
+        tick_until(&mut r, Duration::from_secs(180), || {
+            g.jobs().iter().all(|j| j.status == "running")
+        })
+        .await,
+        "jobs: {:?}",
+        w.gitlab.jobs()
+    );
+    // Every GitLab request answers 429 (Retry-After 1 s) for four ticks.
+    w.gitlab.rate_limit(10_000, 1);
+    for _ in 0..4 {
+        let _ = r.tick().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(owned_servers(&r).await, 2, "no VM deleted during the storm");
+    w.gitlab.rate_limit(0, 0);
+    let g = Arc::clone(&w.gitlab);
+    assert!(
+        tick_until(&mut r, Duration::from_secs(180), || {
+            g.jobs().iter().all(|j| j.status == "success")
+        })
+        .await
+    );
+    let mut left = usize::MAX;
+    for _ in 0..30 {
+        let _ = r.tick().await;
+        left = owned_servers(&r).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert_eq!(left, 0, "scaled in after the storm");
+    assert!(w.gitlab.killed_jobs().is_empty(), "no job was killed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() {
+    let admin = Admin::login().await;
+    let project = admin.demo_project().await;
+    let before = admin.instances_quota(&project).await;
+    admin.set_instances_quota(&project, 1).await;
+    let w = world("quota", "5s", "5m").await;
+    let mut r = reconciler(&w).await;
+    for _ in 0..3 {
+        w.gitlab
+            .add_job(w.project, &["docker"], Duration::from_secs(10));
+    }
+    let mut most = 0;
+    for _ in 0..6 {
+        let _ = r.tick().await;
+        most = most.max(owned_servers(&r).await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let runners = r.gitlab().owned_runners().await.unwrap().len();
+    admin.set_instances_quota(&project, before).await;
+    assert_eq!(most, 1, "no server beyond the quota of 1");
+    assert!(
+        runners <= 1,
+        "no runner left for a refused create: {runners}"
+    );
+    let g = Arc::clone(&w.gitlab);
+    assert!(
+        tick_until(&mut r, Duration::from_secs(240), || {
+            g.jobs().iter().all(|j| j.status == "success")
+        })
+        .await,
+        "jobs: {:?}",
+        w.gitlab.jobs()
+    );
+    let mut left = usize::MAX;
+    for _ in 0..30 {
+        let _ = r.tick().await;
+        left = owned_servers(&r).await;
+        if left == 0 && r.gitlab().owned_runners().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert_eq!(left, 0);
+    assert!(w.gitlab.killed_jobs().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn an_off_peak_period_shrinks_the_warm_pool_and_its_end_restores_it() {
+    // Off-peak (idle_count 1) in the first half of every minute, 2 warm VMs otherwise.
+    let pool = PoolOpts {
+        idle_time: "2s",
+        boot_timeout: "5m",
+        max_builds: 0,
+        idle_count: 2,
+        extra: "\n[[pools.periods]]\nschedules = [\"0-29 * * * * * *\"]\ntimezone = \"UTC\"\nidle_count = 1\n",
+    };
+    let w = world_opts("offpeak", &pool).await;
+    let mut r = reconciler(&w).await;
+    let second = || chrono::Utc::now().timestamp().rem_euclid(60);
+    let mut seen = (false, false);
+    for _ in 0..60 {
+        let _ = r.tick().await;
+        let n = owned_servers(&r).await;
+        match second() {
+            24..=29 if !seen.0 => {
+                assert_eq!(n, 1, "off-peak: one warm VM");
+                seen.0 = true;
+            }
+            54..=59 if !seen.1 => {
+                assert_eq!(n, 2, "working hours: two warm VMs");
+                seen.1 = true;
+            }
+            _ => {}
+        }
+        if seen.0 && seen.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(seen, (true, true), "both halves observed");
+    // Clean up: no warm pool.
+    r.drain_all(Duration::from_secs(2), Duration::from_secs(120))
+        .await;
+    assert_eq!(owned_servers(&r).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn a_webhook_nudge_creates_long_before_the_next_poll() {
+    let w = world("hook", "5s", "5m").await;
+    let r = reconciler(&w).await;
+    let (telemetry, nudges) = autoscaler::server::Telemetry::new(
+        &w.config.controller.id,
+        Duration::from_secs(120),
+        Some(secrecy::SecretString::from("hook-secret".to_string())),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = autoscaler::server::router(telemetry.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(async move {
+        let mut r = r.with_telemetry(telemetry);
+        // Poll every 2 minutes: only the nudge explains a create within seconds.
+        r.run(
+            Duration::from_secs(120),
+            async move {
+                let _ = stop_rx.await;
+            },
+            Some(nudges),
+        )
+        .await;
+        r
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.gitlab
+        .add_job(w.project, &["docker"], Duration::from_secs(3));
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/webhook/gitlab"))
+        .header("X-Gitlab-Token", "hook-secret")
+        .json(&json!({"object_kind": "build", "project_id": w.project, "build_status": "pending"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let admin = Admin::login().await;
+    let mut created = false;
+    for _ in 0..30 {
+        if !admin.servers(&w.owner).await.is_empty() {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = stop_tx.send(());
+    let mut r = controller.await.unwrap();
+    server.abort();
+    assert!(created, "a server was created within 15 s of the nudge");
+    r.drain_all(Duration::from_secs(2), Duration::from_secs(180))
+        .await;
+    assert_eq!(owned_servers(&r).await, 0);
     assert!(w.gitlab.killed_jobs().is_empty());
 }
