@@ -220,7 +220,14 @@ fn pool_toml(periods: &[(usize, Vec<Expr>)]) -> String {
          [pools.server]\nflavor = \"f\"\nimage = \"i\"\nnetworks = [\"n\"]\n[pools.runner]\n",
     );
     for (i, (zone, exprs)) in periods.iter().enumerate() {
-        let list: Vec<String> = exprs.iter().map(|e| format!("\"{}\"", e.text())).collect();
+        // The config refuses a repeated entry; repeats change nothing for the oracle's "any".
+        let mut list: Vec<String> = Vec::new();
+        for e in exprs {
+            let quoted = format!("\"{}\"", e.text());
+            if !list.contains(&quoted) {
+                list.push(quoted);
+            }
+        }
         s.push_str(&format!(
             "[[pools.periods]]\nschedules = [{}]\ntimezone = \"{}\"\nidle_count = {}\n",
             list.join(", "),
