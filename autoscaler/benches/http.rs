@@ -384,8 +384,10 @@ async fn scale() {
         "scale: 2,000 VMs ACTIVE {:.1} s after the controller was started",
         t0.elapsed().as_secs_f64()
     );
-    // Let the group expansion and the poll cadence settle, then measure 2 minutes.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Steady state: the runners' creation is more than the adapter's 2-minute "recently
+    // active" window ago (until then each runner's job history is read on every tick), the
+    // group expansion and the poll cadence have settled. Then measure 2 minutes.
+    tokio::time::sleep(Duration::from_secs(140)).await;
     let pid = s.child.id();
     let ticks0 = s.metric("autoscaler_tick_duration_seconds_count").await;
     let (cpu0, _) = proc_usage(pid);

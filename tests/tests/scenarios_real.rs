@@ -89,6 +89,22 @@ impl Admin {
         v["projects"][0]["id"].as_str().unwrap().to_string()
     }
 
+    /// Instances the project uses now (servers in any state until they are gone).
+    async fn instances_in_use(&self, project: &str) -> i64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/os-quota-sets/{project}/detail", self.compute))
+            .header("X-Auth-Token", &self.token)
+            .header("Connection", "close")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["quota_set"]["instances"]["in_use"].as_i64().unwrap()
+    }
+
     /// The project's Nova `instances` quota.
     async fn instances_quota(&self, project: &str) -> i64 {
         let v: Value = self
@@ -500,6 +516,10 @@ async fn max_builds_retires_a_vm_after_its_jobs_and_a_new_one_takes_over() {
     );
     assert!(created.len() >= 2, "a second VM replaced the retired one");
     assert!(w.gitlab.killed_jobs().is_empty());
+    // Leave the project empty for the next scenario.
+    r.drain_all(Duration::from_secs(2), Duration::from_secs(180))
+        .await;
+    assert_eq!(owned_servers(&r).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,6 +552,9 @@ async fn a_vm_whose_runner_never_starts_is_replaced_after_boot_timeout() {
         .collect();
     assert!(!now.contains(&first[0].id.0), "the stuck VM was deleted");
     assert!(w.gitlab.killed_jobs().is_empty());
+    r.drain_all(Duration::from_secs(2), Duration::from_secs(180))
+        .await;
+    assert_eq!(owned_servers(&r).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -586,6 +609,18 @@ async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() 
     let admin = Admin::login().await;
     let project = admin.demo_project().await;
     let before = admin.instances_quota(&project).await;
+    // Servers of earlier scenarios may still be going away.
+    for _ in 0..60 {
+        if admin.instances_in_use(&project).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(
+        admin.instances_in_use(&project).await,
+        0,
+        "the project is empty"
+    );
     admin.set_instances_quota(&project, 1).await;
     let w = world("quota", "5s", "5m").await;
     let mut r = reconciler(&w).await;

@@ -131,9 +131,14 @@ pub struct GitLabAdapter {
     runner_cache: std::sync::Mutex<HashMap<RunnerId, CachedRunner>>,
 }
 
-/// A job that starts and ends between two observations of an idle runner shows in its
-/// job count at the latest this long after.
+/// A job that starts and ends between two observations of a runner idle for longer than
+/// [`ACTIVE_WINDOW`] shows in its job count at the latest this long after.
 const HISTORY_REFRESH: Duration = Duration::from_secs(300);
+
+/// A runner created, or last running a job, this recently has its job history read on
+/// every call: a burst of short jobs (each shorter than a poll interval) is then counted at
+/// once, so `max_builds` holds.
+const ACTIVE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
 
 /// The last reading of one runner.
 #[derive(Debug, Clone)]
@@ -626,10 +631,17 @@ impl GitLabAdapter {
         // last read, or after HISTORY_REFRESH (a whole job between two observations).
         let now = Instant::now();
         let exec = item.job_execution_status.clone();
-        let fresh = entry.totals.filter(|(_, at)| {
+        let recently_active = |t: &counter::Totals| {
+            let last = t
+                .last_job_at
+                .map_or(entry.created_at, |j| j.max(entry.created_at));
+            chrono::Utc::now() - last < ACTIVE_WINDOW
+        };
+        let fresh = entry.totals.filter(|(t, at)| {
             exec.is_some()
                 && exec == entry.exec
                 && running == entry.running
+                && !recently_active(t)
                 && now.saturating_duration_since(*at) < HISTORY_REFRESH
         });
         let totals = match fresh {
