@@ -525,6 +525,16 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
             .await
             .context("the controller task failed")?,
     };
+    // The drain's last tick may land after the loop stopped watching: show it.
+    if let Some(view) = views.borrow_and_update().clone() {
+        let jobs = job_counts(&gitlab);
+        let fed_now = *fed.borrow();
+        if tty {
+            print!("\x1b[H\x1b[2J{}", screen(&view, jobs, fed_now, total, pace));
+        } else if fingerprint(&view, jobs) != last {
+            println!("{}", screen(&view, jobs, fed_now, total, pace));
+        }
+    }
     feeder.abort();
     sim.abort();
     counter.abort();
