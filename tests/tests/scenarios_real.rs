@@ -73,52 +73,37 @@ impl Admin {
         }
     }
 
-    /// Id of the `demo` project (the scenarios' clouds.yaml logs in there).
-    async fn demo_project(&self) -> String {
-        let v: Value = self
-            .http
-            .get("http://127.0.0.1:5000/v3/projects?name=demo")
+    /// `GET url` as admin (Nova at microversion 2.52), as JSON.
+    async fn get(&self, url: &str) -> Value {
+        self.http
+            .get(url)
             .header("X-Auth-Token", &self.token)
+            .header("OpenStack-API-Version", "compute 2.52")
             .header("Connection", "close")
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Id of the `demo` project (the scenarios' clouds.yaml logs in there).
+    async fn demo_project(&self) -> String {
+        let v = self
+            .get("http://127.0.0.1:5000/v3/projects?name=demo")
+            .await;
         v["projects"][0]["id"].as_str().unwrap().to_string()
     }
 
-    /// Instances the project uses now (servers in any state until they are gone).
-    async fn instances_in_use(&self, project: &str) -> i64 {
-        let v: Value = self
-            .http
-            .get(format!("{}/os-quota-sets/{project}/detail", self.compute))
-            .header("X-Auth-Token", &self.token)
-            .header("Connection", "close")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["quota_set"]["instances"]["in_use"].as_i64().unwrap()
-    }
-
-    /// The project's Nova `instances` quota.
-    async fn instances_quota(&self, project: &str) -> i64 {
-        let v: Value = self
-            .http
-            .get(format!("{}/os-quota-sets/{project}", self.compute))
-            .header("X-Auth-Token", &self.token)
-            .header("Connection", "close")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["quota_set"]["instances"].as_i64().unwrap()
+    /// The project's Nova `instances` quota and how many it uses now (servers in any state
+    /// until they are gone).
+    async fn instances(&self, project: &str) -> (i64, i64) {
+        let v = self
+            .get(&format!("{}/os-quota-sets/{project}/detail", self.compute))
+            .await;
+        let i = &v["quota_set"]["instances"];
+        (i["limit"].as_i64().unwrap(), i["in_use"].as_i64().unwrap())
     }
 
     async fn set_instances_quota(&self, project: &str, n: i64) {
@@ -141,18 +126,7 @@ impl Admin {
             self.compute,
             url::form_urlencoded::byte_serialize(owner.as_bytes()).collect::<String>()
         );
-        let v: Value = self
-            .http
-            .get(url)
-            .header("X-Auth-Token", &self.token)
-            .header("OpenStack-API-Version", "compute 2.52")
-            .header("Connection", "close")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.get(&url).await;
         v["servers"].as_array().cloned().unwrap_or_default()
     }
 }
@@ -608,19 +582,17 @@ async fn a_429_storm_deletes_no_busy_vm_and_the_pool_recovers() {
 async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() {
     let admin = Admin::login().await;
     let project = admin.demo_project().await;
-    let before = admin.instances_quota(&project).await;
     // Servers of earlier scenarios may still be going away.
+    let mut usage = admin.instances(&project).await;
     for _ in 0..60 {
-        if admin.instances_in_use(&project).await == 0 {
+        if usage.1 == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+        usage = admin.instances(&project).await;
     }
-    assert_eq!(
-        admin.instances_in_use(&project).await,
-        0,
-        "the project is empty"
-    );
+    let (before, in_use) = usage;
+    assert_eq!(in_use, 0, "the project is empty");
     admin.set_instances_quota(&project, 1).await;
     let w = world("quota", "5s", "5m").await;
     let mut r = reconciler(&w).await;
