@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
-use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, play_runners};
+use autoscaler_fakes::gitlab::FakeGitLabServer;
+use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite};
 
 const HOOK: &str = "bench-webhook";
 
@@ -27,15 +27,14 @@ struct Setup {
     gitlab: Arc<FakeGitLabServer>,
     listen: std::net::SocketAddr,
     child: Child,
+    _site: FakeSite,
     _dir: tempfile::TempDir,
-    sim: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.sim.abort();
     }
 }
 
@@ -63,50 +62,36 @@ async fn setup_opts(
     populate: impl FnOnce(&FakeGitLabServer),
     cloud_latency: Option<Duration>,
 ) -> Setup {
-    let cloud = Arc::new(
-        FakeOpenStack::start(FakeOpenStackOptions {
-            boot_delay: Duration::from_millis(500),
-            delete_delay: Duration::from_millis(100),
-            quota: FakeQuota {
-                instances: Some(5000),
-                cores: None,
-                ram_mb: None,
-            },
-            latency: cloud_latency.unwrap_or_default(),
-            ..FakeOpenStackOptions::default()
-        })
-        .await
-        .unwrap(),
-    );
-    let gitlab = Arc::new(FakeGitLabServer::start().await.unwrap());
-    populate(&gitlab);
+    let site = FakeSite::start(FakeOpenStackOptions {
+        boot_delay: Duration::from_millis(500),
+        delete_delay: Duration::from_millis(100),
+        quota: FakeQuota {
+            instances: Some(5000),
+            cores: None,
+            ram_mb: None,
+        },
+        latency: cloud_latency.unwrap_or_default(),
+        ..FakeOpenStackOptions::default()
+    })
+    .await
+    .unwrap();
+    populate(&site.gitlab);
     let dir = tempfile::tempdir().unwrap();
-    let w = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
+    let connection = site.connection_toml(dir.path(), scope, Some(HOOK)).unwrap();
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let config = w(
-        "bench.toml",
-        &format!(
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
             r#"
 [controller]
 id = "bench"
 poll_interval = "{poll}"
 listen = "{listen}"
-[gitlab]
-url = "{url}"
-token_file = "{token}"
-webhook_token_file = "{hook}"
-[gitlab.scope]
-{scope}
-[openstack]
-cloud = "fake"
-clouds_file = "{clouds}"
+{connection}
 [[pools]]
 name = "docker"
 idle_count = {idle_count}
@@ -126,21 +111,17 @@ docker_install = "image"
 runner_install = "image"
 qemu_binfmt = false
 "#,
-            url = gitlab.url(),
-            token = w("token", ADMIN_TOKEN),
-            hook = w("hook", HOOK),
-            clouds = w("clouds.yaml", &cloud.clouds_yaml("fake").unwrap()),
         ),
-    );
-    let child = spawn(Path::new(&config));
-    let sim = tokio::spawn(play_runners(Arc::clone(&cloud), Arc::clone(&gitlab)));
+    )
+    .unwrap();
+    let child = spawn(&config);
     Setup {
-        cloud,
-        gitlab,
+        cloud: Arc::clone(&site.cloud),
+        gitlab: Arc::clone(&site.gitlab),
         listen,
         child,
+        _site: site,
         _dir: dir,
-        sim,
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
-use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeStatus, play_runners};
+use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite, FakeStatus};
 
 const WEBHOOK_TOKEN: &str = "process-test-webhook";
 
@@ -52,6 +52,7 @@ struct World {
     peak: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     child: Option<Child>,
+    _site: FakeSite,
     _dir: tempfile::TempDir,
 }
 
@@ -68,57 +69,40 @@ impl Drop for World {
 }
 
 async fn world(pool: Pool, quota_instances: u64) -> World {
-    let cloud = Arc::new(
-        FakeOpenStack::start(FakeOpenStackOptions {
-            boot_delay: Duration::from_millis(800),
-            delete_delay: Duration::from_millis(300),
-            quota: FakeQuota {
-                instances: Some(quota_instances),
-                cores: None,
-                ram_mb: None,
-            },
-            ..FakeOpenStackOptions::default()
-        })
-        .await
-        .unwrap(),
-    );
-    let gitlab = Arc::new(FakeGitLabServer::start().await.unwrap());
+    let site = FakeSite::start(FakeOpenStackOptions {
+        boot_delay: Duration::from_millis(800),
+        delete_delay: Duration::from_millis(300),
+        quota: FakeQuota {
+            instances: Some(quota_instances),
+            cores: None,
+            ram_mb: None,
+        },
+        ..FakeOpenStackOptions::default()
+    })
+    .await
+    .unwrap();
+    let (cloud, gitlab) = (Arc::clone(&site.cloud), Arc::clone(&site.gitlab));
     let project = gitlab.add_project("demo/app", None);
     let dir = tempfile::tempdir().unwrap();
-    let w = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
-    let token = w("token", ADMIN_TOKEN);
-    let webhook = w("webhook", WEBHOOK_TOKEN);
-    let clouds = w("clouds.yaml", &cloud.clouds_yaml("fake").unwrap());
+    let connection = site
+        .connection_toml(dir.path(), "projects = [\"demo/app\"]", Some(WEBHOOK_TOKEN))
+        .unwrap();
     // A free port for the controller's endpoint.
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let config = w(
-        "autoscaler.toml",
-        &format!(
+    let config = dir.path().join("autoscaler.toml");
+    std::fs::write(
+        &config,
+        format!(
             r#"
 [controller]
 id = "proc"
 poll_interval = "{poll}"
 listen = "{listen}"
 
-[gitlab]
-url = "{url}"
-token_file = "{token}"
-webhook_token_file = "{webhook}"
-
-[gitlab.scope]
-projects = ["demo/app"]
-
-[openstack]
-cloud = "fake"
-clouds_file = "{clouds}"
-
+{connection}
 [[pools]]
 name = "docker"
 idle_count = {idle_count}
@@ -143,14 +127,14 @@ qemu_binfmt = false
 {extra}
 "#,
             poll = pool.poll,
-            url = gitlab.url(),
             idle_count = pool.idle_count,
             limit = pool.limit,
             idle_time = pool.idle_time,
             boot_timeout = pool.boot_timeout,
             extra = pool.extra,
         ),
-    );
+    )
+    .unwrap();
     let peak = Arc::new(AtomicUsize::new(0));
     let watcher = {
         let mut servers = cloud.watch_servers();
@@ -162,17 +146,17 @@ qemu_binfmt = false
             }
         })
     };
-    let sim = tokio::spawn(play_runners(Arc::clone(&cloud), Arc::clone(&gitlab)));
     World {
         cloud,
         gitlab,
         project,
-        config: PathBuf::from(config),
+        config,
         listen,
         limit: pool.limit as usize,
         peak,
-        tasks: vec![watcher, sim],
+        tasks: vec![watcher],
         child: None,
+        _site: site,
         _dir: dir,
     }
 }

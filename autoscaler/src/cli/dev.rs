@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
-use autoscaler_fakes::{FakeFlavor, FakeOpenStack, FakeOpenStackOptions, FakeQuota};
-use autoscaler_fakes::{ServerEventKind, play_runners};
+use autoscaler_fakes::ServerEventKind;
+use autoscaler_fakes::gitlab::FakeGitLabServer;
+use autoscaler_fakes::{FakeFlavor, FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite};
 use tokio::sync::{broadcast, watch};
 
 use super::RunArgs;
@@ -171,27 +171,20 @@ async fn feed(
 /// The configuration the controller runs with, written next to its secrets.
 fn write_config(
     dir: &Path,
-    gitlab_url: &str,
+    site: &FakeSite,
     listen: std::net::SocketAddr,
     projects: &[String],
-    cloud: &FakeOpenStack,
     pace: Pace,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let write = |name: &str, text: &str| -> anyhow::Result<std::path::PathBuf> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
-    };
-    let token = write("gitlab-token", ADMIN_TOKEN)?;
-    let webhook = write("webhook-token", WEBHOOK_TOKEN)?;
-    let clouds = write(
-        "clouds.yaml",
-        &cloud
-            .clouds_yaml("dev")
-            .context("the fake OpenStack has no user")?,
-    )?;
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let project_list: Vec<String> = projects.iter().map(|p| q(p)).collect();
+    let connection = site
+        .connection_toml(
+            dir,
+            &format!("projects = [{}]", project_list.join(", ")),
+            Some(WEBHOOK_TOKEN),
+        )
+        .with_context(|| format!("writing the fakes' credentials into {}", dir.display()))?;
     let text = format!(
         r#"# Written by `autoscaler run --dev`: the controller runs with this file against the
 # fake GitLab and fake OpenStack of this process. Point `autoscaler status --config` or
@@ -202,18 +195,7 @@ id = "dev"
 poll_interval = "{poll}s"
 listen = "{listen}"
 
-[gitlab]
-url = {gitlab_url}
-token_file = {token}
-webhook_token_file = {webhook}
-
-[gitlab.scope]
-projects = [{projects}]
-
-[openstack]
-cloud = "dev"
-clouds_file = {clouds}
-
+{connection}
 [[pools]]
 name = "{POOL}"
 capacity = 1
@@ -267,14 +249,11 @@ qemu_binfmt = true
 binfmt_arches = ["arm64", "arm"]
 "#,
         poll = pace.poll.as_secs(),
-        gitlab_url = q(gitlab_url),
-        token = q(&token.display().to_string()),
-        webhook = q(&webhook.display().to_string()),
-        projects = project_list.join(", "),
-        clouds = q(&clouds.display().to_string()),
         idle = pace.idle_time.as_secs(),
     );
-    write("autoscaler.toml", &text)
+    let path = dir.join("autoscaler.toml");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Job counts by state in the fake GitLab.
@@ -383,27 +362,21 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
 }
 
 async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow::Result<i32> {
-    let cloud = Arc::new(
-        FakeOpenStack::start(FakeOpenStackOptions {
-            flavors: vec![FakeFlavor::new("s1.large", 4, 8192, 80)],
-            boot_delay: pace.boot,
-            boot_jitter: pace.boot / 2,
-            delete_delay: Duration::from_millis(500),
-            quota: FakeQuota {
-                instances: Some(40),
-                cores: Some(160),
-                ram_mb: Some(40 * 8192),
-            },
-            ..FakeOpenStackOptions::default()
-        })
-        .await
-        .context("starting the fake OpenStack")?,
-    );
-    let gitlab = Arc::new(
-        FakeGitLabServer::start()
-            .await
-            .context("starting the fake GitLab")?,
-    );
+    let site = FakeSite::start(FakeOpenStackOptions {
+        flavors: vec![FakeFlavor::new("s1.large", 4, 8192, 80)],
+        boot_delay: pace.boot,
+        boot_jitter: pace.boot / 2,
+        delete_delay: Duration::from_millis(500),
+        quota: FakeQuota {
+            instances: Some(40),
+            cores: Some(160),
+            ram_mb: Some(40 * 8192),
+        },
+        ..FakeOpenStackOptions::default()
+    })
+    .await
+    .context("starting the fake GitLab and OpenStack")?;
+    let (cloud, gitlab) = (Arc::clone(&site.cloud), Arc::clone(&site.gitlab));
     let names: BTreeSet<String> = window.iter().map(|(_, j)| j.project.clone()).collect();
     let mut projects = BTreeMap::new();
     let mut paths = Vec::new();
@@ -420,7 +393,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
         .await
         .context("listening on 127.0.0.1")?;
     let listen = listener.local_addr()?;
-    let path = write_config(dir.path(), &gitlab.url(), listen, &paths, &cloud, pace)?;
+    let path = write_config(dir.path(), &site, listen, &paths, pace)?;
     let config = Arc::new(autoscaler_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?);
 
     eprintln!("fake GitLab    {}", gitlab.url());
@@ -434,7 +407,6 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
     );
 
     let total = window.len();
-    let sim = tokio::spawn(play_runners(Arc::clone(&cloud), Arc::clone(&gitlab)));
     let (counts_tx, counts) = watch::channel(CloudCounts::default());
     let counter = tokio::spawn(count_servers(Arc::clone(&cloud), counts_tx));
     let (fed_tx, fed) = watch::channel(0usize);
@@ -536,7 +508,6 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
         }
     }
     feeder.abort();
-    sim.abort();
     counter.abort();
 
     let jobs = job_counts(&gitlab);
@@ -553,9 +524,6 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
         c.deleted
     );
     outcome?;
-    if let Ok(c) = Arc::try_unwrap(cloud) {
-        c.shutdown().await;
-    }
     Ok(
         if jobs.killed == 0 && servers_left == 0 && runners_left == 0 {
             0

@@ -48,10 +48,12 @@ mod nova;
 mod options;
 mod runners;
 mod server;
+mod site;
 mod state;
 
 pub use error::Error;
 pub use options::{FakeAppCredential, FakeFlavor, FakeOpenStackOptions, FakeQuota, FakeUser};
 pub use runners::{play_runners, runner_tokens};
 pub use server::FakeOpenStack;
+pub use site::FakeSite;
 pub use state::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};
