@@ -33,12 +33,14 @@ impl FakeSite {
     /// A fake cannot bind its port.
     pub async fn start(options: FakeOpenStackOptions) -> Result<FakeSite, Error> {
         let cloud = Arc::new(FakeOpenStack::start(options).await?);
-        let gitlab = Arc::new(FakeGitLabServer::start().await.map_err(|source| {
-            Error::Bind {
-                addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                source,
-            }
-        })?);
+        let gitlab = Arc::new(
+            FakeGitLabServer::start()
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    source,
+                })?,
+        );
         let runners = tokio::spawn(play_runners(Arc::clone(&cloud), Arc::clone(&gitlab)));
         Ok(FakeSite {
             cloud,
