@@ -528,6 +528,27 @@ pub trait GitLab: Send + Sync {
     /// A [`GitLabError`] when the runners or their jobs could not be listed.
     fn owned_runners(&self) -> impl Future<Output = GitLabResult<Vec<OwnedRunner>>> + Send;
 
+    /// One runner by id (`GET /runners/:id` plus its running jobs), whatever its
+    /// description or maintenance note say now: the caller knows it is ours from the
+    /// server's `autoscaler-runner-id` metadata. This is the only positive evidence that a
+    /// runner is gone: `Ok(None)` means GitLab answered 404. A listing that merely lacks
+    /// the runner proves nothing (offset pages shift, admins edit descriptions).
+    ///
+    /// # Errors
+    ///
+    /// Any failure other than 404 (the runner's presence is then unknown).
+    fn runner_by_id(
+        &self,
+        id: crate::model::RunnerId,
+    ) -> impl Future<Output = GitLabResult<Option<OwnedRunner>>> + Send;
+
+    /// Scope entries (projects, groups) whose pending jobs could not be read on the last
+    /// [`GitLab::pending_jobs`] call and were skipped, with why. Their jobs are missing
+    /// from the list, so demand is undercounted for them; everything else goes on.
+    fn skipped_scope(&self) -> Vec<ScopeProblem> {
+        Vec::new()
+    }
+
     /// Creates one runner (`POST /user/runners`) and returns its id and authentication token.
     /// Not retried blindly: a lost answer may still have created a runner, which the next
     /// [`GitLab::owned_runners`] shows.
@@ -617,6 +638,15 @@ impl OwnedRunner {
             running_jobs: self.running_jobs,
         }
     }
+}
+
+/// A scope entry whose pending jobs could not be read, reported and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeProblem {
+    /// The entry as configured (`project 12`, `group ci/packages`).
+    pub entry: String,
+    /// Why it was skipped (no secrets).
+    pub reason: String,
 }
 
 /// Where a runner is registered: `runner_type` and its owner.

@@ -669,6 +669,45 @@ impl GitLabAdapter {
         Ok(Some(runner))
     }
 
+    /// [`GitLab::runner_by_id`]: details, running jobs and counters of one runner, read
+    /// fresh whatever its description or note say (`None` only on 404).
+    async fn runner_details_by_id(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
+        let ep = Runner::builder()
+            .runner(id)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("runner {id}");
+        let details: dto::RunnerDetails = match self.transport.send_endpoint(&what, &ep).await {
+            Ok(reply) => reply.json(&what)?,
+            Err(GitLabError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let description = details.description.clone().unwrap_or_default();
+        let pool = runner_ownership(
+            &self.settings.controller,
+            &description,
+            details.maintenance_note.as_deref(),
+        )
+        .flatten();
+        let running = match self.running_job_ids(id).await {
+            Ok(r) => r,
+            Err(GitLabError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let totals = self.job_totals(id).await?;
+        Ok(Some(OwnedRunner {
+            id,
+            description,
+            pool,
+            paused: details.is_paused(),
+            created_at: details.created_at,
+            contacted_at: details.contacted_at,
+            running_jobs: u32::try_from(running.len()).unwrap_or(u32::MAX),
+            jobs_run: totals.jobs_run,
+            last_job_at: totals.last_job_at,
+        }))
+    }
+
     /// Ids of the jobs a runner runs now (`GET /runners/:id/jobs?status=running`).
     async fn running_job_ids(&self, id: RunnerId) -> GitLabResult<Vec<u64>> {
         let ep = RunnerJobs::builder()
@@ -789,6 +828,10 @@ impl GitLab for GitLabAdapter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|k, _| ids.contains(k));
         Ok(out)
+    }
+
+    async fn runner_by_id(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
+        self.runner_details_by_id(id).await
     }
 
     async fn create_runner(&self, req: CreateRunner) -> GitLabResult<NewRunner> {

@@ -37,6 +37,8 @@ pub enum Op {
     RunningJobs,
     /// [`GitLab::delete_runner`].
     DeleteRunner,
+    /// [`GitLab::runner_by_id`].
+    RunnerById,
 }
 
 /// State of one fake job.
@@ -380,6 +382,22 @@ impl GitLab for FakeGitLab {
                 })
             })
             .collect())
+    }
+
+    async fn runner_by_id(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
+        self.enter(Op::RunnerById).await?;
+        let s = self.lock();
+        Ok(s.runners.get(&id).map(|r| OwnedRunner {
+            id: r.id,
+            description: r.description.clone(),
+            pool: runner_ownership(&s.controller, &r.description, Some(&r.note)).flatten(),
+            paused: r.paused,
+            created_at: r.created_at,
+            contacted_at: r.contacted_at,
+            running_jobs: s.running_on(r.id),
+            jobs_run: r.jobs_run,
+            last_job_at: r.last_job_at,
+        }))
     }
 
     async fn create_runner(&self, req: CreateRunner) -> GitLabResult<NewRunner> {
