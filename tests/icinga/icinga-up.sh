@@ -4,6 +4,7 @@
 # Adopted from shared/reference/icinga-loopback; the demo objects are gone: the caller puts
 # its objects (*.conf) in $ICINGA_CONF and the plugins in $ICINGA_PLUGIN_DIR.
 # Usage: icinga-up.sh        (starts the daemon, waits for the API; PID in icinga/icinga2.daemon.pid)
+#        icinga-up.sh install (installs icinga2 from Debian if missing: creates the nagios user)
 #        icinga-up.sh stop   (stops the daemon started by this script, by PID)
 set -euo pipefail
 
@@ -16,6 +17,16 @@ PIDFILE=$B/icinga2.daemon.pid
 DEFS=(-DConfigDir="$B/etc" -DDataDir="$B/lib" -DLogDir="$B/log" -DCacheDir="$B/cache"
       -DSpoolDir="$B/spool" -DInitRunDir="$B/run" -DNodeName="$NODE")
 
+install_icinga() {
+  if ! command -v icinga2 >/dev/null; then
+    # ~2.5 s (5 packages, 5.6 MB); --no-install-recommends skips monitoring-plugins-basic
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends icinga2-bin icinga2-common \
+      || { apt-get -o DPkg::Lock::Timeout=900 update -qq \
+           && apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends icinga2-bin icinga2-common; }
+  fi
+}
+
 if [[ "${1:-}" == "stop" ]]; then
   if [[ -f $PIDFILE ]]; then
     pid=$(cat "$PIDFILE")
@@ -26,16 +37,12 @@ if [[ "${1:-}" == "stop" ]]; then
   exit 0
 fi
 
+if [[ "${1:-}" == "install" ]]; then install_icinga; exit 0; fi
+
 : "${ICINGA_CONF:?set ICINGA_CONF to a directory of *.conf object files}"
 : "${ICINGA_PLUGIN_DIR:?set ICINGA_PLUGIN_DIR to the directory holding the plugin}"
 
-if ! command -v icinga2 >/dev/null; then
-  # ~2.5 s (5 packages, 5.6 MB); --no-install-recommends skips monitoring-plugins-basic
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends icinga2-bin icinga2-common \
-    || { apt-get -o DPkg::Lock::Timeout=900 update -qq \
-         && apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends icinga2-bin icinga2-common; }
-fi
+install_icinga
 
 T0=$(date +%s.%N)
 rm -rf "$B"

@@ -47,6 +47,8 @@ for _ in $(seq 1 100); do [[ -f $FAKES/ready ]] && break; sleep 0.1; done
 [[ -f $FAKES/ready ]] || { cat "$FAKES/fakes.log"; echo "fakes did not start"; exit 1; }
 TOKEN=$(sed -n 's/^FAKE_GITLAB_TOKEN=//p' "$TOKEN_FILE")
 OS_PASS=$(sed -n 's/^OS_PASSWORD=//p' "$TOKEN_FILE")
+# icinga2 brings the nagios user the files must belong to: install it first (fresh machine).
+"$HERE/icinga-up.sh" install
 chown -R nagios:nagios "$ICINGA_DIR"
 
 # --- Icinga objects: the shipped CheckCommand plus one service per scenario ---------------
