@@ -66,6 +66,26 @@ pub struct RunnerView {
     pub last_job_at: Option<Timestamp>,
 }
 
+/// How much the observation knows about a VM's runner.
+///
+/// One observation is never proof: a runner missing from a listing (offset pages shift
+/// when runners are deleted between page requests; admins edit descriptions; a listing can
+/// be cut short) is [`RunnerLink::Unknown`] until GitLab positively confirms it is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunnerLink {
+    /// GitLab reported the runner this tick: [`Vm::runner`] holds it.
+    #[default]
+    Seen,
+    /// GitLab did not report the runner and its absence is not proven (not listed, the
+    /// `GET /runners/:id` probe failed or answered 404 only once, GitLab unreachable, or the
+    /// server carries no runner id). Such a VM counts against `limit`, is not capacity,
+    /// and is never deleted: it might be running a job.
+    Unknown,
+    /// `GET /runners/:id` answered 404 on two observations at least one poll interval
+    /// apart: no job can run on this VM, so it is removed.
+    Gone,
+}
+
 /// One VM owned by this controller: the server joined with its runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vm {
@@ -82,6 +102,11 @@ pub struct Vm {
     /// The runner, or `None` when GitLab has no runner for this server (an orphan server,
     /// or a runner deleted out of band).
     pub runner: Option<RunnerView>,
+    /// What is known about the runner when [`Vm::runner`] is `None` (`Seen` otherwise).
+    pub runner_link: RunnerLink,
+    /// Since when the controller has seen this server in the cloud's deleting state
+    /// (`None` when it is not deleting): a delete that does not finish is re-issued.
+    pub deleting_since: Option<Timestamp>,
     /// An address of the server, for operators (`status`); not used by the planner.
     pub address: Option<String>,
 }
@@ -98,6 +123,9 @@ pub struct OrphanRunner {
     pub created_at: Timestamp,
     /// Jobs running on it (a runner without a VM cannot run one; reported for safety).
     pub running_jobs: u32,
+    /// Seen without a server on two observations at least one poll interval apart: only
+    /// then may it be deleted (one server listing is no proof either).
+    pub confirmed: bool,
 }
 
 /// Remaining cloud quota, as far as the cloud reports limits (`None` = unlimited).
@@ -145,6 +173,10 @@ pub struct Observed {
     pub flavors: BTreeMap<String, FlavorSize>,
     /// Failure history per pool.
     pub failures: BTreeMap<String, FailureHistory>,
+    /// Creates whose outcome is unknown (the create call failed in a way that may still
+    /// have created the server), per pool, not yet seen as a server or as a runner. Each
+    /// counts against `limit` and `max_growth` until it is seen or proven void.
+    pub unsettled_creates: BTreeMap<String, u32>,
     /// Jobs expected to arrive per pool within the pre-warm look-ahead, learned from past
     /// arrivals only (see [`crate::forecast`]). Kept warm like idle slots: the idle reserve
     /// is `max(idle_count, expected)`.
@@ -216,6 +248,20 @@ pub struct Policy {
     pub pools: Vec<PoolPolicy>,
     /// Create backoff and circuit breaker.
     pub backoff: Backoff,
+    /// A runner whose last contact is older than this while its server is ACTIVE is
+    /// unhealthy: no capacity, replaced, and removed by the safe protocol.
+    pub offline_after: Duration,
+    /// A server still deleting this long after it was first seen deleting gets its delete
+    /// re-issued (soft-deleted or stuck servers).
+    pub delete_retry: Duration,
+}
+
+impl Policy {
+    /// Default of [`Policy::offline_after`]: a few minutes over gitlab-runner's 3 s check
+    /// interval and GitLab's minute-granular `contacted_at`.
+    pub const DEFAULT_OFFLINE_AFTER: Duration = Duration::from_secs(300);
+    /// Default of [`Policy::delete_retry`].
+    pub const DEFAULT_DELETE_RETRY: Duration = Duration::from_secs(180);
 }
 
 /// Converts a `std` duration to a chrono one, saturating (config durations are small).

@@ -33,7 +33,17 @@ use crate::model::{
     Backoff, FailureHistory, Observed, Policy, PoolPolicy, QuotaHeadroom, RunnerId, Timestamp, Vm,
     VmId, chrono_duration,
 };
-use crate::model::{CloudPhase, RunnerView};
+use crate::model::{CloudPhase, RunnerLink, RunnerView};
+
+/// Per-pool inputs of [`PoolCtx::plan_pool`] besides the VMs.
+struct PoolInputs {
+    /// Pending jobs counted for the pool.
+    pending: u32,
+    /// Forecast arrivals within the look-ahead.
+    expected: u32,
+    /// VMs that may be on their way without a server seen (orphan runners, unknown creates).
+    unsettled: u32,
+}
 
 /// Where a VM stands in its lifecycle, as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,6 +64,12 @@ pub enum VmState {
     Failed,
     /// Server delete in progress.
     Deleting,
+    /// GitLab did not report the VM's runner and its absence is not proven: counts against
+    /// `limit`, is no capacity, and is never deleted (it might be running a job).
+    Unknown,
+    /// The runner stopped contacting GitLab while its server is ACTIVE: no capacity,
+    /// replaced, and removed once GitLab says it runs no job.
+    Offline,
 }
 
 impl VmState {
@@ -68,11 +84,13 @@ impl VmState {
             VmState::Draining => "draining",
             VmState::Failed => "failed",
             VmState::Deleting => "deleting",
+            VmState::Unknown => "unknown",
+            VmState::Offline => "offline",
         }
     }
 
     /// All states in display order.
-    pub const ALL: [VmState; 8] = [
+    pub const ALL: [VmState; 10] = [
         VmState::Creating,
         VmState::Booting,
         VmState::Idle,
@@ -81,6 +99,8 @@ impl VmState {
         VmState::Draining,
         VmState::Failed,
         VmState::Deleting,
+        VmState::Unknown,
+        VmState::Offline,
     ];
 }
 
@@ -112,6 +132,10 @@ pub enum RemoveReason {
     OverLimit,
     /// The VM belongs to a pool that is no longer configured.
     UnknownPool,
+    /// The runner stopped contacting GitLab (last contact older than `offline_after`).
+    RunnerOffline,
+    /// The server has been deleting for longer than `delete_retry`: delete it again.
+    DeleteRetry,
 }
 
 /// Why a runner is paused.
@@ -228,6 +252,8 @@ impl RemoveReason {
             RemoveReason::RunnerMissing => "runner_missing",
             RemoveReason::OverLimit => "over_limit",
             RemoveReason::UnknownPool => "unknown_pool",
+            RemoveReason::RunnerOffline => "runner_offline",
+            RemoveReason::DeleteRetry => "delete_retry",
         }
     }
 }
@@ -295,6 +321,9 @@ pub struct PoolPlan {
     pub vms: Vec<(VmId, VmState)>,
     /// What held growth back, if anything did.
     pub caps: Vec<Cap>,
+    /// VMs that may be on their way but are not seen as servers (runners of ours without
+    /// a server, creates whose outcome is unknown): counted against `limit`.
+    pub unsettled: u32,
 }
 
 impl PoolPlan {
@@ -347,11 +376,28 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
         let mut ctx = PoolCtx {
             pool,
             now,
+            offline_after: policy.offline_after,
+            delete_retry: policy.delete_retry,
             backoff: policy.backoff,
             failures,
             actions: Vec::new(),
         };
-        let summary = ctx.plan_pool(&vms, pending_by_pool[index], expected, &mut quota, flavor);
+        let unsettled = obs
+            .orphan_runners
+            .iter()
+            .filter(|r| r.pool.as_deref() == Some(pool.name.as_str()))
+            .count() as u32
+            + obs.unsettled_creates.get(&pool.name).copied().unwrap_or(0);
+        let summary = ctx.plan_pool(
+            &vms,
+            PoolInputs {
+                pending: pending_by_pool[index],
+                expected,
+                unsettled,
+            },
+            &mut quota,
+            flavor,
+        );
         out.pools.push(summary);
         if !out.gitlab_unavailable {
             out.actions.extend(ctx.actions);
@@ -367,7 +413,12 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
     unknown.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let mut unknown_actions = Vec::new();
     for vm in unknown {
-        let state = remove_vm(vm, RemoveReason::UnknownPool, &mut unknown_actions);
+        let state = if vm.phase == CloudPhase::Deleting {
+            retry_stuck_delete(vm, policy.delete_retry, now, &mut unknown_actions);
+            VmState::Deleting
+        } else {
+            remove_vm(vm, RemoveReason::UnknownPool, &mut unknown_actions)
+        };
         out.unknown_pool_vms.push((vm.id.clone(), state));
     }
 
@@ -382,7 +433,10 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
             .map(|p| p.limits.boot_timeout)
             .or_else(|| policy.pools.iter().map(|p| p.limits.boot_timeout).max())
             .unwrap_or(std::time::Duration::from_secs(600));
-        if now - runner.created_at > chrono_duration(grace) && runner.running_jobs == 0 {
+        if runner.confirmed
+            && now - runner.created_at > chrono_duration(grace)
+            && runner.running_jobs == 0
+        {
             unknown_actions.push(Action::DeleteRunner {
                 pool: runner.pool.clone(),
                 runner: runner.id,
@@ -455,6 +509,8 @@ impl QuotaBudget {
 struct PoolCtx<'a> {
     pool: &'a PoolPolicy,
     now: Timestamp,
+    offline_after: std::time::Duration,
+    delete_retry: std::time::Duration,
     backoff: Backoff,
     failures: FailureHistory,
     actions: Vec<Action>,
@@ -474,11 +530,15 @@ impl<'a> PoolCtx<'a> {
     fn plan_pool(
         &mut self,
         vms: &[&'a Vm],
-        pending: u32,
-        expected: u32,
+        inputs: PoolInputs,
         quota: &mut QuotaBudget,
         flavor: Option<crate::model::FlavorSize>,
     ) -> PoolPlan {
+        let PoolInputs {
+            pending,
+            expected,
+            unsettled,
+        } = inputs;
         let limits = self.pool.limits;
         let capacity = self.pool.capacity.max(1);
         let mut classified: Vec<Classified<'a>> = vms.iter().map(|vm| self.classify(vm)).collect();
@@ -500,9 +560,9 @@ impl<'a> PoolCtx<'a> {
             .filter_map(|c| c.vm.runner.as_ref())
             .map(|r| r.running_jobs)
             .sum();
-        let demand = pending + running;
+        let demand = pending.saturating_add(running);
         let reserve = limits.idle_count.max(expected);
-        let need = (demand + reserve).div_ceil(capacity);
+        let need = demand.saturating_add(reserve).div_ceil(capacity);
         let target = need.min(limits.limit);
         let total = classified.len() as u32;
 
@@ -571,7 +631,9 @@ impl<'a> PoolCtx<'a> {
         if active_after < target {
             let want = target - active_after;
             let mut allowed = want;
-            let limit_room = limits.limit.saturating_sub(total);
+            // Unsettled VMs (a runner without a server, a create whose outcome is unknown)
+            // may still appear: they count against `limit` and `max_growth`.
+            let limit_room = limits.limit.saturating_sub(total.saturating_add(unsettled));
             if limit_room < allowed {
                 allowed = limit_room;
                 caps.push(Cap::Limit);
@@ -579,7 +641,8 @@ impl<'a> PoolCtx<'a> {
             let in_flight = classified
                 .iter()
                 .filter(|c| matches!(c.state, VmState::Creating | VmState::Booting))
-                .count() as u32;
+                .count() as u32
+                + unsettled;
             if limits.max_growth > 0 {
                 let growth_room = limits.max_growth.saturating_sub(in_flight);
                 if growth_room < allowed {
@@ -602,7 +665,8 @@ impl<'a> PoolCtx<'a> {
             let creates = allowed;
             quota.consume(creates, flavor);
             let for_demand = demand.div_ceil(capacity).saturating_sub(active_after);
-            let for_idle = (demand + limits.idle_count)
+            let for_idle = demand
+                .saturating_add(limits.idle_count)
                 .div_ceil(capacity)
                 .saturating_sub(active_after);
             for i in 0..creates {
@@ -658,11 +722,15 @@ impl<'a> PoolCtx<'a> {
             }
         }
 
-        // Removal protocol for everything marked.
+        // Removal protocol for everything marked; deletes that do not finish are re-issued.
         let mut states = Vec::with_capacity(classified.len());
         for c in &classified {
             let state = match c.remove {
                 Some(reason) => remove_vm(c.vm, reason, &mut self.actions),
+                None if c.state == VmState::Deleting => {
+                    retry_stuck_delete(c.vm, self.delete_retry, self.now, &mut self.actions);
+                    VmState::Deleting
+                }
                 None => c.state,
             };
             states.push((c.vm.id.clone(), state));
@@ -675,6 +743,7 @@ impl<'a> PoolCtx<'a> {
             target,
             vms: states,
             caps,
+            unsettled,
         }
     }
 
@@ -683,12 +752,19 @@ impl<'a> PoolCtx<'a> {
         let limits = self.pool.limits;
         let age = self.now - vm.created_at;
         let booting_too_long = age > chrono_duration(limits.boot_timeout);
+        let offline = |r: &RunnerView| {
+            vm.phase == CloudPhase::Active
+                && r.contacted_at
+                    .is_some_and(|c| self.now - c > chrono_duration(self.offline_after))
+        };
         let (state, remove) = match (&vm.phase, &vm.runner) {
             (CloudPhase::Deleting, _) => (VmState::Deleting, None),
+            // Not proven gone: it might be running a job. Wait, count it, touch nothing.
+            (_, None) if vm.runner_link != RunnerLink::Gone => (VmState::Unknown, None),
+            // GitLab answered 404 twice: no job can run here.
+            (_, None) => (VmState::Failed, Some(RemoveReason::RunnerMissing)),
             (CloudPhase::Error(_), _) => (VmState::Failed, Some(RemoveReason::CloudError)),
-            (_, None) if booting_too_long => (VmState::Failed, Some(RemoveReason::RunnerMissing)),
-            (CloudPhase::Building, None) => (VmState::Creating, None),
-            (CloudPhase::Active, None) => (VmState::Booting, None),
+            (_, Some(r)) if offline(r) => (VmState::Offline, Some(RemoveReason::RunnerOffline)),
             (phase, Some(r)) if r.contacted_at.is_none() && r.running_jobs == 0 => {
                 if booting_too_long {
                     (VmState::Failed, Some(RemoveReason::BootTimeout))
@@ -761,10 +837,32 @@ pub fn idle_since(vm: &Vm) -> Timestamp {
         .map_or(vm.created_at, |t| t.max(vm.created_at))
 }
 
+/// Re-issues the delete of a server that has been deleting for longer than `retry`.
+fn retry_stuck_delete(
+    vm: &Vm,
+    retry: std::time::Duration,
+    now: Timestamp,
+    actions: &mut Vec<Action>,
+) {
+    if vm
+        .deleting_since
+        .is_some_and(|since| now - since > chrono_duration(retry))
+    {
+        actions.push(Action::Delete {
+            pool: vm.pool.clone(),
+            vm: vm.id.clone(),
+            runner: vm.runner.as_ref().map(|r| r.id),
+            reason: RemoveReason::DeleteRetry,
+        });
+    }
+}
+
 /// Applies the removal protocol to one VM and returns the state it is in.
 fn remove_vm(vm: &Vm, reason: RemoveReason, actions: &mut Vec<Action>) -> VmState {
     let pool = vm.pool.clone();
     match &vm.runner {
+        // Unknown is never proof of absence: nothing is deleted that might be busy.
+        None if vm.runner_link != RunnerLink::Gone => VmState::Unknown,
         None => {
             actions.push(Action::Delete {
                 pool,

@@ -636,6 +636,7 @@ impl OwnedRunner {
             pool: self.pool.clone(),
             created_at: self.created_at,
             running_jobs: self.running_jobs,
+            confirmed: false,
         }
     }
 }

@@ -28,11 +28,14 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::forecast::{ArrivalHistory, ForecastSettings};
-use crate::model::{CloudPhase, FailureHistory, Observed, QuotaHeadroom, Timestamp, Vm, VmId};
+use crate::model::{
+    CloudPhase, FailureHistory, Observed, QuotaHeadroom, RunnerId, RunnerLink, Timestamp, Vm, VmId,
+    chrono_duration,
+};
 use crate::plan::{Action, Plan, plan};
 use crate::ports::{
-    Cloud, CloudServer, CloudStatus, ControllerId, CreateRunner, CreateServer, GitLab, OwnedRunner,
-    ServerId, ServerTemplateSpec,
+    Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateRunner, CreateServer, GitLab,
+    GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
 };
 use crate::settings;
 
@@ -111,6 +114,10 @@ pub struct TickSummary {
     pub failures: Vec<String>,
     /// Deletes skipped because the runner still ran a job at the re-check.
     pub deletes_refused: u32,
+    /// Actions that were carried out, by kind and reason label.
+    pub applied: BTreeMap<(&'static str, &'static str), u32>,
+    /// Since when GitLab cannot be read, and why (`None` when this tick read it).
+    pub gitlab_down: Option<(Timestamp, String)>,
 }
 
 /// Everything one pool's creates need, prepared once at start-up.
@@ -130,7 +137,35 @@ struct State {
     seen_jobs: BTreeSet<u64>,
     counted_failures: BTreeSet<String>,
     seq: u64,
+    /// First `GET /runners/:id` 404 per runner id that a server carries: the runner counts
+    /// as gone only when a later probe, at least one poll interval on, says 404 again.
+    runner_404: BTreeMap<RunnerId, Timestamp>,
+    /// When each runner of ours was first seen without a server.
+    orphan_since: BTreeMap<RunnerId, Timestamp>,
+    /// Creates whose outcome is unknown, by server name.
+    unsettled: BTreeMap<String, Unsettled>,
+    /// When each server was first seen deleting.
+    deleting_since: BTreeMap<String, Timestamp>,
+    /// Since when GitLab cannot be read, and why (`None` while it can).
+    gitlab_down: Option<(Timestamp, String)>,
 }
+
+/// A create whose outcome is unknown: the server create (or the runner create) failed in a
+/// way that may still have created it. It counts against `limit` until a server of that
+/// name is listed, or until the pool's `boot_timeout` has passed since the failure without
+/// one (a create the cloud accepted is listed long before that).
+#[derive(Debug, Clone)]
+struct Unsettled {
+    pool: String,
+    runner: Option<RunnerId>,
+    since: Timestamp,
+}
+
+/// The least time between the starts of two ticks, whatever nudges arrive.
+pub const MIN_TICK_SPACING: Duration = Duration::from_secs(2);
+
+/// At most this many `GET /runners/:id` probes per tick (the rest stay unknown).
+const MAX_PROBES_PER_TICK: usize = 64;
 
 /// The reconciler: ports, config, and state between ticks.
 pub struct Reconciler<G, C> {
@@ -279,6 +314,10 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
 
     /// Observes without acting: what `autoscaler plan` prints.
     ///
+    /// One observation is never proof: a server whose runner is missing from the runner
+    /// listing is probed with `GET /runners/:id`; it counts as gone only after two 404s at
+    /// least one poll interval apart, and is "unknown" (counted, never deleted) until then.
+    ///
     /// # Errors
     ///
     /// The cloud could not be listed.
@@ -291,13 +330,6 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             self.cloud.quota()
         );
         let servers = servers.context("listing owned servers")?;
-        let gitlab_ok = match (&pending, &runners) {
-            (Ok(_), Ok(_)) => true,
-            (Err(e), _) | (_, Err(e)) => {
-                warn!(error = %e, "gitlab unavailable this tick: no action");
-                false
-            }
-        };
         let quota = match quota {
             Ok(q) => Some(QuotaHeadroom {
                 instances: q
@@ -311,17 +343,40 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                 None
             }
         };
-        let (pending, runners) = match (pending, runners) {
-            (Ok(p), Ok(r)) if gitlab_ok => (Some(p), r),
-            _ => (None, Vec::new()),
+        let (pending, mut runners) = match (pending, runners) {
+            (Ok(p), Ok(r)) => {
+                if let Some((since, _)) = self.state.gitlab_down.take() {
+                    info!(down_since = %since.to_rfc3339(), "gitlab readable again");
+                }
+                (Some(p), r)
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                let why = e.to_string();
+                warn!(error = %why, "gitlab unavailable this tick: no action");
+                let since = self.state.gitlab_down.as_ref().map_or(now, |(t, _)| *t);
+                self.state.gitlab_down = Some((since, why));
+                (None, Vec::new())
+            }
         };
-        let mut obs = join(&servers, &runners, gitlab_ok);
+        let gitlab_ok = pending.is_some();
+        let links = if gitlab_ok {
+            self.probe_missing_runners(&servers, &mut runners, now)
+                .await
+        } else {
+            BTreeMap::new()
+        };
+        let mut obs = join(&servers, &runners, &links);
         obs.quota = quota;
         if let Some(jobs) = &pending {
             self.learn(jobs, now);
         }
         obs.pending = pending;
-        self.update_failures(&servers, &runners, now);
+        if gitlab_ok {
+            self.update_failures(&servers, &runners, now);
+            self.track_orphans(&mut obs, now);
+        }
+        self.track_deleting(&mut obs, now);
+        self.settle_creates(&mut obs, &servers, now);
         obs.failures = self.state.failures.clone();
         for pool in &self.config.pools {
             let f = ForecastSettings {
@@ -334,6 +389,128 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             }
         }
         Ok((obs, now))
+    }
+
+    /// Since when GitLab cannot be read, and why (`None` while it can).
+    pub fn gitlab_down(&self) -> Option<&(Timestamp, String)> {
+        self.state.gitlab_down.as_ref()
+    }
+
+    /// Probes, with `GET /runners/:id`, the runner of every server whose runner the listing
+    /// lacks. A runner found is added to `runners` (whatever its description says now: the
+    /// server's metadata names it). Returns what is known of each probed runner.
+    async fn probe_missing_runners(
+        &mut self,
+        servers: &[CloudServer],
+        runners: &mut Vec<OwnedRunner>,
+        now: Timestamp,
+    ) -> BTreeMap<RunnerId, RunnerLink> {
+        let listed: BTreeSet<RunnerId> = runners.iter().map(|r| r.id).collect();
+        let named: BTreeSet<&str> = runners.iter().map(|r| r.description.as_str()).collect();
+        let mut ids: Vec<RunnerId> = servers
+            .iter()
+            .filter(|s| s.status != CloudStatus::Deleting)
+            .filter(|s| !named.contains(s.name.as_str()))
+            .filter_map(|s| s.runner_id)
+            .filter(|id| !listed.contains(id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let carried: BTreeSet<RunnerId> = servers.iter().filter_map(|s| s.runner_id).collect();
+        self.state.runner_404.retain(|id, _| carried.contains(id));
+        let mut links = BTreeMap::new();
+        let mut found = Vec::new();
+        for chunk in ids.chunks(8).take(MAX_PROBES_PER_TICK / 8) {
+            let answers = futures_util::future::join_all(
+                chunk.iter().map(|&id| self.gitlab.runner_by_id(id)),
+            )
+            .await;
+            for (&id, answer) in chunk.iter().zip(answers) {
+                let link = match answer {
+                    Ok(Some(r)) => {
+                        self.state.runner_404.remove(&id);
+                        found.push(r);
+                        RunnerLink::Seen
+                    }
+                    Ok(None) => {
+                        let first = *self.state.runner_404.entry(id).or_insert(now);
+                        if now - first >= chrono_duration(self.config.controller.poll_interval) {
+                            RunnerLink::Gone
+                        } else {
+                            RunnerLink::Unknown
+                        }
+                    }
+                    Err(e) => {
+                        debug!(runner = id, error = %e, "runner probe failed: unknown");
+                        RunnerLink::Unknown
+                    }
+                };
+                links.insert(id, link);
+            }
+        }
+        for id in ids.iter().skip(MAX_PROBES_PER_TICK) {
+            links.insert(*id, RunnerLink::Unknown);
+        }
+        runners.extend(found);
+        links
+    }
+
+    /// Marks orphan runners confirmed once seen without a server on two observations at
+    /// least one poll interval apart.
+    fn track_orphans(&mut self, obs: &mut Observed, now: Timestamp) {
+        let poll = chrono_duration(self.config.controller.poll_interval);
+        let ids: BTreeSet<RunnerId> = obs.orphan_runners.iter().map(|r| r.id).collect();
+        self.state.orphan_since.retain(|id, _| ids.contains(id));
+        for r in &mut obs.orphan_runners {
+            let first = *self.state.orphan_since.entry(r.id).or_insert(now);
+            r.confirmed = now - first >= poll;
+        }
+    }
+
+    /// Stamps deleting servers with when they were first seen deleting.
+    fn track_deleting(&mut self, obs: &mut Observed, now: Timestamp) {
+        let ids: BTreeSet<&str> = obs
+            .vms
+            .iter()
+            .filter(|v| v.phase == CloudPhase::Deleting)
+            .map(|v| v.id.0.as_str())
+            .collect();
+        self.state
+            .deleting_since
+            .retain(|id, _| ids.contains(id.as_str()));
+        for vm in obs.vms.iter_mut().filter(|v| v.phase == CloudPhase::Deleting) {
+            let first = *self
+                .state
+                .deleting_since
+                .entry(vm.id.0.clone())
+                .or_insert(now);
+            vm.deleting_since = Some(first);
+        }
+    }
+
+    /// Settles creates of unknown outcome: seen as a server (done), or void once the pool's
+    /// `boot_timeout` has passed without one. The rest count per pool, except those whose
+    /// runner is already counted as an orphan.
+    fn settle_creates(&mut self, obs: &mut Observed, servers: &[CloudServer], now: Timestamp) {
+        let names: BTreeSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+        let config = Arc::clone(&self.config);
+        self.state.unsettled.retain(|name, u| {
+            if names.contains(name.as_str()) {
+                return false;
+            }
+            let grace = config
+                .pool(&u.pool)
+                .map_or(Duration::from_secs(600), |p| p.policy.boot_timeout);
+            now - u.since <= chrono_duration(grace)
+        });
+        let orphans: BTreeSet<RunnerId> = obs.orphan_runners.iter().map(|r| r.id).collect();
+        obs.unsettled_creates.clear();
+        for u in self.state.unsettled.values() {
+            if u.runner.is_some_and(|r| orphans.contains(&r)) {
+                continue;
+            }
+            *obs.unsettled_creates.entry(u.pool.clone()).or_insert(0) += 1;
+        }
     }
 
     /// One tick: observe, plan, apply.
@@ -373,6 +550,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             servers: obs.vms.len(),
             runners: obs.vms.iter().filter(|v| v.runner.is_some()).count()
                 + obs.orphan_runners.len(),
+            gitlab_down: self.state.gitlab_down.clone(),
             ..TickSummary::default()
         };
         for a in &plan.actions {
@@ -401,9 +579,14 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     }
 
     /// Runs ticks every `interval` until `shutdown` completes; a failed tick is logged and
-    /// retried with exponential backoff (capped at 5 minutes), never ending the loop. A
-    /// webhook nudge (a project id on `nudges`) starts a tick at once. A tick in progress
-    /// always finishes its actions before shutdown is honoured.
+    /// retried with exponential backoff (capped at 5 minutes), never ending the loop; while
+    /// GitLab cannot be read, ticks back off the same way up to `max(interval, 60 s)`.
+    ///
+    /// A webhook nudge (a project id on `nudges`) makes that project due for polling and
+    /// brings the next tick forward, but never closer than [`MIN_TICK_SPACING`] to the
+    /// start of the previous tick, and never into a backoff: nudges that arrive meanwhile
+    /// coalesce into that one tick. A tick in progress always finishes its actions before
+    /// shutdown is honoured.
     pub async fn run(
         &mut self,
         interval: Duration,
@@ -413,34 +596,54 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         G: Nudge,
     {
         tokio::pin!(shutdown);
+        let interval = interval.max(MIN_TICK_SPACING);
         let mut delay = interval;
         loop {
-            match self.tick().await {
-                Ok(_) => delay = interval,
+            let started = tokio::time::Instant::now();
+            let backing_off = match self.tick().await {
+                Ok(_) if self.state.gitlab_down.is_some() => {
+                    delay = (delay * 2).min(interval.max(Duration::from_secs(60)));
+                    true
+                }
+                Ok(_) => {
+                    delay = interval;
+                    false
+                }
                 Err(e) => {
                     warn!(error = %format!("{e:#}"), "tick failed; retrying");
                     delay = (delay * 2).min(Duration::from_secs(300));
+                    true
                 }
-            }
-            tokio::select! {
-                () = &mut shutdown => {
-                    info!("shutting down after the current tick");
-                    return;
-                }
-                () = tokio::time::sleep(delay) => {}
-                Some(project) = async {
-                    match nudges.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
+            };
+            let mut next = tokio::time::Instant::now() + delay;
+            // A nudge may bring the next tick forward to here, no earlier.
+            let nudged_at = if backing_off {
+                next
+            } else {
+                started + MIN_TICK_SPACING
+            };
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => {
+                        info!("shutting down after the current tick");
+                        return;
                     }
-                } => {
-                    self.gitlab.nudge(project).await;
-                    if let Some(rx) = nudges.as_mut() {
-                        while let Ok(p) = rx.try_recv() {
-                            self.gitlab.nudge(p).await;
+                    () = tokio::time::sleep_until(next) => break,
+                    Some(project) = async {
+                        match nudges.as_mut() {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
                         }
+                    } => {
+                        self.gitlab.nudge(project).await;
+                        if let Some(rx) = nudges.as_mut() {
+                            while let Ok(p) = rx.try_recv() {
+                                self.gitlab.nudge(p).await;
+                            }
+                        }
+                        next = next.min(nudged_at);
+                        debug!(project, "webhook nudge: project due, next tick brought forward");
                     }
-                    debug!(project, "webhook nudge: polling now");
                 }
             }
         }
@@ -592,7 +795,33 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             };
             match result {
                 Ok(Outcome::Done) => {
-                    info!(action = %action, reason = action.reason_label(), "done")
+                    info!(action = %action, reason = action.reason_label(), "done");
+                    *summary
+                        .applied
+                        .entry((action.kind(), action.reason_label()))
+                        .or_insert(0) += 1;
+                }
+                Ok(Outcome::CreateUnsettled {
+                    name,
+                    runner,
+                    error,
+                }) => {
+                    let msg = format!("{action}: {error} (outcome unknown: counted until settled)");
+                    warn!(error = %msg, server = %name, "create outcome unknown");
+                    if let Action::Create { pool, .. } = &action {
+                        // Backoff counts from when the failure happened, not the tick's start.
+                        let at = self.clock.now();
+                        self.record_create_failure(pool, at);
+                        self.state.unsettled.insert(
+                            name,
+                            Unsettled {
+                                pool: pool.clone(),
+                                runner,
+                                since: at,
+                            },
+                        );
+                    }
+                    summary.failures.push(msg);
                 }
                 Ok(Outcome::Refused(n)) => {
                     warn!(action = %action, running = n, "runner still runs a job: not deleted");
@@ -602,7 +831,9 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                     let msg = format!("{action}: {e:#}");
                     warn!(error = %msg, "action failed");
                     if let Action::Create { pool, .. } = &action {
-                        self.record_create_failure(pool, now);
+                        // Backoff counts from when the failure happened, not the tick's start.
+                        let at = self.clock.now();
+                        self.record_create_failure(pool, at);
                     }
                     summary.failures.push(msg);
                 }
@@ -615,6 +846,22 @@ enum Outcome {
     Done,
     /// A delete was refused because the runner ran this many jobs at the re-check.
     Refused(u32),
+    /// A create failed in a way that may still have created the server (or its runner).
+    CreateUnsettled {
+        /// The server name (and the runner description).
+        name: String,
+        /// The runner, when it was created.
+        runner: Option<RunnerId>,
+        /// What failed (no secrets).
+        error: String,
+    },
+}
+
+/// Deletes the runner of a create that certainly made no server.
+async fn delete_runner_of_failed_create<G: GitLab>(gitlab: &G, runner: RunnerId) {
+    if let Err(e) = gitlab.delete_runner(runner).await {
+        warn!(runner, error = %e, "could not delete the runner of a failed create; it is an orphan now");
+    }
 }
 
 type CreateInput = (
@@ -636,10 +883,19 @@ async fn execute<G: GitLab, C: Cloud>(
         Action::Create { pool, .. } => {
             let (name, runner_req, template, bootstrap, metadata) =
                 create.with_context(|| format!("pool `{pool}` is not configured"))?;
-            let runner = gitlab
-                .create_runner(runner_req)
-                .await
-                .context("creating the runner")?;
+            let runner = match gitlab.create_runner(runner_req).await {
+                Ok(r) => r,
+                // No answer, or a 5xx: GitLab may still have created the runner (it is then
+                // an orphan of ours, listed by its description). Count it until settled.
+                Err(e @ (GitLabError::Unreachable { .. } | GitLabError::Server { .. })) => {
+                    return Ok(Outcome::CreateUnsettled {
+                        name,
+                        runner: None,
+                        error: format!("creating the runner: {e}"),
+                    });
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("creating the runner")),
+            };
             let params = bs::BootstrapParams {
                 pool: bootstrap,
                 vm: bs::VmIdentity {
@@ -649,29 +905,44 @@ async fn execute<G: GitLab, C: Cloud>(
                     runner_id: runner.id,
                 },
             };
-            let server = match bs::render(&params) {
-                Ok(user_data) => cloud
-                    .create_server(CreateServer {
-                        name,
-                        pool: pool.clone(),
-                        runner_id: Some(runner.id),
-                        template,
-                        user_data: SecretString::from(user_data.as_str().to_string()),
-                        metadata,
-                    })
-                    .await
-                    .map_err(anyhow::Error::from)
-                    .context("creating the server"),
-                Err(e) => Err(anyhow::Error::from(e).context("rendering user-data")),
-            };
-            match server {
-                Ok(_) => Ok(Outcome::Done),
+            let user_data = match bs::render(&params) {
+                Ok(u) => u,
                 Err(e) => {
-                    // The runner must not outlive its failed server.
-                    if let Err(d) = gitlab.delete_runner(runner.id).await {
-                        warn!(runner = runner.id, error = %d, "could not delete the runner of a failed create; it is an orphan now");
-                    }
-                    Err(e)
+                    delete_runner_of_failed_create(gitlab, runner.id).await;
+                    return Err(anyhow::Error::from(e).context("rendering user-data"));
+                }
+            };
+            let created = cloud
+                .create_server(CreateServer {
+                    name: name.clone(),
+                    pool: pool.clone(),
+                    runner_id: Some(runner.id),
+                    template,
+                    user_data: SecretString::from(user_data.as_str().to_string()),
+                    metadata,
+                })
+                .await;
+            match created {
+                Ok(_) => Ok(Outcome::Done),
+                // A timeout or an unexpected answer may still have created the server: keep
+                // its runner (the durable record of the attempt: an orphan of ours counts
+                // against `limit` even after a restart) and count the create until settled.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        CloudErrorKind::Transient | CloudErrorKind::Unexpected
+                    ) =>
+                {
+                    Ok(Outcome::CreateUnsettled {
+                        name,
+                        runner: Some(runner.id),
+                        error: format!("creating the server: {e}"),
+                    })
+                }
+                Err(e) => {
+                    // Refused: no server exists, and the runner must not outlive it.
+                    delete_runner_of_failed_create(gitlab, runner.id).await;
+                    Err(anyhow::Error::from(e).context("creating the server"))
                 }
             }
         }
@@ -724,8 +995,14 @@ async fn drain_runner<G: GitLab>(gitlab: &G, runner: u64) -> anyhow::Result<Opti
 }
 
 /// Joins servers and runners into the planner's view. Runners pair with servers by the
-/// server's runner-id metadata, else by description = server name.
-fn join(servers: &[CloudServer], runners: &[OwnedRunner], gitlab_ok: bool) -> Observed {
+/// server's runner-id metadata, else by description = server name. A server without a
+/// runner takes what is known of its runner from `links` (the probes); a runner nobody
+/// probed or listed is unknown, never absent.
+fn join(
+    servers: &[CloudServer],
+    runners: &[OwnedRunner],
+    links: &BTreeMap<RunnerId, RunnerLink>,
+) -> Observed {
     let mut paired: BTreeSet<u64> = BTreeSet::new();
     let mut vms = Vec::with_capacity(servers.len());
     for s in servers {
@@ -743,11 +1020,10 @@ fn join(servers: &[CloudServer], runners: &[OwnedRunner], gitlab_ok: bool) -> Ob
             CloudStatus::Deleting => CloudPhase::Deleting,
             CloudStatus::Other(_) => CloudPhase::Active,
         };
-        let runner = if gitlab_ok {
-            runner.map(OwnedRunner::view)
-        } else {
-            // Unknown, not absent: the planner acts on nothing this tick anyway.
-            None
+        let runner_link = match (runner, s.runner_id) {
+            (Some(_), _) => RunnerLink::Seen,
+            (None, Some(id)) => links.get(&id).copied().unwrap_or(RunnerLink::Unknown),
+            (None, None) => RunnerLink::Unknown,
         };
         vms.push(Vm {
             id: VmId(s.id.0.clone()),
@@ -755,7 +1031,9 @@ fn join(servers: &[CloudServer], runners: &[OwnedRunner], gitlab_ok: bool) -> Ob
             pool: s.pool.clone().unwrap_or_default(),
             created_at: s.created,
             phase,
-            runner,
+            runner: runner.map(OwnedRunner::view),
+            runner_link,
+            deleting_since: None,
             address: s.address.clone(),
         });
     }

@@ -459,6 +459,7 @@ mod tests {
                 target: 4,
                 vms: vec![(crate::model::VmId("a".into()), VmState::Busy)],
                 caps: vec![],
+                unsettled: 0,
             }],
             actions: vec![crate::plan::Action::Create {
                 pool: "docker".into(),

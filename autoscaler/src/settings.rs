@@ -28,6 +28,8 @@ pub fn policy_at(config: &Config, now: Timestamp) -> Policy {
     Policy {
         pools: config.pools.iter().map(|p| pool_policy(p, now)).collect(),
         backoff: Backoff::default(),
+        offline_after: Policy::DEFAULT_OFFLINE_AFTER,
+        delete_retry: Policy::DEFAULT_DELETE_RETRY,
     }
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 use crate::model::{
     CloudPhase, FailureHistory, Limits, OrphanRunner, PendingJob, PoolPolicy, QuotaHeadroom,
-    RunnerView, Vm, VmId,
+    RunnerLink, RunnerView, Vm, VmId,
 };
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
@@ -45,6 +45,8 @@ fn policy(pools: Vec<PoolPolicy>) -> Policy {
     Policy {
         pools,
         backoff: Backoff::default(),
+        offline_after: Policy::DEFAULT_OFFLINE_AFTER,
+        delete_retry: Policy::DEFAULT_DELETE_RETRY,
     }
 }
 
@@ -75,6 +77,8 @@ impl VmB {
                 jobs_run: 1,
                 last_job_at: Some(t0() - mins(5)),
             }),
+            runner_link: RunnerLink::Seen,
+            deleting_since: None,
             address: None,
         })
     }
@@ -118,8 +122,16 @@ impl VmB {
         self.0.phase = CloudPhase::Error(Some("No valid host was found".into()));
         self
     }
+    /// GitLab did not report the runner and its absence is not proven.
     fn no_runner(mut self) -> Self {
         self.0.runner = None;
+        self.0.runner_link = RunnerLink::Unknown;
+        self
+    }
+    /// `GET /runners/:id` answered 404 twice, a poll interval apart.
+    fn runner_gone(mut self) -> Self {
+        self.0.runner = None;
+        self.0.runner_link = RunnerLink::Gone;
         self
     }
     fn runner(&mut self) -> &mut RunnerView {
@@ -449,12 +461,29 @@ fn error_server_is_deleted_and_replaced() {
 }
 
 #[test]
-fn server_without_runner_is_deleted_after_the_boot_grace_only() {
-    let p = pool("p", &["docker"]);
+fn server_whose_runner_is_unknown_is_never_deleted_and_counts_against_the_limit() {
+    // A runner missing from one listing (a shifted offset page, an admin's edit) proves
+    // nothing: the VM may run a job. The old rule deleted it after the boot grace.
+    let mut p = pool("p", &["docker"]);
+    p.limits.limit = 2;
     let young = VmB::new("young").no_runner().age(mins(2)).vm();
-    let old = VmB::new("old").no_runner().age(mins(20)).vm();
+    let old = VmB::new("old").no_runner().age(mins(600)).vm();
+    let pending = vec![job(1, &["docker"]), job(2, &["docker"])];
+    let plan = plan(&observed(pending, vec![young, old]), &policy(vec![p]), t0());
+    assert!(deleted(&plan).is_empty(), "{:?}", plan.actions);
+    assert!(paused(&plan).is_empty());
+    assert_eq!(creates(&plan, "p"), 0, "unknown VMs fill the limit");
+    let pool = plan.pool("p").unwrap();
+    assert_eq!(pool.count(VmState::Unknown), 2);
+}
+
+#[test]
+fn server_whose_runner_is_proven_gone_is_deleted_at_once() {
+    let p = pool("p", &["docker"]);
+    let young = VmB::new("young").runner_gone().age(mins(2)).vm();
+    let old = VmB::new("old").runner_gone().age(mins(20)).vm();
     let plan = plan(&observed(vec![], vec![young, old]), &policy(vec![p]), t0());
-    assert_eq!(deleted(&plan), vec!["old".to_string()]);
+    assert_eq!(deleted(&plan), vec!["old".to_string(), "young".to_string()]);
 }
 
 #[test]
@@ -467,12 +496,22 @@ fn runner_without_server_is_deleted_after_the_grace_only() {
             pool: Some("p".into()),
             created_at: t0() - mins(2),
             running_jobs: 0,
+            confirmed: true,
         },
         OrphanRunner {
             id: 8,
             pool: Some("p".into()),
             created_at: t0() - mins(20),
             running_jobs: 0,
+            confirmed: true,
+        },
+        // Seen without a server only once: one server listing is no proof either.
+        OrphanRunner {
+            id: 9,
+            pool: Some("p".into()),
+            created_at: t0() - mins(20),
+            running_jobs: 0,
+            confirmed: false,
         },
     ];
     let plan = plan(&obs, &policy(vec![p]), t0());
@@ -693,6 +732,8 @@ fn apply(obs: &Observed, plan: &Plan, now: Timestamp) -> Observed {
                         jobs_run: 0,
                         last_job_at: None,
                     }),
+                    runner_link: RunnerLink::Seen,
+                    deleting_since: None,
                     address: None,
                 });
                 if let Some(q) = next.quota.as_mut() {

@@ -11,7 +11,7 @@ use super::world::{Phase, Secs, World};
 use super::{LimitsCache, PeriodRule, SimSpec, Trace, ts};
 use crate::forecast::ArrivalHistory;
 use crate::model::{
-    CloudPhase, FailureHistory, Observed, PendingJob, Policy, RunnerView, Vm, VmId,
+    CloudPhase, FailureHistory, Observed, PendingJob, Policy, RunnerLink, RunnerView, Vm, VmId,
 };
 use crate::plan::{Action, plan};
 
@@ -32,6 +32,8 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
     let mut policy = Policy {
         pools: spec.pools.iter().map(|p| p.policy.clone()).collect(),
         backoff: spec.backoff,
+        offline_after: Policy::DEFAULT_OFFLINE_AFTER,
+        delete_retry: Policy::DEFAULT_DELETE_RETRY,
     };
     let mut ids: Vec<VmId> = Vec::new();
     let mut refused_deletes = 0u32;
@@ -72,7 +74,7 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
             while ids.len() < world.vms.len() {
                 ids.push(VmId(format!("vm{}", ids.len())));
             }
-            let mut obs = observe(&world, &ids, &names, &failures);
+            let mut obs = observe(&world, &ids, &names, &failures, t);
             history.prune(ts(t), keep);
             for (name, sp) in names.iter().zip(&spec.pools) {
                 let e = history.expected(name, ts(t), sp.forecast);
@@ -129,6 +131,7 @@ fn observe(
     ids: &[VmId],
     names: &[String],
     failures: &BTreeMap<String, FailureHistory>,
+    t: Secs,
 ) -> Observed {
     let pending = world
         .pending
@@ -160,11 +163,14 @@ fn observe(
                 runner: Some(RunnerView {
                     id: v.id,
                     paused: v.paused,
-                    contacted_at: (v.phase == Phase::Ready).then(|| ts(v.ready_at)),
+                    // A live gitlab-runner contacts GitLab every few seconds.
+                    contacted_at: (v.phase == Phase::Ready).then(|| ts(t.max(v.ready_at))),
                     running_jobs: v.running.len() as u32,
                     jobs_run: v.jobs_run,
                     last_job_at: v.last_job_at.map(ts),
                 }),
+                runner_link: RunnerLink::Seen,
+                deleting_since: None,
                 address: None,
             }
         })
