@@ -34,8 +34,8 @@ use crate::model::{
 };
 use crate::plan::{Action, Plan, plan};
 use crate::ports::{
-    Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateRunner, CreateServer, GitLab,
-    GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
+    Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateRunner, CreateServer,
+    GitLab, GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
 };
 use crate::settings;
 
@@ -478,7 +478,11 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         self.state
             .deleting_since
             .retain(|id, _| ids.contains(id.as_str()));
-        for vm in obs.vms.iter_mut().filter(|v| v.phase == CloudPhase::Deleting) {
+        for vm in obs
+            .vms
+            .iter_mut()
+            .filter(|v| v.phase == CloudPhase::Deleting)
+        {
             let first = *self
                 .state
                 .deleting_since

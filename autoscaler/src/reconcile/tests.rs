@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::plan::VmState;
 use crate::ports::{CloudErrorKind, ControllerId};
 use crate::testing::cloud::FakeCloud;
 use crate::testing::gitlab::{FakeGitLab, Op};
@@ -314,5 +315,443 @@ async fn run_ticks_until_shutdown_and_a_webhook_nudge_ticks_at_once() {
         watcher.await.unwrap(),
         1,
         "the nudge created the VM within 2 s, not at the next 60 s poll"
+    );
+}
+
+// === issue 11: one observation is never proof ===========================================
+
+/// A GitLab as real ones behave between requests: a listing can skip runners (an offset
+/// page shifted, an admin edited the description), and every call is counted.
+#[derive(Clone)]
+struct Shifty {
+    inner: FakeGitLab,
+    hidden: Arc<std::sync::Mutex<BTreeSet<RunnerId>>>,
+    pending_calls: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Shifty {
+    fn new(inner: FakeGitLab) -> Self {
+        Shifty {
+            inner,
+            hidden: Arc::default(),
+            pending_calls: Arc::default(),
+        }
+    }
+    fn hide(&self, id: RunnerId, hidden: bool) {
+        let mut h = self.hidden.lock().unwrap();
+        if hidden {
+            h.insert(id);
+        } else {
+            h.remove(&id);
+        }
+    }
+    fn ticks(&self) -> u32 {
+        self.pending_calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl GitLab for Shifty {
+    async fn pending_jobs(&self) -> crate::ports::GitLabResult<Vec<crate::model::PendingJob>> {
+        self.pending_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.pending_jobs().await
+    }
+    async fn owned_runners(&self) -> crate::ports::GitLabResult<Vec<OwnedRunner>> {
+        let hidden = self.hidden.lock().unwrap().clone();
+        let all = self.inner.owned_runners().await?;
+        Ok(all
+            .into_iter()
+            .filter(|r| !hidden.contains(&r.id))
+            .collect())
+    }
+    async fn runner_by_id(&self, id: RunnerId) -> crate::ports::GitLabResult<Option<OwnedRunner>> {
+        self.inner.runner_by_id(id).await
+    }
+    async fn create_runner(
+        &self,
+        req: CreateRunner,
+    ) -> crate::ports::GitLabResult<crate::ports::NewRunner> {
+        self.inner.create_runner(req).await
+    }
+    async fn set_paused(&self, id: RunnerId, paused: bool) -> crate::ports::GitLabResult<()> {
+        self.inner.set_paused(id, paused).await
+    }
+    async fn running_jobs(&self, id: RunnerId) -> crate::ports::GitLabResult<u32> {
+        self.inner.running_jobs(id).await
+    }
+    async fn delete_runner(&self, id: RunnerId) -> crate::ports::GitLabResult<()> {
+        self.inner.delete_runner(id).await
+    }
+}
+
+impl Nudge for Shifty {
+    async fn nudge(&self, _project: u64) {}
+}
+
+/// A cloud whose server create answers too late: the client gives up after `timeout`
+/// with a transient error, and the cloud creates the server anyway a little later.
+#[derive(Clone)]
+struct LateCloud {
+    inner: FakeCloud,
+    late: Arc<std::sync::atomic::AtomicU32>,
+    timeout: Duration,
+    /// Most servers seen at once (checked on every call).
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LateCloud {
+    fn note_peak(&self) {
+        let n = self.inner.servers().len();
+        self.peak.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Cloud for LateCloud {
+    async fn list_owned_servers(&self) -> crate::ports::CloudResult<Vec<CloudServer>> {
+        self.note_peak();
+        self.inner.list_owned_servers().await
+    }
+    async fn create_server(&self, req: CreateServer) -> crate::ports::CloudResult<ServerId> {
+        let late = self
+            .late
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if !late {
+            let r = self.inner.create_server(req).await;
+            self.note_peak();
+            return r;
+        }
+        tokio::time::sleep(self.timeout).await;
+        let inner = self.inner.clone();
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let _ = inner.create_server(req).await;
+            me.note_peak();
+        });
+        Err(crate::ports::CloudError::new(
+            CloudErrorKind::Transient,
+            "timed out waiting for the compute API",
+        ))
+    }
+    async fn delete_server(&self, id: &ServerId) -> crate::ports::CloudResult<()> {
+        self.inner.delete_server(id).await
+    }
+    async fn quota(&self) -> crate::ports::CloudResult<crate::ports::QuotaHeadroom> {
+        self.inner.quota().await
+    }
+}
+
+fn reconciler<G: GitLab + 'static, C: Cloud + 'static>(
+    config: &str,
+    gitlab: G,
+    cloud: C,
+) -> Reconciler<G, C> {
+    let config = autoscaler_config::parse_at(config, "test.toml", epoch()).unwrap();
+    Reconciler::new(
+        gitlab,
+        cloud,
+        Arc::new(config),
+        Arc::new(TokioClock::new(epoch())),
+        4,
+    )
+    .unwrap()
+}
+
+fn boot_all(cloud: &FakeCloud, gitlab: &FakeGitLab) {
+    for s in cloud.servers() {
+        if let (CloudStatus::Active, Some(r)) = (&s.status, s.runner_id) {
+            gitlab.runner_booted(r);
+        }
+    }
+}
+
+/// Fails on the code before issue 11: the VM was deleted as `runner_missing` (job lost).
+#[tokio::test(start_paused = true)]
+async fn a_busy_vm_whose_runner_a_listing_skips_is_kept() {
+    let id = ControllerId::new("ci").unwrap();
+    let fake = FakeGitLab::new(id.clone());
+    let cloud = FakeCloud::new(id);
+    cloud.set_boot_delay(Duration::from_secs(60));
+    let gitlab = Shifty::new(fake.clone());
+    let mut r = reconciler(CONFIG, gitlab.clone(), cloud.clone());
+    fake.add_job(&["docker"], Duration::from_secs(40 * 60));
+    for _ in 0..60 {
+        boot_all(&cloud, &fake);
+        r.tick().await.unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    let runner = fake.runner_ids()[0];
+    assert!(matches!(
+        fake.jobs()[0].state,
+        crate::testing::gitlab::FakeJobState::Running(_)
+    ));
+    // The listing skips the busy runner for several ticks (past boot_timeout = 5 min).
+    gitlab.hide(runner, true);
+    for _ in 0..40 {
+        let t = r.tick().await.unwrap();
+        assert_eq!(t.planned.get("delete"), None, "{t:?}");
+        assert_eq!(cloud.servers().len(), 1);
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    // It is probed by id, found busy, and kept whole.
+    let plan = r.last_plan.as_ref().unwrap();
+    assert_eq!(plan.pool("docker").unwrap().count(VmState::Busy), 1);
+    gitlab.hide(runner, false);
+    for _ in 0..300 {
+        boot_all(&cloud, &fake);
+        r.tick().await.unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    assert!(fake.killed_jobs().is_empty());
+    assert!(matches!(
+        fake.jobs()[0].state,
+        crate::testing::gitlab::FakeJobState::Done(_)
+    ));
+    assert_eq!(cloud.servers().len(), 0, "idle after the job: removed");
+}
+
+/// A runner deleted out of band: its server goes only after two 404s a poll interval
+/// apart, and while unknown it keeps counting against `limit`.
+#[tokio::test(start_paused = true)]
+async fn a_server_whose_runner_is_gone_is_removed_after_two_404s_a_poll_apart() {
+    let mut s = scenario(CONFIG);
+    s.gitlab.add_job(&["docker"], Duration::from_secs(30));
+    s.run_for(Duration::from_secs(3 * 60), Duration::from_secs(10))
+        .await;
+    assert_eq!(s.servers(), 1);
+    let runner = s.gitlab.runner_ids()[0];
+    s.gitlab.delete_runner(runner).await.unwrap();
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(t.planned.get("delete"), None, "one 404 proves nothing yet");
+    assert_eq!(
+        s.reconciler
+            .last_plan
+            .as_ref()
+            .unwrap()
+            .pool("docker")
+            .unwrap()
+            .count(VmState::Unknown),
+        1
+    );
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(
+        t.planned.get("delete"),
+        None,
+        "two 404s within a poll interval"
+    );
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(t.planned.get("delete"), Some(&1), "{t:?}");
+    assert_eq!(t.applied.get(&("delete", "runner_missing")), Some(&1));
+}
+
+/// Fails on the code before issue 11: the retry came at once (the failure was stamped
+/// with the tick's start) and the late server made two, over `limit = 1`.
+#[tokio::test(start_paused = true)]
+async fn a_create_that_times_out_but_succeeds_later_never_exceeds_the_limit() {
+    const ONE: &str = r#"
+[controller]
+id = "ci"
+poll_interval = "10s"
+
+[gitlab]
+url = "https://gitlab.example.com/"
+token_file = "/etc/token"
+
+[gitlab.scope]
+projects = ["group/project"]
+
+[[pools]]
+name = "docker"
+limit = 1
+idle_count = 0
+idle_time = "10m"
+boot_timeout = "5m"
+forecast_days = 0
+
+[pools.server]
+flavor = "s1.large"
+image = "Debian 12"
+networks = ["net"]
+
+[pools.runner]
+tags = ["docker"]
+"#;
+    let id = ControllerId::new("ci").unwrap();
+    let fake = FakeGitLab::new(id.clone());
+    let inner = FakeCloud::new(id);
+    inner.set_boot_delay(Duration::from_secs(60));
+    let cloud = LateCloud {
+        inner: inner.clone(),
+        late: Arc::new(1.into()),
+        timeout: Duration::from_secs(60),
+        peak: Arc::default(),
+    };
+    let mut r = reconciler(ONE, fake.clone(), cloud.clone());
+    fake.add_job(&["docker"], Duration::from_secs(120));
+    fake.add_job(&["docker"], Duration::from_secs(120));
+    for _ in 0..120 {
+        boot_all(&inner, &fake);
+        r.tick().await.unwrap();
+        cloud.note_peak();
+        tokio::time::advance(Duration::from_secs(2)).await;
+    }
+    for _ in 0..120 {
+        boot_all(&inner, &fake);
+        r.tick().await.unwrap();
+        cloud.note_peak();
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    assert_eq!(
+        cloud.peak.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "limit = 1 held at every step"
+    );
+    assert!(
+        fake.jobs()
+            .iter()
+            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_))),
+        "the late server ran both jobs: {:?}",
+        fake.jobs()
+    );
+    assert!(fake.killed_jobs().is_empty());
+}
+
+/// Fails on the code before issue 11: a runner that stopped contacting GitLab counted as
+/// idle capacity for ever, so the pending job never got a VM.
+#[tokio::test(start_paused = true)]
+async fn a_runner_gone_offline_is_replaced_and_removed_safely() {
+    let mut s = scenario(CONFIG);
+    s.gitlab.add_job(&["docker"], Duration::from_secs(30));
+    s.run_for(Duration::from_secs(3 * 60), Duration::from_secs(10))
+        .await;
+    assert_eq!(s.servers(), 1);
+    let dead = s.gitlab.runner_ids()[0];
+    let dead_server = s.cloud.servers()[0].id.clone();
+    // Its gitlab-runner dies; a new job arrives (idle_count = 0).
+    s.gitlab.runner_vanished(dead);
+    tokio::time::advance(Duration::from_secs(6 * 60)).await;
+    s.gitlab.add_job(&["docker"], Duration::from_secs(30));
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(t.planned.get("create"), Some(&1), "{t:?}");
+    let plan = s.reconciler.last_plan.clone().unwrap();
+    let pool = plan.pool("docker").unwrap();
+    assert!(
+        pool.vms
+            .iter()
+            .any(|(id, st)| id.0 == dead_server.0 && *st != VmState::Idle),
+        "the dead VM is not capacity: {:?}",
+        pool.vms
+    );
+    // Run on; keep the dead VM's runner from contacting (its VM is broken).
+    let end = tokio::time::Instant::now() + Duration::from_secs(10 * 60);
+    while tokio::time::Instant::now() < end {
+        for sv in s.cloud.servers() {
+            if let (CloudStatus::Active, Some(r)) = (&sv.status, sv.runner_id) {
+                if r != dead {
+                    s.gitlab.runner_booted(r);
+                }
+            }
+        }
+        s.reconciler.tick().await.unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    assert!(
+        s.cloud.servers().iter().all(|sv| sv.id != dead_server),
+        "the dead VM was removed"
+    );
+    assert!(!s.gitlab.runner_ids().contains(&dead));
+    assert!(s.gitlab.killed_jobs().is_empty());
+    assert!(
+        s.gitlab
+            .jobs()
+            .iter()
+            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_)))
+    );
+}
+
+/// Fails on the code before issue 11: every nudge started a full tick at once (and during
+/// a backoff too).
+#[tokio::test(start_paused = true)]
+async fn webhook_nudges_coalesce_and_keep_a_minimum_spacing() {
+    let id = ControllerId::new("ci").unwrap();
+    let fake = FakeGitLab::new(id.clone());
+    let cloud = FakeCloud::new(id);
+    let gitlab = Shifty::new(fake.clone());
+    let mut r = reconciler(CONFIG, gitlab.clone(), cloud);
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let flood = tokio::spawn(async move {
+        for i in 0..1000u64 {
+            let _ = tx.send(i % 7).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    r.run(
+        Duration::from_secs(60),
+        tokio::time::sleep(Duration::from_secs(10)),
+        Some(rx),
+    )
+    .await;
+    flood.abort();
+    let ticks = gitlab.ticks();
+    // One at start, then at most one per MIN_TICK_SPACING.
+    assert!(
+        (2..=6).contains(&ticks),
+        "{ticks} ticks in 10 s of nudges every 10 ms"
+    );
+}
+
+/// Fails on the code before issue 11: nothing said GitLab was down, or since when.
+#[tokio::test(start_paused = true)]
+async fn gitlab_down_is_reported_with_since_and_why() {
+    let mut s = scenario(CONFIG);
+    s.reconciler.tick().await.unwrap();
+    for _ in 0..3 {
+        s.gitlab.fail_next(
+            Op::OwnedRunners,
+            crate::ports::GitLabError::Unreachable {
+                message: "connection refused".into(),
+            },
+        );
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let first = s.reconciler.tick().await.unwrap();
+    let (since, why) = first.gitlab_down.clone().unwrap();
+    assert!(why.contains("connection refused"), "{why}");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let second = s.reconciler.tick().await.unwrap();
+    assert_eq!(second.gitlab_down.as_ref().unwrap().0, since, "since stays");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    s.reconciler.tick().await.unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let back = s.reconciler.tick().await.unwrap();
+    assert_eq!(back.gitlab_down, None);
+}
+
+/// Fails on the code before issue 11: a server stuck deleting was never deleted again.
+#[tokio::test(start_paused = true)]
+async fn a_delete_that_does_not_finish_is_reissued() {
+    let mut s = scenario(CONFIG);
+    s.gitlab.add_job(&["docker"], Duration::from_secs(30));
+    s.run_for(Duration::from_secs(3 * 60), Duration::from_secs(10))
+        .await;
+    s.cloud.set_delete_delay(Duration::from_secs(3600));
+    s.run_for(Duration::from_secs(15 * 60), Duration::from_secs(10))
+        .await;
+    let first = s.cloud.delete_count();
+    assert!(first >= 1);
+    s.run_for(Duration::from_secs(10 * 60), Duration::from_secs(10))
+        .await;
+    assert!(
+        s.cloud.delete_count() > first,
+        "re-issued: {} -> {}",
+        first,
+        s.cloud.delete_count()
     );
 }
