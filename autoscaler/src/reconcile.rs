@@ -587,7 +587,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     /// GitLab cannot be read, ticks back off the same way up to `max(interval, 60 s)`.
     ///
     /// A webhook nudge (a project id on `nudges`) makes that project due for polling and
-    /// brings the next tick forward, but never closer than [`MIN_TICK_SPACING`] to the
+    /// brings the next tick forward, but never closer than [`MIN_TICK_SPACING`] (or the
+    /// interval, when shorter) to the
     /// start of the previous tick, and never into a backoff: nudges that arrive meanwhile
     /// coalesce into that one tick. A tick in progress always finishes its actions before
     /// shutdown is honoured.
@@ -600,7 +601,9 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         G: Nudge,
     {
         tokio::pin!(shutdown);
-        let interval = interval.max(MIN_TICK_SPACING);
+        // No hot loop, whatever the configuration says.
+        let interval = interval.max(Duration::from_millis(100));
+        let spacing = MIN_TICK_SPACING.min(interval);
         let mut delay = interval;
         loop {
             let started = tokio::time::Instant::now();
@@ -621,11 +624,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             };
             let mut next = tokio::time::Instant::now() + delay;
             // A nudge may bring the next tick forward to here, no earlier.
-            let nudged_at = if backing_off {
-                next
-            } else {
-                started + MIN_TICK_SPACING
-            };
+            let nudged_at = if backing_off { next } else { started + spacing };
             loop {
                 tokio::select! {
                     () = &mut shutdown => {

@@ -581,3 +581,36 @@ async fn the_imported_reference_setup_plans_4_warm_vms_2_off_peak_and_at_most_24
     assert!(cloud.servers().is_empty());
     assert!(gitlab.runners().is_empty());
 }
+
+/// Fails on the code before issue 11: the handler was installed only when the first tick
+/// had finished, so a SIGTERM during start-up killed the process (exit 143) and skipped
+/// `--drain-on-exit`. Signals at several points of the start-up: each must end in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_start_up_or_the_first_tick_ends_in_order() {
+    let mut w = world(Pool::default(), 20).await;
+    for after_ms in [50u64, 150, 400] {
+        w.start();
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        assert_eq!(
+            w.terminate().await,
+            Some(0),
+            "SIGTERM {after_ms} ms after start"
+        );
+    }
+    // With --drain-on-exit, a SIGTERM while the first VMs are being made still drains.
+    w.add_jobs(2, 0.3);
+    let child = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+        .args(["run", "--drain-on-exit", "--config"])
+        .arg(&w.config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    w.child = Some(child);
+    w.until("a server is being created", 15, |w| w.servers() >= 1)
+        .await;
+    assert_eq!(w.terminate().await, Some(0));
+    assert_eq!(w.servers(), 0, "drained before exit");
+    assert_eq!(w.gitlab.killed_jobs(), Vec::<u64>::new());
+}

@@ -73,10 +73,18 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let Some(path) = &args.config else {
         anyhow::bail!("--config is required (or --dev for the embedded demo)");
     };
+    // SIGTERM and SIGINT are caught from here on: one that arrives while the config loads,
+    // while connecting or during the first tick ends the controller in order (and drains
+    // with --drain-on-exit) instead of killing it.
+    let rt = runtime()?;
+    let shutdown = {
+        let _entered = rt.enter();
+        shutdown_signal().context("installing the SIGTERM/SIGINT handler")?
+    };
     let config = load(&ConfigArg {
         config: path.clone(),
     })?;
-    runtime()?.block_on(async {
+    rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.controller.listen)
             .await
             .with_context(|| format!("listening on {}", config.controller.listen))?;
@@ -88,7 +96,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
                 drain_timeout: args.drain_timeout,
                 view: None,
             },
-            shutdown_signal(),
+            shutdown,
         )
         .await?;
         Ok(0)
@@ -127,7 +135,14 @@ pub async fn serve_and_reconcile(
         ),
         None => None,
     };
-    let (gitlab, cloud) = connect(&config).await?;
+    tokio::pin!(shutdown);
+    let (gitlab, cloud) = tokio::select! {
+        connected = connect(&config) => connected?,
+        () = &mut shutdown => {
+            tracing::warn!("shutdown requested while connecting to GitLab and OpenStack: nothing started, nothing to drain");
+            return Ok(());
+        }
+    };
     let (telemetry, nudges) = crate::server::Telemetry::new(
         &config.controller.id,
         config.controller.poll_interval,
@@ -174,26 +189,29 @@ pub async fn serve_and_reconcile(
     result
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (inside a runtime) and returns a future
+/// that completes on the first of them. Registering at once matters: a signal that comes
+/// before the future is first polled is still seen, where a lazily registered handler
+/// would leave the default action (exit 143) in place until then.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("shutdown signal received");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
