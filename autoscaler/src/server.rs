@@ -41,6 +41,18 @@ pub struct ControllerStatus {
     pub last_success_at: Option<Timestamp>,
     /// Error of the most recent tick (no secrets), `None` when it succeeded.
     pub last_error: Option<String>,
+    /// Since when GitLab cannot be read (`None` while it can): no action is taken then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab_unavailable_since: Option<Timestamp>,
+    /// Why GitLab cannot be read (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab_error: Option<String>,
+    /// Since when the cloud cannot be listed (`None` while it can): ticks fail then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openstack_unavailable_since: Option<Timestamp>,
+    /// Why the cloud cannot be listed (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openstack_error: Option<String>,
     /// Per pool.
     pub pools: Vec<ControllerPoolStatus>,
 }
@@ -78,6 +90,11 @@ struct ActionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabel {
     service: String,
     class: String,
@@ -98,6 +115,8 @@ struct Inner {
     errors: Family<ErrorLabel, Counter>,
     tick_seconds: Histogram,
     last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    api_up: Family<ServiceLabel, Gauge>,
+    down_since: Family<ServiceLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     status: Mutex<ControllerStatus>,
     poll_interval: Duration,
     webhook_token: Option<SecretString>,
@@ -125,12 +144,25 @@ impl Telemetry {
         let errors = Family::<ErrorLabel, Counter>::default();
         let tick_seconds = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let api_up = Family::<ServiceLabel, Gauge>::default();
+        let down_since =
+            Family::<ServiceLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "api_up",
+            "1 while the service (gitlab, openstack) could be read on the last tick, else 0",
+            api_up.clone(),
+        );
+        registry.register(
+            "api_down_since_timestamp_seconds",
+            "Unix time since when the service cannot be read (0 while it can)",
+            down_since.clone(),
+        );
         registry.register("vms", "VMs by pool and state", vms.clone());
         registry.register("jobs_pending", "Pending jobs by pool", pending.clone());
         registry.register("jobs_running", "Running jobs by pool", running.clone());
         registry.register(
             "actions",
-            "Actions applied, by kind and reason",
+            "Actions carried out (not merely planned), by kind and reason",
             actions.clone(),
         );
         registry.register(
@@ -159,6 +191,8 @@ impl Telemetry {
                 errors,
                 tick_seconds,
                 last_success,
+                api_up,
+                down_since,
                 status: Mutex::new(ControllerStatus {
                     controller_id: controller_id.to_string(),
                     version: env!("CARGO_PKG_VERSION").to_string(),
@@ -218,24 +252,62 @@ impl Telemetry {
                     i.pending.get_or_create(&label).set(i64::from(p.pending));
                     i.running.get_or_create(&label).set(i64::from(p.running));
                 }
-                for a in &plan.actions {
+                for ((kind, reason), n) in &summary.applied {
                     i.actions
                         .get_or_create(&ActionLabel {
-                            kind: a.kind().to_string(),
-                            reason: a.reason_label().to_string(),
+                            kind: (*kind).to_string(),
+                            reason: (*reason).to_string(),
                         })
-                        .inc();
+                        .inc_by(u64::from(*n));
                 }
+                status.openstack_unavailable_since = None;
+                status.openstack_error = None;
+                self.set_up("openstack", None);
+                match &summary.gitlab_down {
+                    Some((since, why)) => {
+                        status.gitlab_unavailable_since = Some(*since);
+                        status.gitlab_error = Some(why.clone());
+                        status.last_error = Some(format!(
+                            "gitlab unavailable since {}: {why}",
+                            since.to_rfc3339()
+                        ));
+                        self.set_up("gitlab", Some(*since));
+                    }
+                    None => {
+                        status.gitlab_unavailable_since = None;
+                        status.gitlab_error = None;
+                        self.set_up("gitlab", None);
+                    }
+                }
+                drop(status);
                 if plan.gitlab_unavailable {
                     self.api_error("gitlab", "unavailable");
                 }
             }
             Err(e) => {
+                let since = *status.openstack_unavailable_since.get_or_insert(started);
+                status.openstack_error = Some(e.clone());
                 status.last_error = Some(e);
                 drop(status);
+                self.set_up("openstack", Some(since));
                 self.api_error("openstack", "tick_failed");
             }
         }
+    }
+
+    /// Sets `api_up` and `api_down_since_timestamp_seconds` of one service.
+    fn set_up(&self, service: &str, down_since: Option<Timestamp>) {
+        let label = ServiceLabel {
+            service: service.to_string(),
+        };
+        self.inner
+            .api_up
+            .get_or_create(&label)
+            .set(i64::from(down_since.is_none()));
+        self.inner
+            .down_since
+            .get_or_create(&label)
+            .set(down_since.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0));
     }
 
     /// Counts an API error.
@@ -291,17 +363,40 @@ async fn status(State(t): State<Telemetry>) -> Response {
     axum::Json(t.status()).into_response()
 }
 
-/// 200 when the last successful tick is younger than three poll intervals (plus a minute),
-/// 503 otherwise: a controller that cannot reach its cloud is not healthy.
+/// 200 when the last successful tick is younger than three poll intervals (plus a minute)
+/// and GitLab has not been unreadable for that long; 503 otherwise, saying since when and
+/// why: a controller that cannot read its cloud or GitLab is not healthy (it acts on
+/// nothing while GitLab is unreadable).
 async fn healthz(State(t): State<Telemetry>) -> Response {
     let s = t.status();
     let max_age = chrono::Duration::from_std(t.inner.poll_interval * 3 + Duration::from_secs(60))
         .unwrap_or(chrono::Duration::MAX);
+    let now = chrono::Utc::now();
+    if let Some(since) = s.gitlab_unavailable_since {
+        if now - since > max_age {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "gitlab unavailable since {}: {}\n",
+                    since.to_rfc3339(),
+                    s.gitlab_error.as_deref().unwrap_or("unknown error")
+                ),
+            )
+                .into_response();
+        }
+    }
     match s.last_success_at {
-        Some(at) if chrono::Utc::now() - at <= max_age => (StatusCode::OK, "ok\n").into_response(),
+        Some(at) if now - at <= max_age => (StatusCode::OK, "ok\n").into_response(),
         Some(at) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("last successful tick at {}\n", at.to_rfc3339()),
+            format!(
+                "last successful tick at {}{}\n",
+                at.to_rfc3339(),
+                s.openstack_error
+                    .as_deref()
+                    .map(|e| format!("; openstack: {e}"))
+                    .unwrap_or_default()
+            ),
         )
             .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "no successful tick yet\n").into_response(),
@@ -467,11 +562,14 @@ mod tests {
             }],
             ..Plan::default()
         };
-        t.record_tick(
-            chrono::Utc::now(),
-            0.2,
-            Ok((&plan, &crate::reconcile::TickSummary::default())),
-        );
+        // Two creates planned, one carried out: the counter counts what was done.
+        let mut summary = crate::reconcile::TickSummary::default();
+        summary.applied.insert(("create", "demand"), 1);
+        let plan = Plan {
+            actions: vec![plan.actions[0].clone(), plan.actions[0].clone()],
+            ..plan
+        };
+        t.record_tick(chrono::Utc::now(), 0.2, Ok((&plan, &summary)));
         let text = t.metrics_text();
         assert!(
             text.contains(r#"autoscaler_vms{pool="docker",state="busy"} 1"#),
@@ -492,6 +590,58 @@ mod tests {
         let s = t.status();
         assert_eq!(s.pools[0].desired, 4);
         assert!(s.last_success_at.is_some());
+        assert!(
+            text.contains(r#"autoscaler_api_up{service="gitlab"} 1"#),
+            "{text}"
+        );
+    }
+
+    /// Fails on the code before issue 11: `/healthz` said 200 and `/status` had no error
+    /// while GitLab could not be read.
+    #[tokio::test]
+    async fn gitlab_down_shows_in_status_metrics_and_healthz() {
+        let (t, _rx) = telemetry();
+        let since = chrono::Utc::now() - chrono::Duration::minutes(30);
+        let summary = crate::reconcile::TickSummary {
+            gitlab_down: Some((since, "gitlab unreachable: connection refused".into())),
+            ..crate::reconcile::TickSummary::default()
+        };
+        let plan = Plan {
+            gitlab_unavailable: true,
+            ..Plan::default()
+        };
+        t.record_tick(chrono::Utc::now(), 0.01, Ok((&plan, &summary)));
+        let s = t.status();
+        assert_eq!(s.gitlab_unavailable_since, Some(since));
+        assert!(
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("connection refused"))
+        );
+        let text = t.metrics_text();
+        assert!(
+            text.contains(r#"autoscaler_api_up{service="gitlab"} 0"#),
+            "{text}"
+        );
+        let r = router(t.clone())
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("gitlab unavailable since"), "{body}");
+        // GitLab back: healthy again.
+        t.record_tick(
+            chrono::Utc::now(),
+            0.01,
+            Ok((&Plan::default(), &crate::reconcile::TickSummary::default())),
+        );
+        let r = router(t)
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
     }
 
     #[test]

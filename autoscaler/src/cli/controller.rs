@@ -236,11 +236,33 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
         let when = at.unwrap_or(now);
         let policy = settings::policy_at(&config, when);
         let plan = crate::plan::plan(&obs, &policy, when);
+        let gitlab_error = r.gitlab_down().map(|(_, why)| why.clone());
         let out = match args.format {
-            Format::Text => plan_text(&config, &obs, &plan, when),
-            Format::Json => serde_json::to_string_pretty(&plan_json(&config, &plan, when))? + "\n",
+            Format::Text => {
+                let mut t = plan_text(&config, &obs, &plan, when);
+                if let Some(why) = &gitlab_error {
+                    t = t.replacen(
+                        "GitLab could not be read: no action is taken this tick",
+                        &format!(
+                            "GitLab could not be read ({why}): no action is taken; VMs whose runner cannot be checked are shown as unknown"
+                        ),
+                        1,
+                    );
+                }
+                t
+            }
+            Format::Json => {
+                let mut j = plan_json(&config, &plan, when);
+                j.gitlab_error = gitlab_error.clone();
+                serde_json::to_string_pretty(&j)? + "\n"
+            }
         };
         print!("{out}");
+        if let Some(why) = gitlab_error {
+            // Not a plan anyone can rely on: an error for scripts and monitoring.
+            eprintln!("error: GitLab could not be read: {why}");
+            return Ok(1);
+        }
         Ok(if plan.is_empty() { 0 } else { 2 })
     })
 }
@@ -329,6 +351,9 @@ fn action_pool(a: &crate::plan::Action) -> Option<&str> {
 struct PlanJson {
     at: String,
     gitlab_unavailable: bool,
+    /// Why GitLab could not be read (no secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gitlab_error: Option<String>,
     pools: Vec<PoolJson>,
     actions: Vec<ActionJson>,
 }
@@ -359,6 +384,7 @@ fn plan_json(config: &Config, plan: &Plan, at: Timestamp) -> PlanJson {
     PlanJson {
         at: at.to_rfc3339(),
         gitlab_unavailable: plan.gitlab_unavailable,
+        gitlab_error: None,
         pools: config
             .pools
             .iter()

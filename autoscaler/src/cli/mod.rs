@@ -39,7 +39,7 @@ pub enum Command {
     /// Run the controller in the foreground until SIGTERM (systemd-friendly).
     Run(RunArgs),
     /// What `run` would do now, per pool, with a reason for every action; changes nothing.
-    /// Exit 0: no change; 2: changes pending; 1: error.
+    /// Exit 0: no change; 2: changes pending; 1: error (GitLab or the cloud cannot be read).
     Plan(PlanArgs),
     /// The VMs of this controller, like `docker-machine ls`.
     Status(PlanArgs),
