@@ -835,6 +835,27 @@ impl Evaluator<'_> {
                 text: format!("last tick failed: {}", clean(e)),
             });
         }
+        // The controller acts on nothing while it cannot read GitLab: warn at once,
+        // critical after ten minutes.
+        let gitlab_down = status.gitlab_unavailable_since.map(|since| {
+            let a = age(self.now, since);
+            let st = if a > 600 {
+                State::Critical
+            } else {
+                State::Warning
+            };
+            (st, a)
+        });
+        if let Some((st, a)) = gitlab_down {
+            details.push(Detail {
+                state: st,
+                text: format!(
+                    "controller cannot read GitLab since {} ago: {}",
+                    human(a),
+                    clean(status.gitlab_error.as_deref().unwrap_or("unknown error"))
+                ),
+            });
+        }
         for p in &status.pools {
             if p.circuit_open {
                 details.push(Detail {
@@ -866,6 +887,9 @@ impl Evaluator<'_> {
         let mut state = self.metric(Metric::ControllerSuccessAge, a as f64, "s", None);
         if status.pools.iter().any(|p| p.circuit_open) {
             state = state.worst(State::Warning);
+        }
+        if let Some((st, _)) = gitlab_down {
+            state = state.worst(st);
         }
         let mut summary = format!(
             "controller {} {}: last successful tick {} ago",

@@ -58,6 +58,10 @@ fn heartbeat(success_age: i64) -> ControllerStatus {
         last_tick_at: Some(ago(success_age)),
         last_success_at: Some(ago(success_age)),
         last_error: None,
+        gitlab_unavailable_since: None,
+        gitlab_error: None,
+        openstack_unavailable_since: None,
+        openstack_error: None,
         pools: vec![ControllerPoolStatus {
             name: "docker".into(),
             vms: 2,
@@ -430,6 +434,27 @@ fn stale_heartbeat_warns_then_goes_critical_and_shows_the_last_error() {
             .contains("last error: gitlab: HTTP 502")
     );
     s.controller = Fetched::Ok(heartbeat(301));
+    assert_eq!(eval(&s, &only(Subcheck::Controller)).state, State::Critical);
+}
+
+/// Fails on the code before issue 11: the controller's own report that it cannot read
+/// GitLab was not shown.
+#[test]
+fn a_controller_that_cannot_read_gitlab_warns_then_goes_critical() {
+    let mut s = healthy();
+    let mut hb = heartbeat(5);
+    hb.gitlab_unavailable_since = Some(ago(120));
+    hb.gitlab_error = Some("gitlab unreachable: connection refused".into());
+    s.controller = Fetched::Ok(hb.clone());
+    let r = eval(&s, &only(Subcheck::Controller));
+    assert_eq!(r.state, State::Warning, "{r:#?}");
+    assert!(
+        details(&r).contains("cannot read GitLab since 2m"),
+        "{}",
+        details(&r)
+    );
+    hb.gitlab_unavailable_since = Some(ago(1200));
+    s.controller = Fetched::Ok(hb);
     assert_eq!(eval(&s, &only(Subcheck::Controller)).state, State::Critical);
 }
 
