@@ -15,6 +15,10 @@ fn served() -> ControllerStatus {
         last_tick_at: Some(at),
         last_success_at: Some(at - chrono::Duration::seconds(15)),
         last_error: Some("listing owned servers: timeout".into()),
+        gitlab_unavailable_since: Some(at - chrono::Duration::seconds(300)),
+        gitlab_error: Some("gitlab unreachable: connection refused".into()),
+        openstack_unavailable_since: None,
+        openstack_error: None,
         pools: vec![ControllerPoolStatus {
             name: "docker".into(),
             vms: 7,
