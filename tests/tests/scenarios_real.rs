@@ -735,3 +735,57 @@ async fn a_webhook_nudge_creates_long_before_the_next_poll() {
     assert_eq!(owned_servers(&r).await, 0);
     assert!(w.gitlab.killed_jobs().is_empty());
 }
+
+/// SIGKILL between the runner delete and the server delete (what a killed controller
+/// leaves), then abrupt cancellations of whole ticks at several points, then a restart:
+/// the server whose runner is gone is kept while one 404 is all the evidence, removed after
+/// the second a poll interval later, and nothing leaks or is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
+async fn a_sigkill_during_a_delete_then_restart_converges_without_leaks() {
+    let w = world("killdel", "10m", "5m").await;
+    let mut r = reconciler(&w).await;
+    w.gitlab
+        .add_job(w.project, &["docker"], Duration::from_secs(3));
+    let g = Arc::clone(&w.gitlab);
+    assert!(
+        tick_until(&mut r, Duration::from_secs(180), || {
+            g.jobs().iter().all(|j| j.status == "success")
+        })
+        .await
+    );
+    let servers = r.cloud().list_owned_servers().await.unwrap();
+    assert_eq!(servers.len(), 1);
+    let runner = servers[0].runner_id.expect("the server names its runner");
+    // The delete protocol up to the runner delete, then the process dies.
+    r.gitlab().set_paused(runner, true).await.unwrap();
+    assert_eq!(r.gitlab().running_jobs(runner).await.unwrap(), 0);
+    r.gitlab().delete_runner(runner).await.unwrap();
+    drop(r);
+
+    // Several restarts killed at different points of their first tick.
+    for cut_ms in [30u64, 120, 400] {
+        let mut killed = reconciler(&w).await;
+        let _ = tokio::time::timeout(Duration::from_millis(cut_ms), killed.tick()).await;
+        drop(killed);
+    }
+    let mut r2 = reconciler(&w).await;
+    let _ = r2.tick().await;
+    assert_eq!(
+        owned_servers(&r2).await,
+        1,
+        "one 404 is not proof: the server stays for now"
+    );
+    let mut left = usize::MAX;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = r2.tick().await;
+        left = owned_servers(&r2).await;
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "the server of the deleted runner was removed");
+    assert!(r2.gitlab().owned_runners().await.unwrap().is_empty());
+    assert!(w.gitlab.killed_jobs().is_empty());
+}
