@@ -299,6 +299,10 @@ pub struct BootstrapOptions {
     pub shell_before: Option<String>,
     /// Shell run last, if any.
     pub shell_after: Option<String>,
+    /// Keep CI job containers away from the metadata service, which serves the VM's
+    /// user-data with its runner token and S3 keys (`block_metadata_in_jobs`, default
+    /// true; docs/bootstrap.md).
+    pub block_metadata_in_jobs: bool,
 }
 
 /// `docker_install`.

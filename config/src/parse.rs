@@ -1411,6 +1411,7 @@ fn default_bootstrap() -> BootstrapOptions {
         extra_cloud_config_file: None,
         shell_before: None,
         shell_after: None,
+        block_metadata_in_jobs: true,
     }
 }
 
@@ -1441,6 +1442,7 @@ fn bootstrap(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<BootstrapOptions> {
             "extra_cloud_config_file",
             "shell_before",
             "shell_after",
+            "block_metadata_in_jobs",
         ],
         &[],
     );
@@ -1543,6 +1545,7 @@ fn bootstrap(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<BootstrapOptions> {
             .map(|s| PathBuf::from(s.v)),
         shell_before: ctx.str(n, "shell_before").map(|s| s.v),
         shell_after: ctx.str(n, "shell_after").map(|s| s.v),
+        block_metadata_in_jobs: ctx.bool(n, "block_metadata_in_jobs").unwrap_or(true),
     };
     (ctx.errors.len() == before).then_some(options)
 }
@@ -1882,6 +1885,7 @@ tags = ["docker"]
         assert_eq!(p.runner.volumes, ["/cache"]);
         assert_eq!(p.bootstrap.docker_install, DockerInstall::Distro);
         assert!(p.bootstrap.qemu_binfmt);
+        assert!(p.bootstrap.block_metadata_in_jobs);
         assert_eq!(p.bootstrap.binfmt_arches, ["arm64", "arm"]);
         assert_eq!(
             p.bootstrap.runner_install,
@@ -2501,6 +2505,19 @@ tags = ["docker"]
             c.pools[0].bootstrap.docker_install,
             DockerInstall::ScriptUrl(_)
         ));
+    }
+
+    #[test]
+    fn block_metadata_in_jobs_can_be_turned_off_and_must_be_a_boolean() {
+        let cfg = ok(&format!(
+            "{BASE}\n[pools.bootstrap]\nblock_metadata_in_jobs = false\n"
+        ));
+        assert!(!cfg.pools[0].bootstrap.block_metadata_in_jobs);
+        one_err(
+            &format!("{BASE}\n[pools.bootstrap]\nblock_metadata_in_jobs = \"no\"\n"),
+            "pools[0].bootstrap.block_metadata_in_jobs",
+            "expected true or false",
+        );
     }
 
     #[test]
