@@ -38,6 +38,36 @@ pub const DEFAULT_RUNNER_REPOSITORY: &str = "https://packages.gitlab.com/runner/
 
 type Span = Option<Range<usize>>;
 
+/// Bounds of every duration and count the file sets: values outside them are refused
+/// (docs/configuration.md, "Bounds"). They keep time arithmetic and counters far from
+/// overflow and refuse settings no operator means (a poll every nanosecond).
+pub(crate) mod bounds {
+    use std::time::Duration;
+
+    /// `poll_interval`: 1 s .. 1 h.
+    pub const POLL_INTERVAL: (Duration, Duration) =
+        (Duration::from_secs(1), Duration::from_secs(3600));
+    /// `idle_time` (pool and period): 0 s .. 30 days.
+    pub const IDLE_TIME: (Duration, Duration) =
+        (Duration::ZERO, Duration::from_secs(30 * 24 * 3600));
+    /// `boot_timeout`: 1 min .. 24 h.
+    pub const BOOT_TIMEOUT: (Duration, Duration) =
+        (Duration::from_secs(60), Duration::from_secs(24 * 3600));
+    /// `maximum_timeout`: GitLab's minimum of 10 min .. its job timeout cap of 30 days.
+    pub const MAXIMUM_TIMEOUT: (Duration, Duration) = (
+        Duration::from_secs(600),
+        Duration::from_secs(30 * 24 * 3600),
+    );
+    /// `limit` (pool and period): 1 .. 10,000 VMs.
+    pub const LIMIT: (u32, u32) = (1, 10_000);
+    /// `capacity`: 1 .. 1,000 jobs per VM.
+    pub const CAPACITY: (u32, u32) = (1, 1_000);
+    /// `max_builds` (pool and period): 0 (unlimited) .. 1,000,000 jobs per VM.
+    pub const MAX_BUILDS: (u32, u32) = (0, 1_000_000);
+    /// `forecast_days`: 0 (off) .. 30 days of history.
+    pub const FORECAST_DAYS: (u32, u32) = (0, 30);
+}
+
 /// Collects errors with positions.
 struct Ctx<'s> {
     /// Name of the file for messages.
@@ -216,6 +246,66 @@ impl<'s> Ctx<'s> {
                 self.err(&span, &path, msg);
                 None
             }
+        }
+    }
+
+    /// A [`Self::duration`] within `min..=max`; outside, an error naming the value as
+    /// written and the bounds.
+    fn bounded_duration(
+        &mut self,
+        node: &Node<'_>,
+        key: &str,
+        (min, max): (Duration, Duration),
+    ) -> Option<Sp<Duration>> {
+        let d = self.duration(node, key)?;
+        if d.v < min || d.v > max {
+            let raw = self.raw(node, key);
+            self.err(
+                &d.span,
+                &d.path,
+                format!(
+                    "{raw} is out of range: must be between {} and {}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A [`Self::u32`] within `min..=max`; outside, an error naming the value and the
+    /// bounds.
+    fn bounded_u32(
+        &mut self,
+        node: &Node<'_>,
+        key: &str,
+        (min, max): (u32, u32),
+    ) -> Option<Sp<u32>> {
+        let i = self.int(node, key)?;
+        match u32::try_from(i.v) {
+            Ok(v) if (min..=max).contains(&v) => Some(Sp {
+                v,
+                span: i.span,
+                path: i.path,
+            }),
+            _ => {
+                self.err(
+                    &i.span,
+                    &i.path,
+                    format!("{} is out of range: must be between {min} and {max}", i.v),
+                );
+                None
+            }
+        }
+    }
+
+    /// The value of `key` as written in the file, for messages (never used for secrets).
+    fn raw(&self, node: &Node<'_>, key: &str) -> String {
+        match node.table.get(key).and_then(Item::as_value) {
+            Some(Value::String(s)) => format!("`{}`", s.value().escape_debug()),
+            Some(v) => format!("`{}`", v.to_string().trim()),
+            None => "the value".to_owned(),
         }
     }
 
@@ -567,11 +657,7 @@ fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> {
             None
         }
     };
-    let poll_interval = match ctx.duration(n, "poll_interval") {
-        Some(d) if d.v.is_zero() => {
-            ctx.err(&d.span, &d.path, "must be greater than zero");
-            None
-        }
+    let poll_interval = match ctx.bounded_duration(n, "poll_interval", bounds::POLL_INTERVAL) {
         Some(d) => Some(d.v),
         None if n.table.contains_key("poll_interval") => None,
         None => Some(Duration::from_secs(15)),
@@ -991,20 +1077,13 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
             None
         }
     };
-    let capacity = match ctx.u32(n, "capacity") {
-        Some(c) => NonZeroU32::new(c.v).or_else(|| {
-            ctx.err(&c.span, &c.path, "must be at least 1");
-            None
-        }),
+    let capacity = match ctx.bounded_u32(n, "capacity", bounds::CAPACITY) {
+        Some(c) => NonZeroU32::new(c.v),
         None if n.table.contains_key("capacity") => None,
         None => Some(NonZeroU32::MIN),
     };
     let idle_count = ctx.u32(n, "idle_count");
-    let limit = match ctx.u32(n, "limit") {
-        Some(l) if l.v == 0 => {
-            ctx.err(&l.span, &l.path, "must be at least 1");
-            None
-        }
+    let limit = match ctx.bounded_u32(n, "limit", bounds::LIMIT) {
         Some(l) => Some(l),
         None => {
             if !n.table.contains_key("limit") {
@@ -1016,18 +1095,17 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
     let max_growth = ctx.u32(n, "max_growth");
     let policy = Policy {
         idle_count: idle_count.as_ref().map_or(0, |s| s.v),
-        idle_time: opt_duration(ctx, n, "idle_time", Duration::from_secs(30 * 60)),
-        max_builds: ctx.u32(n, "max_builds").map_or(0, |s| s.v),
+        idle_time: ctx
+            .bounded_duration(n, "idle_time", bounds::IDLE_TIME)
+            .map_or(Duration::from_secs(30 * 60), |d| d.v),
+        max_builds: ctx
+            .bounded_u32(n, "max_builds", bounds::MAX_BUILDS)
+            .map_or(0, |s| s.v),
         limit: limit.as_ref().map_or(1, |s| s.v),
         max_growth: max_growth.as_ref().map_or(0, |s| s.v),
-        boot_timeout: match ctx.duration(n, "boot_timeout") {
-            Some(d) if d.v.is_zero() => {
-                ctx.err(&d.span, &d.path, "must be greater than zero");
-                Duration::ZERO
-            }
-            Some(d) => d.v,
-            None => Duration::from_secs(10 * 60),
-        },
+        boot_timeout: ctx
+            .bounded_duration(n, "boot_timeout", bounds::BOOT_TIMEOUT)
+            .map_or(Duration::from_secs(10 * 60), |d| d.v),
     };
     if let (Some(cap), Some(l)) = (capacity, &limit) {
         if let Some(ic) = &idle_count {
@@ -1054,7 +1132,9 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
         }
     }
     let park_surplus = ctx.bool(n, "park_surplus").unwrap_or(true);
-    let forecast_days = ctx.u32(n, "forecast_days").map_or(2, |s| s.v);
+    let forecast_days = ctx
+        .bounded_u32(n, "forecast_days", bounds::FORECAST_DAYS)
+        .map_or(2, |s| s.v);
     let forecast_lookahead = match ctx.duration(n, "forecast_lookahead") {
         Some(d) if d.v < Duration::from_secs(60) || d.v > Duration::from_secs(3600) => {
             ctx.err(&d.span, &d.path, "must be between 1m and 1h");
@@ -1104,10 +1184,6 @@ fn required_table<'a>(ctx: &mut Ctx<'_>, n: &Node<'a>, key: &str) -> Option<Node
         );
     }
     t
-}
-
-fn opt_duration(ctx: &mut Ctx<'_>, n: &Node<'_>, key: &str, default: Duration) -> Duration {
-    ctx.duration(n, key).map_or(default, |d| d.v)
 }
 
 fn server(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<ServerTemplate> {
@@ -1313,14 +1389,9 @@ fn runner(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<RunnerSettings> {
         Some(AccessLevel::NotProtected)
     };
     let locked = ctx.bool(n, "locked").unwrap_or(false);
-    let maximum_timeout = match ctx.duration(n, "maximum_timeout") {
-        Some(d) if d.v < Duration::from_secs(600) => {
-            ctx.err(&d.span, &d.path, "must be at least 10m (GitLab's minimum)");
-            None
-        }
-        Some(d) => Some(d.v),
-        None => None,
-    };
+    let maximum_timeout = ctx
+        .bounded_duration(n, "maximum_timeout", bounds::MAXIMUM_TIMEOUT)
+        .map(|d| d.v);
     let docker_image = ctx
         .str(n, "docker_image")
         .map_or_else(|| "alpine".to_owned(), |s| s.v);
@@ -1615,21 +1686,20 @@ fn period(
         None => Some(Tz::UTC),
     };
     let idle_count = ctx.u32(n, "idle_count");
-    let limit = ctx.u32(n, "limit");
+    let limit = ctx.bounded_u32(n, "limit", bounds::LIMIT);
     let max_growth = ctx.u32(n, "max_growth");
     let overrides = PolicyOverrides {
         idle_count: idle_count.as_ref().map(|s| s.v),
-        idle_time: ctx.duration(n, "idle_time").map(|d| d.v),
-        max_builds: ctx.u32(n, "max_builds").map(|s| s.v),
+        idle_time: ctx
+            .bounded_duration(n, "idle_time", bounds::IDLE_TIME)
+            .map(|d| d.v),
+        max_builds: ctx
+            .bounded_u32(n, "max_builds", bounds::MAX_BUILDS)
+            .map(|s| s.v),
         limit: limit.as_ref().map(|s| s.v),
         max_growth: max_growth.as_ref().map(|s| s.v),
     };
     let eff = overrides.apply(*base);
-    if let Some(l) = &limit {
-        if l.v == 0 {
-            ctx.err(&l.span, &l.path, "must be at least 1");
-        }
-    }
     if let Some(cap) = capacity {
         let slots = u64::from(eff.limit) * u64::from(cap.get());
         if u64::from(eff.idle_count) > slots && eff.limit > 0 {
@@ -1962,7 +2032,10 @@ tags = ["docker"]
         let e =
             parse_config(&BASE.replace("limit = 4", "limit = -4"), "t.toml", now()).unwrap_err();
         assert_eq!(e.0[0].position, Some((14, 9)));
-        assert_eq!(e.0[0].message, "must not be negative, found -4");
+        assert_eq!(
+            e.0[0].message,
+            "-4 is out of range: must be between 1 and 10000"
+        );
     }
 
     #[test]
@@ -2025,8 +2098,118 @@ tags = ["docker"]
         one_err(
             &with("[controller]", "poll_interval = 0"),
             "controller.poll_interval",
-            "greater than zero",
+            "`0` is out of range: must be between 1s and 1h",
         );
+    }
+
+    // Regression, issue 11 item 9: "1000000000y" passed validation and panicked the
+    // process (exit 101) at the first timer; "1ns" made the loop spin.
+    #[test]
+    fn absurd_poll_intervals_are_refused_naming_file_line_key_and_value() {
+        for (value, shown) in [
+            ("\"1000000000y\"", "`1000000000y`"),
+            ("\"1ns\"", "`1ns`"),
+            ("\"2h\"", "`2h`"),
+            ("99999999999", "`99999999999`"),
+        ] {
+            let src = with("[controller]", &format!("poll_interval = {value}"));
+            let e = parse_config(&src, "t.toml", now()).unwrap_err();
+            assert_eq!(e.len(), 1, "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "t.toml:5:17: controller.poll_interval: {shown} is out of range: must be between 1s and 1h"
+                )
+            );
+        }
+        assert_eq!(
+            ok(&with("[controller]", "poll_interval = \"1h\""))
+                .controller
+                .poll_interval,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn absurd_pool_durations_are_refused() {
+        one_err(
+            &with("[[pools]]", "idle_time = \"1000000000y\""),
+            "pools[0].idle_time",
+            "`1000000000y` is out of range: must be between 0s and 30days",
+        );
+        one_err(
+            &with("[[pools]]", "boot_timeout = \"1s\""),
+            "pools[0].boot_timeout",
+            "`1s` is out of range: must be between 1m and 1day",
+        );
+        one_err(
+            &with("[pools.runner]", "maximum_timeout = \"100y\""),
+            "pools[0].runner.maximum_timeout",
+            "must be between 10m and 30days",
+        );
+        one_err(
+            &period("schedules = [\"* * * * *\"]\nidle_time = \"1000000000y\""),
+            "pools[0].periods[0].idle_time",
+            "must be between 0s and 30days",
+        );
+        assert_eq!(
+            ok(&with("[[pools]]", "idle_time = 0")).pools[0]
+                .policy
+                .idle_time,
+            Duration::ZERO
+        );
+    }
+
+    // Regression, issue 11 item 9: counts near u32::MAX passed validation and
+    // overflowed downstream.
+    #[test]
+    fn counts_near_u32_max_are_refused_with_their_bound() {
+        let max = u32::MAX;
+        one_err(
+            &BASE.replace("limit = 4", &format!("limit = {max}")),
+            "pools[0].limit",
+            &format!("{max} is out of range: must be between 1 and 10000"),
+        );
+        one_err(
+            &with("[[pools]]", &format!("capacity = {max}")),
+            "pools[0].capacity",
+            "must be between 1 and 1000",
+        );
+        one_err(
+            &with("[[pools]]", &format!("idle_count = {max}")),
+            "pools[0].idle_count",
+            &format!("idle_count {max} exceeds limit 4 x capacity 1"),
+        );
+        one_err(
+            &with("[[pools]]", &format!("max_growth = {max}")),
+            "pools[0].max_growth",
+            "exceeds limit 4",
+        );
+        one_err(
+            &with("[[pools]]", &format!("max_builds = {max}")),
+            "pools[0].max_builds",
+            "must be between 0 and 1000000",
+        );
+        one_err(
+            &with("[[pools]]", &format!("forecast_days = {max}")),
+            "pools[0].forecast_days",
+            "must be between 0 and 30",
+        );
+        one_err(
+            &period(&format!("schedules = [\"* * * * *\"]\nlimit = {max}")),
+            "pools[0].periods[0].limit",
+            "must be between 1 and 10000",
+        );
+        one_err(
+            &period(&format!("schedules = [\"* * * * *\"]\nmax_builds = {max}")),
+            "pools[0].periods[0].max_builds",
+            "must be between 0 and 1000000",
+        );
+        let big = ok(&BASE.replace(
+            "limit = 4",
+            "limit = 10000\ncapacity = 1000\nidle_count = 10000000",
+        ));
+        assert_eq!(big.pools[0].policy.idle_count, 10_000_000);
     }
 
     #[test]
@@ -2291,7 +2474,7 @@ tags = ["docker"]
         one_err(
             &BASE.replace("limit = 4", "limit = 0"),
             "pools[0].limit",
-            "at least 1",
+            "0 is out of range: must be between 1 and 10000",
         );
     }
 
@@ -2300,7 +2483,7 @@ tags = ["docker"]
         one_err(
             &with("[[pools]]", "capacity = 0"),
             "pools[0].capacity",
-            "at least 1",
+            "0 is out of range: must be between 1 and 1000",
         );
     }
 
@@ -2457,7 +2640,7 @@ tags = ["docker"]
         one_err(
             &with("[pools.runner]", "maximum_timeout = \"5m\""),
             "pools[0].runner.maximum_timeout",
-            "at least 10m",
+            "`5m` is out of range: must be between 10m and 30days",
         );
     }
 
@@ -2637,7 +2820,7 @@ tags = ["docker"]
         one_err(
             &period("schedules = [\"* * * * *\"]\nlimit = 0"),
             "pools[0].periods[0].limit",
-            "at least 1",
+            "must be between 1 and 10000",
         );
         let src = with("[[pools]]", "max_growth = 3")
             + "\n[[pools.periods]]\nschedules = [\"* * * * *\"]\nlimit = 2\n";
