@@ -27,6 +27,10 @@ pub struct Config {
     pub openstack: Option<OpenStack>,
     /// `[[pools]]` in file order (the order decides which pool counts a shared job).
     pub pools: Vec<Pool>,
+    /// Findings that do not stop the file from loading, each with file, line, column
+    /// and key (a period schedule that can no longer match). `validate` should print
+    /// them and `run` log them at start-up.
+    pub warnings: Vec<crate::ConfigError>,
 }
 
 /// `[controller]`.

@@ -78,6 +78,8 @@ struct Ctx<'s> {
     now: DateTime<Utc>,
     /// Problems found so far.
     errors: Vec<ConfigError>,
+    /// Findings that do not stop the file from loading.
+    warnings: Vec<ConfigError>,
 }
 
 /// A table (or inline table) being read.
@@ -120,6 +122,31 @@ impl<'s> Ctx<'s> {
             key: key.to_owned(),
             message: message.into(),
         });
+    }
+
+    /// Like [`Self::err`], for something that does not stop the file from loading.
+    fn warn(&mut self, span: &Span, key: &str, message: impl Into<String>) {
+        let position = self.position(span);
+        self.warnings.push(ConfigError {
+            origin: self.origin.to_owned(),
+            position,
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The span of the part of string value `text` (at `span`) that starts at byte
+    /// `offset`, when the file spells the string without escapes; else the value's span.
+    fn inner_span(&self, span: &Span, text: &str, offset: usize) -> Span {
+        let r = span.clone()?;
+        let raw = self.src.get(r.clone())?;
+        let quote = raw.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let body = raw.get(1..)?;
+        if raw.starts_with(&format!("{quote}{quote}{quote}")) || !body.starts_with(text) {
+            return Some(r);
+        }
+        let start = r.start + 1 + offset;
+        Some(start..r.end)
     }
 
     /// A required key is absent from `node`.
@@ -555,6 +582,7 @@ pub(crate) fn parse_config(
         src: source,
         now,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let doc = match toml_edit::Document::parse(source) {
         Ok(doc) => doc,
@@ -621,11 +649,14 @@ pub(crate) fn parse_config(
 
     match (controller, gitlab, pools) {
         (Some(controller), Some(gitlab), Some(pools)) if ctx.errors.is_empty() && openstack_ok => {
+            let mut warnings = ctx.warnings;
+            warnings.sort_by_key(|e| e.position);
             Ok(Config {
                 controller,
                 gitlab,
                 openstack,
                 pools,
+                warnings,
             })
         }
         _ => {
@@ -1653,9 +1684,27 @@ fn period(
         }
         Some(list) => {
             for s in list {
-                match Schedule::parse_at(&s.v, ctx.now) {
-                    Ok(sched) => schedules.push(sched),
-                    Err(e) => ctx.err(&s.span, &s.path, format!("`{}`: {e}", s.v)),
+                let shown = s.v.escape_debug().to_string();
+                match Schedule::parse(&s.v) {
+                    Ok(sched) => {
+                        if !sched.can_match_from(ctx.now) {
+                            ctx.warn(
+                                &s.span,
+                                &s.path,
+                                format!(
+                                    "schedule `{shown}` can no longer match (no date from today on satisfies its date fields, e.g. a year in the past); it is never active again, remove it"
+                                ),
+                            );
+                        }
+                        schedules.push(sched);
+                    }
+                    Err(e) => {
+                        let span = match e.offset() {
+                            Some(offset) => ctx.inner_span(&s.span, &s.v, offset),
+                            None => s.span.clone(),
+                        };
+                        ctx.err(&span, &s.path, format!("schedule `{shown}`: {e}"));
+                    }
                 }
             }
         }
@@ -1875,6 +1924,10 @@ tags = ["docker"]
         DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc)
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     fn ok(src: &str) -> Config {
@@ -2775,10 +2828,62 @@ tags = ["docker"]
             "`* * * * * *`: 6 fields are ambiguous",
         );
         one_err(
-            &period("schedules = [\"* * * * * * 2001\"]"),
+            &period("schedules = [\"* * * 31 2 * *\"]"),
             "pools[0].periods[0].schedules[0]",
-            "can never match",
+            "`* * * 31 2 * *`: can never match",
         );
+    }
+
+    // Regression, issue 11 item 9: a schedule restricted to a year validated during that
+    // year and then refused to load, so the service failed to restart in a loop. Now it
+    // loads, is never active, and the warning names file, line, column and key; `run`
+    // and `validate` read the same result.
+    #[test]
+    fn schedule_restricted_to_a_past_year_loads_inactive_with_a_warning() {
+        let src = period("schedules = [\"* * * * * * 2025\"]\nidle_count = 0");
+        let line = src.lines().count() - 1;
+        let during = parse_config(&src, "t.toml", at("2025-06-01T12:00:00Z")).unwrap();
+        assert!(during.warnings.is_empty(), "{:?}", during.warnings);
+        assert_eq!(
+            during.pools[0].policy_at(at("2025-06-01T12:00:00Z")).period,
+            Some(0)
+        );
+
+        let after = at("2026-01-02T00:00:00Z");
+        let cfg = parse_config(&src, "t.toml", after).unwrap_or_else(|e| panic!("{e}"));
+        let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [format!(
+                "t.toml:{line}:14: pools[0].periods[0].schedules[0]: schedule `* * * * * * 2025` can no longer match (no date from today on satisfies its date fields, e.g. a year in the past); it is never active again, remove it"
+            )]
+        );
+        let pool = &cfg.pools[0];
+        assert_eq!(pool.policy_at(after).period, None);
+        assert_eq!(pool.policy_at(after).policy, pool.policy);
+        assert_eq!(pool.next_transition(after), None);
+    }
+
+    // Regression, issue 11 item 9: cron errors spanned three lines and repeated the cron
+    // crate's "Hours must be less than 23".
+    #[test]
+    fn cron_errors_are_one_line_naming_file_line_column_and_field() {
+        let src = period("schedules = [\"* * 25 * * * *\", \"0 8 * * mon-fry\"]");
+        let line = src.lines().count();
+        let e = parse_config(&src, "t.toml", now()).unwrap_err();
+        let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                format!(
+                    "t.toml:{line}:19: pools[0].periods[0].schedules[0]: schedule `* * 25 * * * *`: hour field `25`: 25 is out of range 0-23 (both included)"
+                ),
+                format!(
+                    "t.toml:{line}:41: pools[0].periods[0].schedules[1]: schedule `0 8 * * mon-fry`: day-of-week field `mon-fry`: `fry` is not a day (use 0-7 or sun..sat)"
+                ),
+            ]
+        );
+        assert!(!e.to_string().contains("less than"));
     }
 
     #[test]
