@@ -143,6 +143,20 @@ const BROKEN: &[(&str, usize, usize, &str, &str)] = &[
         "can never match",
     ),
     (
+        "cron-field-out-of-range.toml",
+        25,
+        19,
+        "pools[0].periods[0].schedules[0]",
+        "hour field `0-8,22-24`: 24 is out of range 0-23 (both included)",
+    ),
+    (
+        "absurd-poll-interval.toml",
+        4,
+        17,
+        "controller.poll_interval",
+        "`1000000000y` is out of range: must be between 1s and 1h",
+    ),
+    (
         "inline-token.toml",
         7,
         1,
