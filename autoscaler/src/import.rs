@@ -7,8 +7,13 @@
 //! removed `OffPeak*` keys and `[[runners.machine.autoscaling]]` blocks become
 //! `[[pools.periods]]`; because docker+machine zeroed the fields a block left unset (where
 //! this project inherits them), those fields are written out explicitly as 0. Comments of the
-//! source are carried over above the keys they belonged to. The output ends with a list of
-//! everything that could not be mapped.
+//! source are carried over above the keys they belonged to, with anything that looks like a
+//! secret in them (the source's own secret values, the value after a key such as `token`,
+//! `password`, `secret` or `AccessKey`, GitLab tokens by their prefix, `--token` flags)
+//! replaced by `[REDACTED]`. The output ends with a list of everything that could not be
+//! mapped. A key the importer reads that has the wrong type (`limit = "24"`) is an error
+//! naming file, line, column and key: gitlab-runner refuses such a file too, and a guess
+//! would silently change the setup.
 
 use std::fmt::Write as _;
 
@@ -24,6 +29,18 @@ pub enum ImportError {
         origin: String,
         /// The parser's message (with line and column).
         message: String,
+    },
+    /// Keys the importer reads have the wrong type; nothing was converted.
+    #[error(
+        "{}\n{origin}: {} key(s) with the wrong type (gitlab-runner refuses such a file too); fix them and import again",
+        problems.join("\n"),
+        problems.len()
+    )]
+    WrongTypes {
+        /// File name.
+        origin: String,
+        /// One line per key: `file:line:col: key: expected ..., found ...`.
+        problems: Vec<String>,
     },
     /// No docker+machine OpenStack runner in it.
     #[error(
@@ -48,6 +65,13 @@ pub fn import(source: &str, origin: &str) -> Result<String, ImportError> {
                 origin: origin.to_string(),
                 message: e.to_string().trim().to_string(),
             })?;
+    let problems = wrong_types(source, origin);
+    if !problems.is_empty() {
+        return Err(ImportError::WrongTypes {
+            origin: origin.to_string(),
+            problems,
+        });
+    }
     let mut out = Out {
         s: String::new(),
         secrets: secrets_of(&doc),
@@ -247,13 +271,17 @@ struct Out {
 }
 
 impl Out {
-    /// A comment with every secret of the source, and the argument of any `--token` or
-    /// `--registration-token` flag, replaced by `[REDACTED]`.
+    /// A comment with every secret of the source, the argument of any `--token` or
+    /// `--registration-token` flag, the value after a secret-looking key and every
+    /// GitLab token (by prefix) replaced by `[REDACTED]`: comments often keep an old,
+    /// commented-out value that the source's live keys no longer hold.
     fn scrub(&self, comment: &str) -> String {
         let mut c = comment.to_string();
         for s in &self.secrets {
             c = c.replace(s.as_str(), "[REDACTED]");
         }
+        c = redact_assigned_secrets(&c);
+        c = redact_token_prefixes(&c);
         for flag in ["--registration-token", "--token", "-r", "-t"] {
             let mut out = Vec::new();
             let mut redact_next = false;
@@ -741,6 +769,303 @@ fn slug(name: &str) -> String {
     }
     let s = s.trim_matches('-').to_string();
     if s.is_empty() { "pool".to_string() } else { s }
+}
+
+/// Words in a key name that mark its value as a secret (compared in lowercase).
+const SECRET_KEY_WORDS: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "accesskey",
+    "access_key",
+    "access-key",
+    "privatekey",
+    "private_key",
+];
+
+/// Prefixes of GitLab tokens (runner, personal, registration, deploy, ...).
+const TOKEN_PREFIXES: &[&str] = &[
+    "glrt-",
+    "glrtr-",
+    "glpat-",
+    "gldt-",
+    "glptt-",
+    "glcbt-",
+    "glsoat-",
+    "glft-",
+    "glimt-",
+    "glagent-",
+    "gloas-",
+    "glffct-",
+    "GR1348941",
+];
+
+/// Whether `c` can be part of a key name or an unquoted token.
+fn word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// In `line`, the value after `key = `, `key: ` or `key=` where `key` contains a
+/// [`SECRET_KEY_WORDS`] entry becomes `[REDACTED]` (inside its quotes, if quoted).
+fn redact_assigned_secrets(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !word_char(chars[i]) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && word_char(chars[i]) {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        out.push_str(&word);
+        let lower = word.to_ascii_lowercase();
+        if !SECRET_KEY_WORDS.iter().any(|w| lower.contains(w)) {
+            continue;
+        }
+        // `key` `"`? spaces `=` or `:` spaces, then the value.
+        let mut j = i;
+        while j < chars.len() && matches!(chars[j], '"' | '\'' | ' ' | '\t') {
+            j += 1;
+        }
+        if j >= chars.len() || !matches!(chars[j], '=' | ':') {
+            continue;
+        }
+        j += 1;
+        while j < chars.len() && matches!(chars[j], ' ' | '\t') {
+            j += 1;
+        }
+        let (value_start, quote) = match chars.get(j) {
+            Some(q @ ('"' | '\'')) => (j + 1, Some(*q)),
+            _ => (j, None),
+        };
+        let mut end = value_start;
+        while end < chars.len() {
+            let c = chars[end];
+            let stop = match quote {
+                Some(q) => c == q,
+                None => c.is_whitespace() || matches!(c, ',' | '"' | '\'' | ']' | ')'),
+            };
+            if stop {
+                break;
+            }
+            end += 1;
+        }
+        let value: String = chars[value_start..end].iter().collect();
+        if value.is_empty() || value == "[REDACTED]" {
+            continue;
+        }
+        out.extend(&chars[i..value_start]);
+        out.push_str("[REDACTED]");
+        i = end;
+    }
+    out
+}
+
+/// Every word starting with a [`TOKEN_PREFIXES`] entry becomes `[REDACTED]`.
+fn redact_token_prefixes(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !word_char(chars[i]) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && word_char(chars[i]) {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        let token = TOKEN_PREFIXES
+            .iter()
+            .any(|p| word.starts_with(p) && word.len() > p.len());
+        out.push_str(if token { "[REDACTED]" } else { &word });
+    }
+    out
+}
+
+/// The type a key the importer reads must have.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Bool,
+    Table,
+    StrList,
+    Tables,
+}
+
+// === impl Kind ===
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Str => "a string",
+            Kind::Int => "an integer",
+            Kind::Bool => "true or false",
+            Kind::Table => "a [section] table (the importer does not read inline tables)",
+            Kind::StrList => "an array of strings",
+            Kind::Tables => "an array of tables ([[...]])",
+        }
+    }
+
+    fn accepts(self, item: &Item) -> bool {
+        match self {
+            Kind::Str => item.is_str(),
+            Kind::Int => item.is_integer(),
+            Kind::Bool => item.is_bool(),
+            Kind::Table => item.is_table(),
+            Kind::StrList => item
+                .as_array()
+                .is_some_and(|a| a.iter().all(|v| v.is_str())),
+            Kind::Tables => item.is_array_of_tables(),
+        }
+    }
+}
+
+/// The keys of a `[[runners]]` entry the importer reads, with their types; the secret
+/// ones are never echoed.
+const RUNNER_KEYS: &[(&str, Kind)] = &[
+    ("name", Kind::Str),
+    ("url", Kind::Str),
+    ("token", Kind::Str),
+    ("executor", Kind::Str),
+    ("limit", Kind::Int),
+    ("docker", Kind::Table),
+    ("docker.image", Kind::Str),
+    ("docker.privileged", Kind::Bool),
+    ("docker.volumes", Kind::StrList),
+    ("cache", Kind::Table),
+    ("cache.Type", Kind::Str),
+    ("cache.Shared", Kind::Bool),
+    ("cache.s3", Kind::Table),
+    ("cache.s3.ServerAddress", Kind::Str),
+    ("cache.s3.AccessKey", Kind::Str),
+    ("cache.s3.SecretKey", Kind::Str),
+    ("cache.s3.SessionToken", Kind::Str),
+    ("cache.s3.BucketName", Kind::Str),
+    ("cache.s3.BucketLocation", Kind::Str),
+    ("cache.s3.Insecure", Kind::Bool),
+    ("machine", Kind::Table),
+    ("machine.IdleCount", Kind::Int),
+    ("machine.IdleTime", Kind::Int),
+    ("machine.MaxBuilds", Kind::Int),
+    ("machine.MaxGrowthRate", Kind::Int),
+    ("machine.MachineDriver", Kind::Str),
+    ("machine.MachineName", Kind::Str),
+    ("machine.MachineOptions", Kind::StrList),
+    ("machine.OffPeakPeriods", Kind::StrList),
+    ("machine.OffPeakTimezone", Kind::Str),
+    ("machine.OffPeakIdleCount", Kind::Int),
+    ("machine.OffPeakIdleTime", Kind::Int),
+    ("machine.autoscaling", Kind::Tables),
+];
+
+/// The keys of a `[[runners.machine.autoscaling]]` block the importer reads.
+const BLOCK_KEYS: &[(&str, Kind)] = &[
+    ("Periods", Kind::StrList),
+    ("Timezone", Kind::Str),
+    ("IdleCount", Kind::Int),
+    ("IdleTime", Kind::Int),
+];
+
+/// Every key the importer reads whose value has the wrong type, as
+/// `file:line:col: key: expected ..., found ...`, in file order. Values of secret keys
+/// are not shown.
+fn wrong_types(source: &str, origin: &str) -> Vec<String> {
+    let Ok(doc) = toml_edit::Document::parse(source) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, String)> = Vec::new();
+    let mut report = |path: String, item: &Item, kind: Kind| {
+        let at = item.span().map_or(0, |r| r.start);
+        let (line, col) = line_col(source, at);
+        let lower = path.to_ascii_lowercase();
+        let secret = SECRET_KEY_WORDS.iter().any(|w| lower.contains(w));
+        let shown = match item.as_value() {
+            Some(v) if !secret && !v.is_array() && !v.is_inline_table() => {
+                format!(" (`{}`)", v.to_string().trim().replace('\n', "\\n"))
+            }
+            _ => String::new(),
+        };
+        found.push((
+            at,
+            format!(
+                "{origin}:{line}:{col}: {path}: expected {}, found {}{shown}",
+                kind.name(),
+                item_kind(item)
+            ),
+        ));
+    };
+    let Some(runners) = doc.get("runners") else {
+        return Vec::new();
+    };
+    let Some(runners) = runners.as_array_of_tables() else {
+        report("runners".into(), runners, Kind::Tables);
+        return found.into_iter().map(|(_, m)| m).collect();
+    };
+    for (i, r) in runners.iter().enumerate() {
+        for (key, kind) in RUNNER_KEYS {
+            let path: Vec<&str> = key.split('.').collect();
+            if let Some(item) = item_at(r, &path) {
+                if !kind.accepts(item) {
+                    report(format!("runners[{i}].{key}"), item, *kind);
+                }
+            }
+        }
+        if let Some(blocks) =
+            item_at(r, &["machine", "autoscaling"]).and_then(Item::as_array_of_tables)
+        {
+            for (b, block) in blocks.iter().enumerate() {
+                for (key, kind) in BLOCK_KEYS {
+                    if let Some(item) = block.get(key) {
+                        if !kind.accepts(item) {
+                            report(
+                                format!("runners[{i}].machine.autoscaling[{b}].{key}"),
+                                item,
+                                *kind,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, m)| m).collect()
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+fn line_col(source: &str, at: usize) -> (usize, usize) {
+    let before = source.get(..at.min(source.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn item_kind(item: &Item) -> &'static str {
+    match item {
+        Item::None => "nothing",
+        Item::Table(_) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+        Item::Value(v) => match v {
+            Value::String(_) => "a string",
+            Value::Integer(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Boolean(_) => "a boolean",
+            Value::Datetime(_) => "a datetime",
+            Value::Array(a) if a.iter().all(Value::is_str) => "an array",
+            Value::Array(_) => "an array with a non-string entry",
+            Value::InlineTable(_) => "an inline table",
+        },
+    }
 }
 
 #[cfg(test)]

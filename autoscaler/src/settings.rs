@@ -161,6 +161,7 @@ pub fn pool_bootstrap(pool: &cfg::Pool, resolve: bool) -> anyhow::Result<bs::Poo
             extra_cloud_config,
             shell_before: b.shell_before.clone(),
             shell_after: b.shell_after.clone(),
+            block_metadata_in_jobs: b.block_metadata_in_jobs,
         },
     })
 }

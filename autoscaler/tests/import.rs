@@ -150,3 +150,114 @@ fn a_file_without_docker_machine_openstack_runners_is_an_error() {
     let e = autoscaler::import::import("concurrent = ", "c.toml").unwrap_err();
     assert!(e.to_string().starts_with("c.toml: not valid TOML"), "{e}");
 }
+
+/// The reference source with `old` replaced by `new` (exactly once).
+fn reference_with(old: &str, new: &str) -> String {
+    let src = std::fs::read_to_string(repo("docs/examples/docker-machine-config.toml")).unwrap();
+    assert_eq!(src.matches(old).count(), 1, "{old}");
+    src.replacen(old, new, 1)
+}
+
+// Regression, issue 11 item 9: old secrets kept in comments (a rotated token, a
+// commented-out password) were copied into the output verbatim.
+#[test]
+fn old_secrets_in_comments_are_not_copied() {
+    let src = reference_with(
+        "concurrent = 24",
+        "# previous runner: token = \"oldplaintoken20chars\" (rotated 2023)\n\
+         # registered with glrt-0ld-Runner-Token_123 and GR1348941oldRegistrationTok\n\
+         concurrent = 24",
+    );
+    let src = src.replacen(
+        "  limit = 24",
+        "  # \"openstack-password=0ldPassw0rd!\", before the move\n\
+         \x20 # AccessKey: AKIAOLDACCESSKEY42, SecretKey = 'old/secret+key'\n\
+         \x20 # password:hunter2-old\n\
+         \x20 limit = 24",
+        1,
+    );
+    let out = autoscaler::import::import(&src, "c.toml").unwrap();
+    for secret in [
+        "oldplaintoken20chars",
+        "glrt-0ld-Runner-Token_123",
+        "GR1348941oldRegistrationTok",
+        "0ldPassw0rd",
+        "AKIAOLDACCESSKEY42",
+        "old/secret+key",
+        "hunter2-old",
+    ] {
+        assert!(!out.contains(secret), "{secret} leaked into:\n{out}");
+    }
+    // The comments themselves are kept, with the values redacted.
+    assert!(
+        out.contains("# previous runner: token = \"[REDACTED]\" (rotated 2023)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("# \"openstack-password=[REDACTED]\", before the move"),
+        "{out}"
+    );
+    assert!(out.contains("# password:[REDACTED]"), "{out}");
+    autoscaler_config::parse(&out, "out.toml").unwrap_or_else(|e| panic!("{e}\n{out}"));
+}
+
+// Regression, issue 11 item 9: a key with the wrong type was dropped without a word
+// (`limit = "24"` even became "limit = 0 (unlimited)").
+#[test]
+fn wrongly_typed_keys_are_an_error_naming_file_line_column_and_key() {
+    let src = reference_with("  limit = 24", "  limit = \"24\"");
+    let src = src.replacen("    IdleCount = 4", "    IdleCount = \"4\"", 1);
+    let src = src.replacen("    privileged = false", "    privileged = \"no\"", 1);
+    let src = src.replacen(
+        "      SecretKey = \"supersecretsecretkey\"",
+        "      SecretKey = 12345678",
+        1,
+    );
+    let e = autoscaler::import::import(&src, "c.toml").unwrap_err();
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "c.toml:14:11: runners[0].limit: expected an integer, found a string (`\"24\"`)",
+            "c.toml:21:18: runners[0].docker.privileged: expected true or false, found a string (`\"no\"`)",
+            "c.toml:28:19: runners[0].cache.s3.SecretKey: expected a string, found an integer",
+            "c.toml:31:17: runners[0].machine.IdleCount: expected an integer, found a string (`\"4\"`)",
+            "c.toml: 4 key(s) with the wrong type (gitlab-runner refuses such a file too); fix them and import again",
+        ],
+        "{text}"
+    );
+    assert!(
+        !text.contains("12345678"),
+        "a secret key's value is never shown"
+    );
+}
+
+#[test]
+fn wrongly_typed_keys_in_lists_and_blocks_are_reported() {
+    let src = r#"
+[[runners]]
+  name = "dm"
+  url = "https://gitlab.example.com/"
+  executor = "docker+machine"
+  limit = 8
+  docker = { image = "debian", privileged = true }
+  [runners.machine]
+    MachineDriver = "openstack"
+    MachineOptions = ["openstack-flavor-name=m1", 42]
+    [[runners.machine.autoscaling]]
+      Periods = "* * 9-17 * * mon-fri *"
+      IdleTime = "10m"
+"#;
+    let text = autoscaler::import::import(src, "c.toml")
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "c.toml:7:12: runners[0].docker: expected a [section] table (the importer does not read inline tables), found an inline table",
+        "c.toml:10:22: runners[0].machine.MachineOptions: expected an array of strings, found an array with a non-string entry",
+        "c.toml:12:17: runners[0].machine.autoscaling[0].Periods: expected an array of strings, found a string",
+        "c.toml:13:18: runners[0].machine.autoscaling[0].IdleTime: expected an integer, found a string",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}

@@ -12,7 +12,10 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::RenderError;
-use crate::paths::{RUNNER_CONFIG, RUNNER_DIR, SCRIPT, WORK_DIR};
+use crate::paths::{
+    BLOCK_METADATA_SCRIPT, BLOCK_METADATA_UNIT, FORGET_USER_DATA, RUNNER_CONFIG, RUNNER_DIR,
+    RUNNER_DROP_IN, SCRIPT, WORK_DIR,
+};
 
 /// One `write_files` entry of the bootstrap.
 pub(crate) struct File {
@@ -146,7 +149,16 @@ fn check_extra_file(index: usize, item: &Value) -> Result<(), RenderError> {
     };
     let owned_dir = |dir: &str| normal == dir || normal.starts_with(&format!("{dir}/"));
     let system_id = format!("{RUNNER_DIR}/.runner_system_id");
-    if owned_dir(WORK_DIR) || normal == RUNNER_CONFIG || normal == system_id {
+    let owned_file = [
+        RUNNER_CONFIG,
+        system_id.as_str(),
+        BLOCK_METADATA_SCRIPT,
+        BLOCK_METADATA_UNIT,
+        RUNNER_DROP_IN,
+        FORGET_USER_DATA,
+    ]
+    .contains(&normal.as_str());
+    if owned_dir(WORK_DIR) || owned_file {
         return Err(RenderError::merge(
             key,
             format!("`{path}` is written or managed by the bootstrap itself"),
@@ -274,6 +286,24 @@ mod tests {
                 .contains("write_files[0].path: `/etc//gitlab-runner/./config.toml` is written"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn extra_files_over_the_metadata_block_and_user_data_clean_up_are_refused() {
+        for path in [
+            BLOCK_METADATA_SCRIPT,
+            BLOCK_METADATA_UNIT,
+            RUNNER_DROP_IN,
+            FORGET_USER_DATA,
+        ] {
+            let extra = format!("write_files:\n  - path: {path}\n    content: x\n");
+            let err = render("vm-1", files(), Some(&extra)).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("is written or managed by the bootstrap"),
+                "{path}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //! `config.toml` (mode 0600, staged) on the VM; its `runcmd` runs the script, which:
 //! runs `shell_before`; regenerates `/etc/machine-id`; installs Docker (distro package,
 //! convenience script, script URL, or checks the image); installs `qemu-user-static` and
-//! `binfmt-support` and checks the binfmt handlers; installs gitlab-runner (package
-//! repository, or checks the image); moves `config.toml` into `/etc/gitlab-runner`;
-//! starts the runner; runs `shell_after`. docs/bootstrap.md has the details.
+//! `binfmt-support` and checks the binfmt handlers; blocks job containers from the
+//! metadata service (unless `block_metadata_in_jobs` is off); installs gitlab-runner
+//! (package repository, or checks the image); moves `config.toml` into
+//! `/etc/gitlab-runner`; starts the runner; deletes cloud-init's copies of the
+//! user-data; runs `shell_after`. docs/bootstrap.md has the details.
 //!
 //! # Secrets
 //!
@@ -28,12 +30,14 @@
 //! - `script`: the bootstrap shell script.
 //! - `runner_config`: gitlab-runner's `config.toml`.
 //! - `cloud_config`: the `#cloud-config` document and the extra cloud-config merge.
+//! - `metadata`: the metadata block for job containers and the user-data clean-up.
 //! - `escape`: shell and TOML quoting.
 //! - `paths`: file paths on the VM.
 
 mod cloud_config;
 mod error;
 mod escape;
+mod metadata;
 mod params;
 pub mod paths;
 mod runner_config;
@@ -163,6 +167,10 @@ fn render_text(
             content,
         });
     }
+    if options.block_metadata_in_jobs {
+        files.extend(metadata::block_files());
+    }
+    files.push(metadata::forget_file());
     files.push(File {
         path: paths::STAGED_RUNNER_CONFIG,
         permissions: "0600",

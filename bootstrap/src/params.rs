@@ -82,6 +82,11 @@ pub struct BootstrapOptions {
     pub shell_before: Option<String>,
     /// Shell run as the very last bootstrap step, after the runner started.
     pub shell_after: Option<String>,
+    /// Keep job containers away from the metadata service (169.254.169.254), which
+    /// serves the user-data with the runner token and S3 keys: a `DOCKER-USER` rule,
+    /// installed before the runner starts and after every Docker start. Default on;
+    /// off only for setups whose jobs need the metadata service.
+    pub block_metadata_in_jobs: bool,
 }
 
 /// How Docker is installed (`docker_install`).
@@ -149,7 +154,7 @@ pub const PREVIEW_TOKEN: &str = "glrt-preview-not-a-real-token";
 
 impl Default for BootstrapOptions {
     /// The defaults of `[pools.bootstrap]`: distro Docker, QEMU for `arm64` and `arm`,
-    /// gitlab-runner from the official repository, no hooks.
+    /// gitlab-runner from the official repository, no hooks, metadata blocked for jobs.
     fn default() -> Self {
         Self {
             docker_install: DockerInstall::Distro,
@@ -159,6 +164,7 @@ impl Default for BootstrapOptions {
             extra_cloud_config: None,
             shell_before: None,
             shell_after: None,
+            block_metadata_in_jobs: true,
         }
     }
 }

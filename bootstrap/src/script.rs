@@ -15,7 +15,8 @@ use std::fmt::Write as _;
 use crate::escape::shell_quote;
 use crate::params::{BootstrapOptions, DockerInstall, RunnerInstall};
 use crate::paths::{
-    RUNNER_CONFIG, RUNNER_DIR, SHELL_AFTER, SHELL_BEFORE, STAGED_RUNNER_CONFIG, WORK_DIR,
+    BLOCK_METADATA_UNIT_NAME, FORGET_USER_DATA, METADATA_IPV4, RUNNER_CONFIG, RUNNER_DIR,
+    SHELL_AFTER, SHELL_BEFORE, STAGED_RUNNER_CONFIG, WORK_DIR,
 };
 
 /// What the script needs besides the options: resolved, validated values.
@@ -73,6 +74,11 @@ pub(crate) fn render(inputs: &ScriptInputs<'_>) -> String {
     s.push('\n');
     s.push_str(&docker(&options.docker_install));
 
+    if options.block_metadata_in_jobs {
+        s.push('\n');
+        s.push_str(&block_metadata());
+    }
+
     if qemu {
         s.push('\n');
         s.push_str(&qemu_binfmt(inputs.binfmt_handlers));
@@ -94,6 +100,9 @@ pub(crate) fn render(inputs: &ScriptInputs<'_>) -> String {
     s.push_str("systemctl enable gitlab-runner.service\n");
     s.push_str("systemctl restart gitlab-runner.service\n");
 
+    s.push_str("\nstep \"removing cloud-init's copies of the user-data\"\n");
+    let _ = writeln!(s, "\"$R{FORGET_USER_DATA}\"");
+
     if inputs.has_after {
         s.push('\n');
         s.push_str("step \"running shell_after\"\n");
@@ -105,8 +114,9 @@ pub(crate) fn render(inputs: &ScriptInputs<'_>) -> String {
 
 const HEADER: &str = r#"#!/bin/sh
 # gitlab-autoscaler bootstrap, run once per instance by cloud-init (runcmd).
-# Order: shell_before, machine-id, Docker, QEMU binfmt, gitlab-runner, config.toml,
-# runner start, shell_after. Any failure stops here, before the runner starts.
+# Order: shell_before, machine-id, Docker, metadata block, QEMU binfmt, gitlab-runner,
+# config.toml, runner start, user-data clean-up, shell_after. Any failure before the
+# runner start stops here, before the runner starts.
 # BOOTSTRAP_ROOT prefixes every file path; only the project's tests set it.
 set -eu
 
@@ -177,6 +187,20 @@ fn docker(install: &DockerInstall) -> String {
     s.push_str("systemctl enable --now docker.service\n");
     s.push_str("docker info >/dev/null || die \"docker is installed but does not answer\"\n");
     s
+}
+
+/// Enables and starts the unit that inserts the `DOCKER-USER` rule, then checks that the
+/// rule is there: the runner must not start without it.
+fn block_metadata() -> String {
+    format!(
+        r#"step "blocking job containers from the metadata service ({METADATA_IPV4})"
+systemctl daemon-reload
+systemctl enable {BLOCK_METADATA_UNIT_NAME}
+systemctl restart {BLOCK_METADATA_UNIT_NAME}
+iptables -w -C DOCKER-USER -d {METADATA_IPV4}/32 -j REJECT ||
+  die "job containers are not blocked from the metadata service"
+"#
+    )
 }
 
 fn qemu_binfmt(handlers: &[&str]) -> String {

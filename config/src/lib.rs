@@ -61,7 +61,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates configuration text; `origin` (usually the file name) prefixes
-/// every message. Schedules that can no longer match as of now are refused.
+/// every message. A period schedule that can no longer match as of now (a year field in
+/// the past) is not an error: it is never active, and [`Config::warnings`] names it, so
+/// a file that loaded once keeps loading as time passes.
 ///
 /// # Errors
 ///

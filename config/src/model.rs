@@ -27,6 +27,10 @@ pub struct Config {
     pub openstack: Option<OpenStack>,
     /// `[[pools]]` in file order (the order decides which pool counts a shared job).
     pub pools: Vec<Pool>,
+    /// Findings that do not stop the file from loading, each with file, line, column
+    /// and key (a period schedule that can no longer match). `validate` should print
+    /// them and `run` log them at start-up.
+    pub warnings: Vec<crate::ConfigError>,
 }
 
 /// `[controller]`.
@@ -299,6 +303,10 @@ pub struct BootstrapOptions {
     pub shell_before: Option<String>,
     /// Shell run last, if any.
     pub shell_after: Option<String>,
+    /// Keep CI job containers away from the metadata service, which serves the VM's
+    /// user-data with its runner token and S3 keys (`block_metadata_in_jobs`, default
+    /// true; docs/bootstrap.md).
+    pub block_metadata_in_jobs: bool,
 }
 
 /// `docker_install`.

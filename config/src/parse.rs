@@ -38,6 +38,36 @@ pub const DEFAULT_RUNNER_REPOSITORY: &str = "https://packages.gitlab.com/runner/
 
 type Span = Option<Range<usize>>;
 
+/// Bounds of every duration and count the file sets: values outside them are refused
+/// (docs/configuration.md, "Bounds"). They keep time arithmetic and counters far from
+/// overflow and refuse settings no operator means (a poll every nanosecond).
+pub(crate) mod bounds {
+    use std::time::Duration;
+
+    /// `poll_interval`: 1 s .. 1 h.
+    pub const POLL_INTERVAL: (Duration, Duration) =
+        (Duration::from_secs(1), Duration::from_secs(3600));
+    /// `idle_time` (pool and period): 0 s .. 30 days.
+    pub const IDLE_TIME: (Duration, Duration) =
+        (Duration::ZERO, Duration::from_secs(30 * 24 * 3600));
+    /// `boot_timeout`: 1 min .. 24 h.
+    pub const BOOT_TIMEOUT: (Duration, Duration) =
+        (Duration::from_secs(60), Duration::from_secs(24 * 3600));
+    /// `maximum_timeout`: GitLab's minimum of 10 min .. its job timeout cap of 30 days.
+    pub const MAXIMUM_TIMEOUT: (Duration, Duration) = (
+        Duration::from_secs(600),
+        Duration::from_secs(30 * 24 * 3600),
+    );
+    /// `limit` (pool and period): 1 .. 10,000 VMs.
+    pub const LIMIT: (u32, u32) = (1, 10_000);
+    /// `capacity`: 1 .. 1,000 jobs per VM.
+    pub const CAPACITY: (u32, u32) = (1, 1_000);
+    /// `max_builds` (pool and period): 0 (unlimited) .. 1,000,000 jobs per VM.
+    pub const MAX_BUILDS: (u32, u32) = (0, 1_000_000);
+    /// `forecast_days`: 0 (off) .. 30 days of history.
+    pub const FORECAST_DAYS: (u32, u32) = (0, 30);
+}
+
 /// Collects errors with positions.
 struct Ctx<'s> {
     /// Name of the file for messages.
@@ -48,6 +78,8 @@ struct Ctx<'s> {
     now: DateTime<Utc>,
     /// Problems found so far.
     errors: Vec<ConfigError>,
+    /// Findings that do not stop the file from loading.
+    warnings: Vec<ConfigError>,
 }
 
 /// A table (or inline table) being read.
@@ -90,6 +122,31 @@ impl<'s> Ctx<'s> {
             key: key.to_owned(),
             message: message.into(),
         });
+    }
+
+    /// Like [`Self::err`], for something that does not stop the file from loading.
+    fn warn(&mut self, span: &Span, key: &str, message: impl Into<String>) {
+        let position = self.position(span);
+        self.warnings.push(ConfigError {
+            origin: self.origin.to_owned(),
+            position,
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The span of the part of string value `text` (at `span`) that starts at byte
+    /// `offset`, when the file spells the string without escapes; else the value's span.
+    fn inner_span(&self, span: &Span, text: &str, offset: usize) -> Span {
+        let r = span.clone()?;
+        let raw = self.src.get(r.clone())?;
+        let quote = raw.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let body = raw.get(1..)?;
+        if raw.starts_with(&format!("{quote}{quote}{quote}")) || !body.starts_with(text) {
+            return Some(r);
+        }
+        let start = r.start + 1 + offset;
+        Some(start..r.end)
     }
 
     /// A required key is absent from `node`.
@@ -216,6 +273,66 @@ impl<'s> Ctx<'s> {
                 self.err(&span, &path, msg);
                 None
             }
+        }
+    }
+
+    /// A [`Self::duration`] within `min..=max`; outside, an error naming the value as
+    /// written and the bounds.
+    fn bounded_duration(
+        &mut self,
+        node: &Node<'_>,
+        key: &str,
+        (min, max): (Duration, Duration),
+    ) -> Option<Sp<Duration>> {
+        let d = self.duration(node, key)?;
+        if d.v < min || d.v > max {
+            let raw = self.raw(node, key);
+            self.err(
+                &d.span,
+                &d.path,
+                format!(
+                    "{raw} is out of range: must be between {} and {}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A [`Self::u32`] within `min..=max`; outside, an error naming the value and the
+    /// bounds.
+    fn bounded_u32(
+        &mut self,
+        node: &Node<'_>,
+        key: &str,
+        (min, max): (u32, u32),
+    ) -> Option<Sp<u32>> {
+        let i = self.int(node, key)?;
+        match u32::try_from(i.v) {
+            Ok(v) if (min..=max).contains(&v) => Some(Sp {
+                v,
+                span: i.span,
+                path: i.path,
+            }),
+            _ => {
+                self.err(
+                    &i.span,
+                    &i.path,
+                    format!("{} is out of range: must be between {min} and {max}", i.v),
+                );
+                None
+            }
+        }
+    }
+
+    /// The value of `key` as written in the file, for messages (never used for secrets).
+    fn raw(&self, node: &Node<'_>, key: &str) -> String {
+        match node.table.get(key).and_then(Item::as_value) {
+            Some(Value::String(s)) => format!("`{}`", s.value().escape_debug()),
+            Some(v) => format!("`{}`", v.to_string().trim()),
+            None => "the value".to_owned(),
         }
     }
 
@@ -465,6 +582,7 @@ pub(crate) fn parse_config(
         src: source,
         now,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let doc = match toml_edit::Document::parse(source) {
         Ok(doc) => doc,
@@ -531,11 +649,14 @@ pub(crate) fn parse_config(
 
     match (controller, gitlab, pools) {
         (Some(controller), Some(gitlab), Some(pools)) if ctx.errors.is_empty() && openstack_ok => {
+            let mut warnings = ctx.warnings;
+            warnings.sort_by_key(|e| e.position);
             Ok(Config {
                 controller,
                 gitlab,
                 openstack,
                 pools,
+                warnings,
             })
         }
         _ => {
@@ -567,11 +688,7 @@ fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> {
             None
         }
     };
-    let poll_interval = match ctx.duration(n, "poll_interval") {
-        Some(d) if d.v.is_zero() => {
-            ctx.err(&d.span, &d.path, "must be greater than zero");
-            None
-        }
+    let poll_interval = match ctx.bounded_duration(n, "poll_interval", bounds::POLL_INTERVAL) {
         Some(d) => Some(d.v),
         None if n.table.contains_key("poll_interval") => None,
         None => Some(Duration::from_secs(15)),
@@ -991,20 +1108,13 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
             None
         }
     };
-    let capacity = match ctx.u32(n, "capacity") {
-        Some(c) => NonZeroU32::new(c.v).or_else(|| {
-            ctx.err(&c.span, &c.path, "must be at least 1");
-            None
-        }),
+    let capacity = match ctx.bounded_u32(n, "capacity", bounds::CAPACITY) {
+        Some(c) => NonZeroU32::new(c.v),
         None if n.table.contains_key("capacity") => None,
         None => Some(NonZeroU32::MIN),
     };
     let idle_count = ctx.u32(n, "idle_count");
-    let limit = match ctx.u32(n, "limit") {
-        Some(l) if l.v == 0 => {
-            ctx.err(&l.span, &l.path, "must be at least 1");
-            None
-        }
+    let limit = match ctx.bounded_u32(n, "limit", bounds::LIMIT) {
         Some(l) => Some(l),
         None => {
             if !n.table.contains_key("limit") {
@@ -1016,18 +1126,17 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
     let max_growth = ctx.u32(n, "max_growth");
     let policy = Policy {
         idle_count: idle_count.as_ref().map_or(0, |s| s.v),
-        idle_time: opt_duration(ctx, n, "idle_time", Duration::from_secs(30 * 60)),
-        max_builds: ctx.u32(n, "max_builds").map_or(0, |s| s.v),
+        idle_time: ctx
+            .bounded_duration(n, "idle_time", bounds::IDLE_TIME)
+            .map_or(Duration::from_secs(30 * 60), |d| d.v),
+        max_builds: ctx
+            .bounded_u32(n, "max_builds", bounds::MAX_BUILDS)
+            .map_or(0, |s| s.v),
         limit: limit.as_ref().map_or(1, |s| s.v),
         max_growth: max_growth.as_ref().map_or(0, |s| s.v),
-        boot_timeout: match ctx.duration(n, "boot_timeout") {
-            Some(d) if d.v.is_zero() => {
-                ctx.err(&d.span, &d.path, "must be greater than zero");
-                Duration::ZERO
-            }
-            Some(d) => d.v,
-            None => Duration::from_secs(10 * 60),
-        },
+        boot_timeout: ctx
+            .bounded_duration(n, "boot_timeout", bounds::BOOT_TIMEOUT)
+            .map_or(Duration::from_secs(10 * 60), |d| d.v),
     };
     if let (Some(cap), Some(l)) = (capacity, &limit) {
         if let Some(ic) = &idle_count {
@@ -1054,7 +1163,9 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
         }
     }
     let park_surplus = ctx.bool(n, "park_surplus").unwrap_or(true);
-    let forecast_days = ctx.u32(n, "forecast_days").map_or(2, |s| s.v);
+    let forecast_days = ctx
+        .bounded_u32(n, "forecast_days", bounds::FORECAST_DAYS)
+        .map_or(2, |s| s.v);
     let forecast_lookahead = match ctx.duration(n, "forecast_lookahead") {
         Some(d) if d.v < Duration::from_secs(60) || d.v > Duration::from_secs(3600) => {
             ctx.err(&d.span, &d.path, "must be between 1m and 1h");
@@ -1104,10 +1215,6 @@ fn required_table<'a>(ctx: &mut Ctx<'_>, n: &Node<'a>, key: &str) -> Option<Node
         );
     }
     t
-}
-
-fn opt_duration(ctx: &mut Ctx<'_>, n: &Node<'_>, key: &str, default: Duration) -> Duration {
-    ctx.duration(n, key).map_or(default, |d| d.v)
 }
 
 fn server(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<ServerTemplate> {
@@ -1313,14 +1420,9 @@ fn runner(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<RunnerSettings> {
         Some(AccessLevel::NotProtected)
     };
     let locked = ctx.bool(n, "locked").unwrap_or(false);
-    let maximum_timeout = match ctx.duration(n, "maximum_timeout") {
-        Some(d) if d.v < Duration::from_secs(600) => {
-            ctx.err(&d.span, &d.path, "must be at least 10m (GitLab's minimum)");
-            None
-        }
-        Some(d) => Some(d.v),
-        None => None,
-    };
+    let maximum_timeout = ctx
+        .bounded_duration(n, "maximum_timeout", bounds::MAXIMUM_TIMEOUT)
+        .map(|d| d.v);
     let docker_image = ctx
         .str(n, "docker_image")
         .map_or_else(|| "alpine".to_owned(), |s| s.v);
@@ -1411,6 +1513,7 @@ fn default_bootstrap() -> BootstrapOptions {
         extra_cloud_config_file: None,
         shell_before: None,
         shell_after: None,
+        block_metadata_in_jobs: true,
     }
 }
 
@@ -1441,6 +1544,7 @@ fn bootstrap(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<BootstrapOptions> {
             "extra_cloud_config_file",
             "shell_before",
             "shell_after",
+            "block_metadata_in_jobs",
         ],
         &[],
     );
@@ -1543,6 +1647,7 @@ fn bootstrap(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<BootstrapOptions> {
             .map(|s| PathBuf::from(s.v)),
         shell_before: ctx.str(n, "shell_before").map(|s| s.v),
         shell_after: ctx.str(n, "shell_after").map(|s| s.v),
+        block_metadata_in_jobs: ctx.bool(n, "block_metadata_in_jobs").unwrap_or(true),
     };
     (ctx.errors.len() == before).then_some(options)
 }
@@ -1579,9 +1684,27 @@ fn period(
         }
         Some(list) => {
             for s in list {
-                match Schedule::parse_at(&s.v, ctx.now) {
-                    Ok(sched) => schedules.push(sched),
-                    Err(e) => ctx.err(&s.span, &s.path, format!("`{}`: {e}", s.v)),
+                let shown = s.v.escape_debug().to_string();
+                match Schedule::parse(&s.v) {
+                    Ok(sched) => {
+                        if !sched.can_match_from(ctx.now) {
+                            ctx.warn(
+                                &s.span,
+                                &s.path,
+                                format!(
+                                    "schedule `{shown}` can no longer match (no date from today on satisfies its date fields, e.g. a year in the past); it is never active again, remove it"
+                                ),
+                            );
+                        }
+                        schedules.push(sched);
+                    }
+                    Err(e) => {
+                        let span = match e.offset() {
+                            Some(offset) => ctx.inner_span(&s.span, &s.v, offset),
+                            None => s.span.clone(),
+                        };
+                        ctx.err(&span, &s.path, format!("schedule `{shown}`: {e}"));
+                    }
                 }
             }
         }
@@ -1612,21 +1735,20 @@ fn period(
         None => Some(Tz::UTC),
     };
     let idle_count = ctx.u32(n, "idle_count");
-    let limit = ctx.u32(n, "limit");
+    let limit = ctx.bounded_u32(n, "limit", bounds::LIMIT);
     let max_growth = ctx.u32(n, "max_growth");
     let overrides = PolicyOverrides {
         idle_count: idle_count.as_ref().map(|s| s.v),
-        idle_time: ctx.duration(n, "idle_time").map(|d| d.v),
-        max_builds: ctx.u32(n, "max_builds").map(|s| s.v),
+        idle_time: ctx
+            .bounded_duration(n, "idle_time", bounds::IDLE_TIME)
+            .map(|d| d.v),
+        max_builds: ctx
+            .bounded_u32(n, "max_builds", bounds::MAX_BUILDS)
+            .map(|s| s.v),
         limit: limit.as_ref().map(|s| s.v),
         max_growth: max_growth.as_ref().map(|s| s.v),
     };
     let eff = overrides.apply(*base);
-    if let Some(l) = &limit {
-        if l.v == 0 {
-            ctx.err(&l.span, &l.path, "must be at least 1");
-        }
-    }
     if let Some(cap) = capacity {
         let slots = u64::from(eff.limit) * u64::from(cap.get());
         if u64::from(eff.idle_count) > slots && eff.limit > 0 {
@@ -1804,6 +1926,10 @@ tags = ["docker"]
             .with_timezone(&Utc)
     }
 
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
     fn ok(src: &str) -> Config {
         parse_config(src, "t.toml", now()).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -1882,6 +2008,7 @@ tags = ["docker"]
         assert_eq!(p.runner.volumes, ["/cache"]);
         assert_eq!(p.bootstrap.docker_install, DockerInstall::Distro);
         assert!(p.bootstrap.qemu_binfmt);
+        assert!(p.bootstrap.block_metadata_in_jobs);
         assert_eq!(p.bootstrap.binfmt_arches, ["arm64", "arm"]);
         assert_eq!(
             p.bootstrap.runner_install,
@@ -1958,7 +2085,10 @@ tags = ["docker"]
         let e =
             parse_config(&BASE.replace("limit = 4", "limit = -4"), "t.toml", now()).unwrap_err();
         assert_eq!(e.0[0].position, Some((14, 9)));
-        assert_eq!(e.0[0].message, "must not be negative, found -4");
+        assert_eq!(
+            e.0[0].message,
+            "-4 is out of range: must be between 1 and 10000"
+        );
     }
 
     #[test]
@@ -2021,8 +2151,118 @@ tags = ["docker"]
         one_err(
             &with("[controller]", "poll_interval = 0"),
             "controller.poll_interval",
-            "greater than zero",
+            "`0` is out of range: must be between 1s and 1h",
         );
+    }
+
+    // Regression, issue 11 item 9: "1000000000y" passed validation and panicked the
+    // process (exit 101) at the first timer; "1ns" made the loop spin.
+    #[test]
+    fn absurd_poll_intervals_are_refused_naming_file_line_key_and_value() {
+        for (value, shown) in [
+            ("\"1000000000y\"", "`1000000000y`"),
+            ("\"1ns\"", "`1ns`"),
+            ("\"2h\"", "`2h`"),
+            ("99999999999", "`99999999999`"),
+        ] {
+            let src = with("[controller]", &format!("poll_interval = {value}"));
+            let e = parse_config(&src, "t.toml", now()).unwrap_err();
+            assert_eq!(e.len(), 1, "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "t.toml:5:17: controller.poll_interval: {shown} is out of range: must be between 1s and 1h"
+                )
+            );
+        }
+        assert_eq!(
+            ok(&with("[controller]", "poll_interval = \"1h\""))
+                .controller
+                .poll_interval,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn absurd_pool_durations_are_refused() {
+        one_err(
+            &with("[[pools]]", "idle_time = \"1000000000y\""),
+            "pools[0].idle_time",
+            "`1000000000y` is out of range: must be between 0s and 30days",
+        );
+        one_err(
+            &with("[[pools]]", "boot_timeout = \"1s\""),
+            "pools[0].boot_timeout",
+            "`1s` is out of range: must be between 1m and 1day",
+        );
+        one_err(
+            &with("[pools.runner]", "maximum_timeout = \"100y\""),
+            "pools[0].runner.maximum_timeout",
+            "must be between 10m and 30days",
+        );
+        one_err(
+            &period("schedules = [\"* * * * *\"]\nidle_time = \"1000000000y\""),
+            "pools[0].periods[0].idle_time",
+            "must be between 0s and 30days",
+        );
+        assert_eq!(
+            ok(&with("[[pools]]", "idle_time = 0")).pools[0]
+                .policy
+                .idle_time,
+            Duration::ZERO
+        );
+    }
+
+    // Regression, issue 11 item 9: counts near u32::MAX passed validation and
+    // overflowed downstream.
+    #[test]
+    fn counts_near_u32_max_are_refused_with_their_bound() {
+        let max = u32::MAX;
+        one_err(
+            &BASE.replace("limit = 4", &format!("limit = {max}")),
+            "pools[0].limit",
+            &format!("{max} is out of range: must be between 1 and 10000"),
+        );
+        one_err(
+            &with("[[pools]]", &format!("capacity = {max}")),
+            "pools[0].capacity",
+            "must be between 1 and 1000",
+        );
+        one_err(
+            &with("[[pools]]", &format!("idle_count = {max}")),
+            "pools[0].idle_count",
+            &format!("idle_count {max} exceeds limit 4 x capacity 1"),
+        );
+        one_err(
+            &with("[[pools]]", &format!("max_growth = {max}")),
+            "pools[0].max_growth",
+            "exceeds limit 4",
+        );
+        one_err(
+            &with("[[pools]]", &format!("max_builds = {max}")),
+            "pools[0].max_builds",
+            "must be between 0 and 1000000",
+        );
+        one_err(
+            &with("[[pools]]", &format!("forecast_days = {max}")),
+            "pools[0].forecast_days",
+            "must be between 0 and 30",
+        );
+        one_err(
+            &period(&format!("schedules = [\"* * * * *\"]\nlimit = {max}")),
+            "pools[0].periods[0].limit",
+            "must be between 1 and 10000",
+        );
+        one_err(
+            &period(&format!("schedules = [\"* * * * *\"]\nmax_builds = {max}")),
+            "pools[0].periods[0].max_builds",
+            "must be between 0 and 1000000",
+        );
+        let big = ok(&BASE.replace(
+            "limit = 4",
+            "limit = 10000\ncapacity = 1000\nidle_count = 10000000",
+        ));
+        assert_eq!(big.pools[0].policy.idle_count, 10_000_000);
     }
 
     #[test]
@@ -2287,7 +2527,7 @@ tags = ["docker"]
         one_err(
             &BASE.replace("limit = 4", "limit = 0"),
             "pools[0].limit",
-            "at least 1",
+            "0 is out of range: must be between 1 and 10000",
         );
     }
 
@@ -2296,7 +2536,7 @@ tags = ["docker"]
         one_err(
             &with("[[pools]]", "capacity = 0"),
             "pools[0].capacity",
-            "at least 1",
+            "0 is out of range: must be between 1 and 1000",
         );
     }
 
@@ -2453,7 +2693,7 @@ tags = ["docker"]
         one_err(
             &with("[pools.runner]", "maximum_timeout = \"5m\""),
             "pools[0].runner.maximum_timeout",
-            "at least 10m",
+            "`5m` is out of range: must be between 10m and 30days",
         );
     }
 
@@ -2501,6 +2741,19 @@ tags = ["docker"]
             c.pools[0].bootstrap.docker_install,
             DockerInstall::ScriptUrl(_)
         ));
+    }
+
+    #[test]
+    fn block_metadata_in_jobs_can_be_turned_off_and_must_be_a_boolean() {
+        let cfg = ok(&format!(
+            "{BASE}\n[pools.bootstrap]\nblock_metadata_in_jobs = false\n"
+        ));
+        assert!(!cfg.pools[0].bootstrap.block_metadata_in_jobs);
+        one_err(
+            &format!("{BASE}\n[pools.bootstrap]\nblock_metadata_in_jobs = \"no\"\n"),
+            "pools[0].bootstrap.block_metadata_in_jobs",
+            "expected true or false",
+        );
     }
 
     #[test]
@@ -2575,10 +2828,62 @@ tags = ["docker"]
             "`* * * * * *`: 6 fields are ambiguous",
         );
         one_err(
-            &period("schedules = [\"* * * * * * 2001\"]"),
+            &period("schedules = [\"* * * 31 2 * *\"]"),
             "pools[0].periods[0].schedules[0]",
-            "can never match",
+            "`* * * 31 2 * *`: can never match",
         );
+    }
+
+    // Regression, issue 11 item 9: a schedule restricted to a year validated during that
+    // year and then refused to load, so the service failed to restart in a loop. Now it
+    // loads, is never active, and the warning names file, line, column and key; `run`
+    // and `validate` read the same result.
+    #[test]
+    fn schedule_restricted_to_a_past_year_loads_inactive_with_a_warning() {
+        let src = period("schedules = [\"* * * * * * 2025\"]\nidle_count = 0");
+        let line = src.lines().count() - 1;
+        let during = parse_config(&src, "t.toml", at("2025-06-01T12:00:00Z")).unwrap();
+        assert!(during.warnings.is_empty(), "{:?}", during.warnings);
+        assert_eq!(
+            during.pools[0].policy_at(at("2025-06-01T12:00:00Z")).period,
+            Some(0)
+        );
+
+        let after = at("2026-01-02T00:00:00Z");
+        let cfg = parse_config(&src, "t.toml", after).unwrap_or_else(|e| panic!("{e}"));
+        let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [format!(
+                "t.toml:{line}:14: pools[0].periods[0].schedules[0]: schedule `* * * * * * 2025` can no longer match (no date from today on satisfies its date fields, e.g. a year in the past); it is never active again, remove it"
+            )]
+        );
+        let pool = &cfg.pools[0];
+        assert_eq!(pool.policy_at(after).period, None);
+        assert_eq!(pool.policy_at(after).policy, pool.policy);
+        assert_eq!(pool.next_transition(after), None);
+    }
+
+    // Regression, issue 11 item 9: cron errors spanned three lines and repeated the cron
+    // crate's "Hours must be less than 23".
+    #[test]
+    fn cron_errors_are_one_line_naming_file_line_column_and_field() {
+        let src = period("schedules = [\"* * 25 * * * *\", \"0 8 * * mon-fry\"]");
+        let line = src.lines().count();
+        let e = parse_config(&src, "t.toml", now()).unwrap_err();
+        let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                format!(
+                    "t.toml:{line}:19: pools[0].periods[0].schedules[0]: schedule `* * 25 * * * *`: hour field `25`: 25 is out of range 0-23 (both included)"
+                ),
+                format!(
+                    "t.toml:{line}:41: pools[0].periods[0].schedules[1]: schedule `0 8 * * mon-fry`: day-of-week field `mon-fry`: `fry` is not a day (use 0-7 or sun..sat)"
+                ),
+            ]
+        );
+        assert!(!e.to_string().contains("less than"));
     }
 
     #[test]
@@ -2620,7 +2925,7 @@ tags = ["docker"]
         one_err(
             &period("schedules = [\"* * * * *\"]\nlimit = 0"),
             "pools[0].periods[0].limit",
-            "at least 1",
+            "must be between 1 and 10000",
         );
         let src = with("[[pools]]", "max_growth = 3")
             + "\n[[pools.periods]]\nschedules = [\"* * * * *\"]\nlimit = 2\n";

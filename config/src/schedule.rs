@@ -18,8 +18,15 @@
 //! * fall back (local time jumps back by `d`): during the second pass of the repeated
 //!   wall times the state of the last second before the change is held.
 //!
-//! This module reads no clock except in [`Schedule::parse`] (to reject expressions whose
-//! matches all lie in the past; [`Schedule::parse_at`] takes the time explicitly).
+//! Every field is checked here, with our own messages and bounds (sec 0-59, min 0-59,
+//! hour 0-23, day-of-month 1-31, month 1-12 or `jan`-`dec`, day-of-week 0-7 or
+//! `sun`-`sat`, year 1970-2100), before the `cron` crate sees it: its messages span
+//! several lines and state some bounds wrongly ("Hours must be less than 23").
+//!
+//! This module reads no clock. An expression that can never match at all (February
+//! 30th) is an error; one whose matches all lie before a given instant (a year field in
+//! the past) parses, and [`Schedule::can_match_from`] tells the caller, which warns:
+//! such a schedule is simply never active again.
 
 use std::fmt;
 use std::str::FromStr;
@@ -61,26 +68,42 @@ pub enum ScheduleError {
         /// The shorthand that was given.
         shorthand: String,
     },
-    /// The day-of-week field could not be read.
-    #[error("day-of-week `{field}`: {reason}")]
-    DayOfWeek {
-        /// The day-of-week field as written.
-        field: String,
+    /// One field could not be read or is out of its range.
+    #[error("{field} field `{text}`: {reason}")]
+    Field {
+        /// The field's name (`hour`, `day-of-week`, ...).
+        field: &'static str,
+        /// The field as written.
+        text: String,
+        /// Byte offset of the field in the expression, for the column in messages.
+        offset: usize,
         /// What is wrong with it.
         reason: String,
     },
-    /// Another field could not be read (message from the `cron` crate).
-    #[error("invalid field: {reason}")]
+    /// The `cron` crate refused an expression our own checks let through (its message,
+    /// on one line).
+    #[error("not understood: {reason}")]
     Syntax {
         /// The parser's explanation.
         reason: String,
     },
-    /// No date from `from` on (up to 2100) satisfies the date fields.
-    #[error("can never match on or after {from} (check day-of-month, month, year)")]
-    NeverMatches {
-        /// The first date that was considered.
-        from: NaiveDate,
-    },
+    /// No date from 1970 to 2100 satisfies the date fields.
+    #[error(
+        "can never match: no date from 1970 to 2100 satisfies its day-of-month, month, day-of-week and year fields"
+    )]
+    NeverMatches,
+}
+
+// === impl ScheduleError ===
+
+impl ScheduleError {
+    /// Byte offset in the expression of the field at fault, if one is.
+    pub fn offset(&self) -> Option<usize> {
+        match self {
+            ScheduleError::Field { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
 }
 
 /// A parsed cron window: the source text plus the parsed `cron` schedules.
@@ -130,48 +153,48 @@ enum Segment {
 // === impl Schedule ===
 
 impl Schedule {
-    /// Parses a 7-field gitlab-runner or 5-field unix cron expression, refusing one that
-    /// cannot match today or later (this reads the system clock once).
+    /// Parses a 7-field gitlab-runner or 5-field unix cron expression. Pure: whether it
+    /// can still match is [`Schedule::can_match_from`]'s question.
     ///
     /// # Errors
     ///
-    /// [`ScheduleError`] for a wrong field count, a 6-field expression, bad field syntax,
-    /// or an expression that can never match from today on.
+    /// [`ScheduleError`] for a wrong field count, a 6-field expression, a field that
+    /// cannot be read or is out of range (naming the field and its offset), or an
+    /// expression that matches no date from 1970 to 2100.
     pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
-        Self::parse_at(expr, Utc::now())
-    }
-
-    /// Like [`Schedule::parse`], with "today" given explicitly (deterministic tests).
-    ///
-    /// # Errors
-    ///
-    /// As [`Schedule::parse`].
-    pub fn parse_at(expr: &str, now: DateTime<Utc>) -> Result<Schedule, ScheduleError> {
-        let schedule = Self::parse_unchecked(expr)?;
-        // The earliest date in any zone is `now` in UTC-12.
-        let from = (now - chrono::Duration::hours(14)).date_naive();
-        if schedule.first_date_from(from).is_none() {
-            return Err(ScheduleError::NeverMatches { from });
-        }
-        Ok(schedule)
-    }
-
-    /// Parses without the "can still match" check.
-    fn parse_unchecked(expr: &str) -> Result<Schedule, ScheduleError> {
-        let fields: Vec<&str> = expr.split_whitespace().collect();
-        let [sec, min, hour, dom, month, dow, year] = match fields.as_slice() {
-            [one] if one.starts_with('@') => {
+        let tokens = tokens(expr);
+        let fields: Vec<(&str, Option<usize>)> = match tokens.as_slice() {
+            [(one, _)] if one.starts_with('@') => {
                 return Err(ScheduleError::Shorthand {
                     shorthand: (*one).to_owned(),
                 });
             }
-            [min, hour, dom, month, dow] => ["*", min, hour, dom, month, dow, "*"],
-            [sec, min, hour, dom, month, dow, year] => [*sec, min, hour, dom, month, dow, year],
+            [_, _, _, _, _] => std::iter::once(("*", None))
+                .chain(tokens.iter().map(|&(t, o)| (t, Some(o))))
+                .chain(std::iter::once(("*", None)))
+                .collect(),
+            [_, _, _, _, _, _, _] => tokens.iter().map(|&(t, o)| (t, Some(o))).collect(),
             [_, _, _, _, _, _] => return Err(ScheduleError::SixFields),
             other => return Err(ScheduleError::FieldCount { found: other.len() }),
         };
+        for (spec, &(text, offset)) in FIELDS.iter().zip(&fields) {
+            if let Some(spec) = spec {
+                check_field(spec, text).map_err(|reason| ScheduleError::Field {
+                    field: spec.name,
+                    text: text.to_owned(),
+                    offset: offset.unwrap_or(0),
+                    reason,
+                })?;
+            }
+        }
+        let [sec, min, hour, dom, month, dow, year] = [0, 1, 2, 3, 4, 5, 6].map(|i| fields[i].0);
         let dom = if dom == "?" { "*" } else { dom };
-        let dow_quartz = translate_dow(dow)?;
+        let dow_quartz = translate_dow(dow).map_err(|reason| ScheduleError::Field {
+            field: "day-of-week",
+            text: dow.to_owned(),
+            offset: fields[5].1.unwrap_or(0),
+            reason,
+        })?;
         let mut sources = Vec::new();
         match (dom != "*", dow_quartz) {
             (true, Some(q)) => {
@@ -185,7 +208,7 @@ impl Schedule {
             .iter()
             .map(|s| {
                 cron::Schedule::from_str(s).map_err(|e| ScheduleError::Syntax {
-                    reason: e.to_string(),
+                    reason: one_line_cron_error(&e.to_string()),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -193,13 +216,26 @@ impl Schedule {
         let seconds = first.seconds().iter().fold(0u64, |m, s| m | (1 << s));
         let minutes = first.minutes().iter().fold(0u64, |m, s| m | (1 << s));
         let hours = first.hours().iter().fold(0u64, |m, s| m | (1 << s));
-        Ok(Schedule {
+        let schedule = Schedule {
             source: expr.to_owned(),
             crons,
             seconds,
             minutes,
             hours,
-        })
+        };
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN);
+        if schedule.first_date_from(epoch).is_none() {
+            return Err(ScheduleError::NeverMatches);
+        }
+        Ok(schedule)
+    }
+
+    /// Whether the schedule matches on some date from `now` on (in any zone, so from
+    /// `now` in UTC-12). `false` means it is never active again: a year field that lies
+    /// in the past, or a leap day with no leap year left before 2100.
+    pub fn can_match_from(&self, now: DateTime<Utc>) -> bool {
+        let from = (now - chrono::Duration::hours(14)).date_naive();
+        self.first_date_from(from).is_some()
     }
 
     /// The expression as written.
@@ -557,14 +593,11 @@ fn segment(tz: Tz, t: i64) -> Segment {
 
 /// Translates a gitlab-runner day-of-week field (0 and 7 = Sunday, names) into the `cron`
 /// crate's Quartz numbering (1 = Sunday); `None` when the field is unrestricted.
-fn translate_dow(field: &str) -> Result<Option<String>, ScheduleError> {
+fn translate_dow(field: &str) -> Result<Option<String>, String> {
     if field == "*" || field == "?" {
         return Ok(None);
     }
-    let err = |reason: String| ScheduleError::DayOfWeek {
-        field: field.to_owned(),
-        reason,
-    };
+    let err = |reason: String| reason;
     let mut days = [false; 7];
     for item in field.split(',') {
         let (base, step) = match item.split_once('/') {
@@ -611,6 +644,176 @@ fn translate_dow(field: &str) -> Result<Option<String>, ScheduleError> {
     Ok(Some(quartz.join(",")))
 }
 
+/// A field of the 7-field form as checked by [`check_field`].
+struct FieldSpec {
+    /// Name in messages.
+    name: &'static str,
+    /// Smallest value.
+    min: u32,
+    /// Largest value.
+    max: u32,
+    /// Names accepted for the values `min..` (months), lowercase three-letter.
+    names: &'static [&'static str],
+    /// Whether `?` stands for "any" (day-of-month).
+    question: bool,
+}
+
+/// The seven fields in order; day-of-week (`None`) has its own translation.
+const FIELDS: [Option<FieldSpec>; 7] = [
+    Some(FieldSpec {
+        name: "second",
+        min: 0,
+        max: 59,
+        names: &[],
+        question: false,
+    }),
+    Some(FieldSpec {
+        name: "minute",
+        min: 0,
+        max: 59,
+        names: &[],
+        question: false,
+    }),
+    Some(FieldSpec {
+        name: "hour",
+        min: 0,
+        max: 23,
+        names: &[],
+        question: false,
+    }),
+    Some(FieldSpec {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        names: &[],
+        question: true,
+    }),
+    Some(FieldSpec {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: &[
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ],
+        question: false,
+    }),
+    None,
+    Some(FieldSpec {
+        name: "year",
+        min: 1970,
+        max: MAX_YEAR as u32,
+        names: &[],
+        question: false,
+    }),
+];
+
+/// The whitespace-separated words of `expr` with their byte offsets.
+fn tokens(expr: &str) -> Vec<(&str, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in expr.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                out.push((&expr[s..i], s));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((&expr[s..], s));
+    }
+    out
+}
+
+/// Checks one field: `*`, or a comma list of `v`, `a-b`, `*/n`, `v/n`, `a-b/n`, with
+/// every value in range and every step from 1 to the field's width.
+fn check_field(spec: &FieldSpec, text: &str) -> Result<(), String> {
+    if text == "*" || (spec.question && text == "?") {
+        return Ok(());
+    }
+    let width = spec.max - spec.min + 1;
+    let value = |v: &str| -> Result<u32, String> {
+        let lower = v.to_ascii_lowercase();
+        let n = match v.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => match spec.names.iter().position(|n| *n == lower) {
+                Some(i) => spec.min + u32::try_from(i).unwrap_or(0),
+                None if v.is_empty() => return Err("a value is missing".to_owned()),
+                None if spec.names.is_empty() => {
+                    return Err(format!(
+                        "`{v}` is not a number (`L`, `W`, `#` and names are not supported here)"
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "`{v}` is not a number or a name ({}-{})",
+                        spec.names[0],
+                        spec.names[spec.names.len() - 1]
+                    ));
+                }
+            },
+        };
+        if (spec.min..=spec.max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!(
+                "{n} is out of range {}-{} (both included)",
+                spec.min, spec.max
+            ))
+        }
+    };
+    for item in text.split(',') {
+        if item.is_empty() {
+            return Err("empty entry in the list".to_owned());
+        }
+        let (base, step) = match item.split_once('/') {
+            Some((b, s)) => (b, Some(s)),
+            None => (item, None),
+        };
+        if let Some(step) = step {
+            match step.parse::<u32>() {
+                Ok(n) if (1..=width).contains(&n) => {}
+                Ok(n) => return Err(format!("step {n} is out of range 1-{width}")),
+                Err(_) => return Err(format!("step `{step}` is not a number")),
+            }
+        }
+        if base == "*" {
+            continue;
+        }
+        match base.split_once('-') {
+            Some((a, b)) => {
+                let (x, y) = (value(a)?, value(b)?);
+                if x > y {
+                    return Err(format!(
+                        "range `{base}` runs backwards; list both parts instead"
+                    ));
+                }
+            }
+            None => {
+                value(base)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `cron` crate's message without the echoed expression and caret lines.
+fn one_line_cron_error(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .skip(2)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        "the cron parser refused it".to_owned()
+    } else {
+        lines.join(" ")
+    }
+}
+
 /// One day-of-week value: 0–7 (0 and 7 = Sunday) or an English name or abbreviation.
 fn dow_value(s: &str) -> Result<u32, String> {
     const NAMES: [(&str, &str); 7] = [
@@ -653,12 +856,8 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn now() -> DateTime<Utc> {
-        at("2025-01-01T00:00:00Z")
-    }
-
     fn sched(expr: &str) -> Schedule {
-        Schedule::parse_at(expr, now()).unwrap()
+        Schedule::parse(expr).unwrap()
     }
 
     /// All instants (unix seconds) in `[from, to)` where the state flips, by brute force.
@@ -687,7 +886,7 @@ mod tests {
     #[test]
     fn six_fields_are_rejected_as_ambiguous() {
         assert_eq!(
-            Schedule::parse_at("* * * * * *", now()),
+            Schedule::parse("* * * * * *"),
             Err(ScheduleError::SixFields)
         );
     }
@@ -695,11 +894,11 @@ mod tests {
     #[test]
     fn wrong_field_counts_are_rejected() {
         assert_eq!(
-            Schedule::parse_at("* * *", now()),
+            Schedule::parse("* * *"),
             Err(ScheduleError::FieldCount { found: 3 })
         );
         assert!(matches!(
-            Schedule::parse_at("@daily", now()),
+            Schedule::parse("@daily"),
             Err(ScheduleError::Shorthand { .. })
         ));
     }
@@ -755,12 +954,18 @@ mod tests {
     #[test]
     fn backwards_day_of_week_range_is_rejected() {
         assert!(matches!(
-            Schedule::parse_at("* * * * * sat-sun *", now()),
-            Err(ScheduleError::DayOfWeek { .. })
+            Schedule::parse("* * * * * sat-sun *"),
+            Err(ScheduleError::Field {
+                field: "day-of-week",
+                ..
+            })
         ));
         assert!(matches!(
-            Schedule::parse_at("* * * * * 8 *", now()),
-            Err(ScheduleError::DayOfWeek { .. })
+            Schedule::parse("* * * * * 8 *"),
+            Err(ScheduleError::Field {
+                field: "day-of-week",
+                ..
+            })
         ));
     }
 
@@ -775,17 +980,10 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_rejected() {
-        for expr in [
-            "* * * 31 2 * *",
-            "* * * 30 2 * *",
-            "* * * 31 4 * *",
-            "* * * * * * 2001",
-        ] {
-            assert!(
-                matches!(
-                    Schedule::parse_at(expr, now()),
-                    Err(ScheduleError::NeverMatches { .. })
-                ),
+        for expr in ["* * * 31 2 * *", "* * * 30 2 * *", "* * * 31 4 * *"] {
+            assert_eq!(
+                Schedule::parse(expr),
+                Err(ScheduleError::NeverMatches),
                 "{expr}"
             );
         }
@@ -794,18 +992,116 @@ mod tests {
     #[test]
     fn february_29_is_accepted_while_a_leap_year_remains() {
         sched("* * * 29 2 * *");
-        assert!(Schedule::parse_at("* * * 29 2 * 2025-2027", now()).is_err());
+        assert_eq!(
+            Schedule::parse("* * * 29 2 * 2025-2027"),
+            Err(ScheduleError::NeverMatches)
+        );
+    }
+
+    // Regression, issue 11 item 9: a year field in the past used to be a parse error,
+    // so a file that validated in 2025 stopped the service from starting in 2026.
+    #[test]
+    fn schedule_restricted_to_a_past_year_parses_and_never_matches_again() {
+        let s = Schedule::parse("* * * * * * 2025").unwrap();
+        assert!(s.can_match_from(at("2025-12-31T12:00:00Z")));
+        assert!(s.matches(at("2025-06-01T12:00:00Z"), UTC));
+        let after = at("2026-01-02T00:00:00Z");
+        assert!(!s.can_match_from(after));
+        assert!(!s.matches(after, UTC));
+        assert_eq!(s.next_change(after, UTC, at("2027-01-01T00:00:00Z")), None);
+        // A leap day whose last leap year (2096) has passed: the same.
+        let leap = Schedule::parse("* * * 29 2 * *").unwrap();
+        assert!(!leap.can_match_from(at("2097-01-01T00:00:00Z")));
+    }
+
+    // Regression, issue 11 item 9: the cron crate's text spanned three lines and said
+    // "Hours must be less than 23" for a bound that includes 23.
+    #[test]
+    fn field_errors_are_one_line_with_our_own_bounds() {
+        for (expr, want) in [
+            (
+                "* * 25 * * * *",
+                "hour field `25`: 25 is out of range 0-23 (both included)",
+            ),
+            (
+                "* 60 * * * * *",
+                "minute field `60`: 60 is out of range 0-59 (both included)",
+            ),
+            (
+                "* * * 0 * * *",
+                "day-of-month field `0`: 0 is out of range 1-31 (both included)",
+            ),
+            (
+                "* * * * 13 * *",
+                "month field `13`: 13 is out of range 1-12 (both included)",
+            ),
+            (
+                "* * * * foo * *",
+                "month field `foo`: `foo` is not a number or a name (jan-dec)",
+            ),
+            (
+                "* * * * * * 1960",
+                "year field `1960`: 1960 is out of range 1970-2100 (both included)",
+            ),
+            (
+                "*/90 * * * * * *",
+                "second field `*/90`: step 90 is out of range 1-60",
+            ),
+            (
+                "* * 1,,2 * * * *",
+                "hour field `1,,2`: empty entry in the list",
+            ),
+            (
+                "* * 5-3 * * * *",
+                "hour field `5-3`: range `5-3` runs backwards; list both parts instead",
+            ),
+            (
+                "0 25 * * *",
+                "hour field `25`: 25 is out of range 0-23 (both included)",
+            ),
+        ] {
+            let e = Schedule::parse(expr).unwrap_err();
+            assert_eq!(e.to_string(), want, "{expr}");
+            assert!(!e.to_string().contains('\n'));
+        }
+        // Offsets point at the field, for the column in configuration errors.
+        assert_eq!(
+            Schedule::parse("* * 25 * * * *").unwrap_err().offset(),
+            Some(4)
+        );
+        assert_eq!(
+            Schedule::parse("0  25 * * *").unwrap_err().offset(),
+            Some(3)
+        );
+        assert_eq!(
+            Schedule::parse("* * * * * 9 *").unwrap_err().offset(),
+            Some(10)
+        );
+    }
+
+    #[test]
+    fn accepted_field_forms_still_parse() {
+        for expr in [
+            "0-59/5 */15 0-8,22-23 ? jan-mar,dec mon-fri 2025-2100",
+            "30 9 1,15 * *",
+            "* * * * * * 2030/2",
+        ] {
+            Schedule::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        }
     }
 
     #[test]
     fn bad_field_syntax_is_rejected() {
         assert!(matches!(
-            Schedule::parse_at("* * 25 * * * *", now()),
-            Err(ScheduleError::Syntax { .. })
+            Schedule::parse("* * 25 * * * *"),
+            Err(ScheduleError::Field { field: "hour", .. })
         ));
         assert!(matches!(
-            Schedule::parse_at("* * * L * * *", now()),
-            Err(ScheduleError::Syntax { .. })
+            Schedule::parse("* * * L * * *"),
+            Err(ScheduleError::Field {
+                field: "day-of-month",
+                ..
+            })
         ));
     }
 

@@ -143,6 +143,20 @@ const BROKEN: &[(&str, usize, usize, &str, &str)] = &[
         "can never match",
     ),
     (
+        "cron-field-out-of-range.toml",
+        25,
+        19,
+        "pools[0].periods[0].schedules[0]",
+        "hour field `0-8,22-24`: 24 is out of range 0-23 (both included)",
+    ),
+    (
+        "absurd-poll-interval.toml",
+        4,
+        17,
+        "controller.poll_interval",
+        "`1000000000y` is out of range: must be between 1s and 1h",
+    ),
+    (
         "inline-token.toml",
         7,
         1,
@@ -240,4 +254,29 @@ fn next_transition_over_a_week_of_minutes_is_fast() {
     assert!(changes.contains(&at("2025-03-24T08:00:00Z"))); // CET
     assert!(changes.contains(&at("2025-03-31T07:00:00Z"))); // CEST after the change
     assert!(changes.contains(&at("2025-03-28T21:00:00Z"))); // Friday 22:00 CET
+}
+
+// Regression, issue 11 item 9: `load` (what `run` and `validate` call) refused a file
+// whose period was restricted to a year that has passed, so a service that started
+// during that year failed to restart in a loop after it.
+#[test]
+fn past_year_period_loads_inactive_with_one_positioned_warning() {
+    let path = example("past-year-period.toml");
+    let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "{}:32:14: pools[0].periods[1].schedules[0]: schedule `* * * 24-31 12 * 2020` can no longer match (no date from today on satisfies its date fields, e.g. a year in the past); it is never active again, remove it",
+            path.display()
+        )]
+    );
+    let pool = &cfg.pools[0];
+    // Christmas 2026, a Friday noon in Berlin: the working-hours policy, not the dead
+    // holiday period (which would set limit = 1).
+    let xmas = pool.policy_at(at("2026-12-25T11:00:00Z"));
+    assert_eq!(xmas.period, None);
+    assert_eq!(xmas.policy.limit, 4);
+    // Christmas night: the off-peak period.
+    assert_eq!(pool.policy_at(at("2026-12-24T23:00:00Z")).period, Some(0));
 }

@@ -2,13 +2,19 @@
 //! it did.
 //!
 //! The sandbox emulates the part of cloud-init the user-data relies on: `write_files`
-//! (path, permissions, content) under a root folder, then `runcmd`'s bootstrap entry
-//! with `BOOTSTRAP_ROOT` pointing at that folder. `PATH` holds only stub commands
+//! (path, permissions, content) under a root folder, the copies of the user-data
+//! cloud-init keeps under `/var/lib/cloud/instances/<id>/`, then `runcmd`'s bootstrap
+//! entry with `BOOTSTRAP_ROOT` pointing at that folder. `PATH` holds only stub commands
 //! (apt-get, curl, systemctl, docker, gitlab-runner, update-binfmts,
-//! systemd-machine-id-setup, uname) that append their calls to one log, plus links to a
-//! few coreutils; a command the script calls that is neither fails the run, so nothing
-//! on the host is touched. The script's own output goes to the same log, which gives a
-//! single ordered record of steps, hook output and stub calls.
+//! systemd-machine-id-setup, uname, iptables, ip6tables) that append their calls to one
+//! log, plus links to a few coreutils; a command the script calls that is neither fails
+//! the run, so nothing on the host is touched. The script's own output goes to the same
+//! log, which gives a single ordered record of steps, hook output and stub calls.
+//!
+//! The `iptables`/`ip6tables` stubs keep chains and rules in a state file per tool; the
+//! `systemctl` stub creates `DOCKER-USER` when Docker starts (as dockerd does) and runs
+//! a unit's `ExecStart` on `start`/`restart` (as systemd does), so the test sees the
+//! rules the rendered unit really installs.
 //!
 //! Needs only `sh` and coreutils: no root, no network, no apt.
 
@@ -25,8 +31,16 @@ use crate::variants::{self, TOKEN, Variant};
 
 /// Host tools the script (and the stubs) may use, linked into the sandbox's PATH.
 const TOOLS: &[&str] = &[
-    "sh", "mkdir", "mv", "chmod", "rm", "ln", "head", "cat", "stat", "printf",
+    "sh", "mkdir", "mv", "chmod", "rm", "ln", "head", "cat", "stat", "printf", "grep",
 ];
+
+/// The instance id of the emulated cloud-init state.
+const INSTANCE_ID: &str = "i-0123";
+
+/// The rule that keeps job containers away from the IPv4 metadata address.
+const RULE_V4: &str = "DOCKER-USER -d 169.254.169.254/32 -j REJECT";
+/// The same for the IPv6 metadata address.
+const RULE_V6: &str = "DOCKER-USER -d fe80::a9fe:a9fe/128 -j REJECT";
 
 /// The machine-id the stub `systemd-machine-id-setup` writes.
 const NEW_MACHINE_ID: &str = "0123456789abcdef0123456789abcdef";
@@ -68,10 +82,57 @@ echo 0123456789abcdef0123456789abcdef >"$root/etc/machine-id"
 
 const STUB_SYSTEMCTL: &str = r#"#!/bin/sh
 echo "call: systemctl $*" >>"$STUB_LOG"
+case "$1" in
+  start|restart|enable)
+    if [ "$2" = docker.service ] || [ "$3" = docker.service ]; then
+      # like dockerd: create DOCKER-USER and jump to it from FORWARD; keep its rules
+      for t in iptables ip6tables; do
+        f="$STUB_NET/$t"
+        grep -qxF ":DOCKER-USER" "$f" || echo ":DOCKER-USER" >>"$f"
+        grep -qxF "FORWARD -j DOCKER-USER" "$f" || echo "FORWARD -j DOCKER-USER" >>"$f"
+      done
+    fi ;;
+esac
+if [ "$1" = start ] || [ "$1" = restart ]; then
+  unit="$BOOTSTRAP_ROOT/etc/systemd/system/$2"
+  if [ -f "$unit" ]; then
+    # like systemd: run the unit's ExecStart
+    while IFS= read -r line; do
+      case "$line" in ExecStart=*) "$BOOTSTRAP_ROOT${line#ExecStart=}" || exit 1 ;; esac
+    done <"$unit"
+  fi
+fi
 if [ "$1" = restart ] && [ "$2" = gitlab-runner.service ]; then
   f="$BOOTSTRAP_ROOT/etc/gitlab-runner/config.toml"
   echo "stub: runner starts with config.toml mode $(stat -c %a "$f") and machine-id $(cat "$BOOTSTRAP_ROOT/etc/machine-id")" >>"$STUB_LOG"
 fi
+"#;
+
+/// A tiny iptables: one state file per tool, a line `:CHAIN` per chain and a line
+/// `CHAIN rule...` per rule. Enough for -N, -L, -C and -I as the bootstrap uses them.
+const STUB_IPTABLES: &str = r#"#!/bin/sh
+tool=${0##*/}
+echo "call: $tool $*" >>"$STUB_LOG"
+state="$STUB_NET/$tool"
+[ "$1" = -w ] && shift
+op=$1 chain=$2
+shift 2
+case "$op" in
+  -N) grep -qxF ":$chain" "$state" && exit 1
+      echo ":$chain" >>"$state" ;;
+  -L) grep -qxF ":$chain" "$state" || exit 1 ;;
+  -C) grep -qxF ":$chain" "$state" || exit 2
+      grep -qxF "$chain $*" "$state" || exit 1 ;;
+  -I) case "$1" in [0-9]*) shift ;; esac
+      grep -qxF ":$chain" "$state" || { echo "$tool: no chain $chain" >&2; exit 1; }
+      echo "$chain $*" >>"$state" ;;
+  *) echo "stub $tool: unsupported $op" >&2; exit 2 ;;
+esac
+"#;
+
+const STUB_BROKEN: &str = r#"#!/bin/sh
+echo "call: ${0##*/} $*" >>"$STUB_LOG"
+exit 4
 "#;
 
 const STUB_LOGGER: &str = r#"#!/bin/sh
@@ -96,12 +157,22 @@ struct Run {
     uname: Option<&'static str>,
     /// Leave the `docker` stub out, as if the image had no Docker.
     without_docker: bool,
+    /// Leave the `ip6tables` stub out, as on a host without IPv6 netfilter tools.
+    without_ip6tables: bool,
+    /// An `iptables` that fails every call.
+    broken_iptables: bool,
 }
 
 struct Outcome {
     success: bool,
     log: Vec<String>,
     root: PathBuf,
+    /// The stub commands' folder (the sandbox's `PATH`).
+    bin: PathBuf,
+    /// The iptables stubs' state files.
+    net: PathBuf,
+    /// The shared log file.
+    log_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -145,7 +216,13 @@ fn run(params: &BootstrapParams, knobs: &Run) -> Outcome {
     let root = dir.path().join("root");
     let bin = dir.path().join("bin");
     let log = dir.path().join("log");
+    let net = dir.path().join("net");
     fs::create_dir_all(&bin).unwrap();
+    fs::create_dir_all(&net).unwrap();
+    // The kernel's built-in chain; Docker adds DOCKER-USER when it starts.
+    for tool in ["iptables", "ip6tables"] {
+        fs::write(net.join(tool), ":FORWARD\n").unwrap();
+    }
 
     // The image as the VM boots it: a baked machine-id and a stale runner system id.
     for (path, text) in [
@@ -159,6 +236,20 @@ fn run(params: &BootstrapParams, knobs: &Run) -> Outcome {
         fs::write(p, text).unwrap();
     }
     apply_write_files(&doc, &root);
+
+    // What cloud-init leaves on disk: the raw and the processed user-data, and its
+    // cache of the datasource (which holds the user-data too), in the instance folder
+    // that /var/lib/cloud/instance points to.
+    let instance = root.join("var/lib/cloud/instances").join(INSTANCE_ID);
+    fs::create_dir_all(&instance).unwrap();
+    for name in ["user-data.txt", "user-data.txt.i", "obj.pkl"] {
+        fs::write(instance.join(name), data.as_str()).unwrap();
+    }
+    std::os::unix::fs::symlink(
+        format!("/var/lib/cloud/instances/{INSTANCE_ID}"),
+        root.join("var/lib/cloud/instance"),
+    )
+    .unwrap();
 
     for tool in TOOLS {
         std::os::unix::fs::symlink(find_tool(tool), bin.join(tool)).unwrap();
@@ -174,6 +265,17 @@ fn run(params: &BootstrapParams, knobs: &Run) -> Outcome {
     ];
     if !knobs.without_docker {
         stubs.push(("docker", STUB_LOGGER));
+    }
+    stubs.push((
+        "iptables",
+        if knobs.broken_iptables {
+            STUB_BROKEN
+        } else {
+            STUB_IPTABLES
+        },
+    ));
+    if !knobs.without_ip6tables {
+        stubs.push(("ip6tables", STUB_IPTABLES));
     }
     for (name, text) in stubs {
         write_exec(&bin.join(name), text);
@@ -193,13 +295,8 @@ fn run(params: &BootstrapParams, knobs: &Run) -> Outcome {
         .append(true)
         .open(&log)
         .unwrap();
-    let status = Command::new(bin.join("sh"))
+    let status = sandboxed(&bin, &root, &net, &log)
         .arg(&script)
-        .env_clear()
-        .env("PATH", &bin)
-        .env("HOME", &root)
-        .env("BOOTSTRAP_ROOT", &root)
-        .env("STUB_LOG", &log)
         .env("STUB_UNREGISTERED", knobs.unregistered)
         .env("STUB_UNAME", knobs.uname.unwrap_or("x86_64"))
         .stdin(Stdio::null())
@@ -207,13 +304,28 @@ fn run(params: &BootstrapParams, knobs: &Run) -> Outcome {
         .stderr(out)
         .status()
         .unwrap();
-    let log = fs::read_to_string(&log).unwrap();
+    let text = fs::read_to_string(&log).unwrap();
     Outcome {
         success: status.success(),
-        log: log.lines().map(str::to_owned).collect(),
+        log: text.lines().map(str::to_owned).collect(),
         root,
+        bin,
+        net,
+        log_file: log,
         _dir: dir,
     }
+}
+
+/// `sh` of the sandbox with its environment and nothing of the host's.
+fn sandboxed(bin: &Path, root: &Path, net: &Path, log: &Path) -> Command {
+    let mut cmd = Command::new(bin.join("sh"));
+    cmd.env_clear()
+        .env("PATH", bin)
+        .env("HOME", root)
+        .env("BOOTSTRAP_ROOT", root)
+        .env("STUB_LOG", log)
+        .env("STUB_NET", net);
+    cmd
 }
 
 // === impl Outcome ===
@@ -246,6 +358,39 @@ impl Outcome {
 
     fn file(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
+    }
+
+    /// The lines of the iptables stub's state for `tool` (`iptables` or `ip6tables`).
+    fn rules(&self, tool: &str) -> Vec<String> {
+        fs::read_to_string(self.net.join(tool))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// How often `line` is in `tool`'s state.
+    fn count(&self, tool: &str, line: &str) -> usize {
+        self.rules(tool).iter().filter(|l| *l == line).count()
+    }
+
+    /// Runs `systemctl ARGS` in the sandbox, as systemd or an operator would after the
+    /// bootstrap; its calls go to the same log.
+    fn systemctl(&self, args: &str) -> bool {
+        sandboxed(&self.bin, &self.root, &self.net, &self.log_file)
+            .arg("-c")
+            .arg(format!("systemctl {args}"))
+            .stdin(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// Emulates a reboot for the firewall: the kernel forgets every rule.
+    fn reboot_firewall(&self) {
+        for tool in ["iptables", "ip6tables"] {
+            fs::write(self.net.join(tool), ":FORWARD\n").unwrap();
+        }
     }
 }
 
@@ -374,11 +519,25 @@ fn check_variant(v: &Variant) {
     check_runner_config(&o, params);
     assert!(!o.file(paths::STAGED_RUNNER_CONFIG).exists());
 
-    // The token is in config.toml and nowhere else (not in the log, not in any other file).
+    // Job containers are blocked from the metadata service before the runner starts.
+    check_metadata_block(&o, options.block_metadata_in_jobs);
+
+    // cloud-init's copies of the user-data are deleted after the runner started; its
+    // datasource cache is kept on purpose (docs/bootstrap.md, "Secrets").
+    o.before(start, "removing cloud-init's copies of the user-data");
+    let instance = o.file(&format!("/var/lib/cloud/instances/{INSTANCE_ID}"));
+    for name in ["user-data.txt", "user-data.txt.i"] {
+        assert!(!instance.join(name).exists(), "{}: {name} left", v.name);
+    }
+    let cache = instance.join("obj.pkl");
+    assert!(cache.exists(), "cloud-init's cache must stay");
+
+    // The token is in config.toml and nowhere else (not in the log, not in any other
+    // file but cloud-init's cache).
     assert!(!o.dump().contains(TOKEN), "token in the log");
     let config = o.file(paths::RUNNER_CONFIG);
     for file in walk(&o.root) {
-        if file != config {
+        if file != config && file != cache {
             let text = fs::read(&file).unwrap();
             assert!(
                 !String::from_utf8_lossy(&text).contains(TOKEN),
@@ -386,6 +545,65 @@ fn check_variant(v: &Variant) {
                 file.display()
             );
         }
+    }
+}
+
+/// With the block on: the unit was enabled and started after Docker, its `ExecStart`
+/// put exactly one REJECT rule for each metadata address into `DOCKER-USER`, before the
+/// runner started; the unit follows Docker and the runner requires the unit. With the
+/// block off: no rule, no unit, no drop-in.
+fn check_metadata_block(o: &Outcome, on: bool) {
+    let start = "call: systemctl restart gitlab-runner.service";
+    let unit = o.file(paths::BLOCK_METADATA_UNIT);
+    let drop_in = o.file(paths::RUNNER_DROP_IN);
+    if !on {
+        assert!(!o.has("iptables"), "{}", o.dump());
+        assert!(!unit.exists() && !drop_in.exists());
+        assert!(!o.file(paths::BLOCK_METADATA_SCRIPT).exists());
+        return;
+    }
+    let insert = "call: iptables -w -I DOCKER-USER 1 -d 169.254.169.254/32 -j REJECT";
+    o.before("call: systemctl enable --now docker.service", insert);
+    o.before(
+        &format!(
+            "call: systemctl restart {}",
+            paths::BLOCK_METADATA_UNIT_NAME
+        ),
+        insert,
+    );
+    o.before(insert, start);
+    o.before(
+        &format!("call: systemctl enable {}", paths::BLOCK_METADATA_UNIT_NAME),
+        start,
+    );
+    assert_eq!(o.count("iptables", RULE_V4), 1, "{:?}", o.rules("iptables"));
+    assert_eq!(
+        o.count("ip6tables", RULE_V6),
+        1,
+        "{:?}",
+        o.rules("ip6tables")
+    );
+    assert_eq!(o.count("iptables", "FORWARD -j DOCKER-USER"), 1);
+
+    let unit = fs::read_to_string(unit).unwrap();
+    for line in [
+        "After=docker.service",
+        "PartOf=docker.service",
+        "WantedBy=docker.service",
+        "Type=oneshot",
+        &format!("ExecStart={}", paths::BLOCK_METADATA_SCRIPT),
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "unit lacks {line}:\n{unit}"
+        );
+    }
+    let drop_in = fs::read_to_string(drop_in).unwrap();
+    for line in [
+        format!("Requires={}", paths::BLOCK_METADATA_UNIT_NAME),
+        format!("After={}", paths::BLOCK_METADATA_UNIT_NAME),
+    ] {
+        assert!(drop_in.lines().any(|l| l == line), "drop-in lacks {line}");
     }
 }
 
@@ -524,4 +742,57 @@ fn failing_shell_before_stops_the_bootstrap_before_anything_else() {
         "{}",
         o.dump()
     );
+}
+
+#[test]
+fn metadata_rule_survives_a_docker_restart_and_a_reboot_without_doubling() {
+    let o = run(&variant("distro-docker").params, &Run::default());
+    assert!(o.success, "{}", o.dump());
+    let unit = paths::BLOCK_METADATA_UNIT_NAME;
+    // Docker restart: dockerd keeps DOCKER-USER; PartOf restarts the unit.
+    assert!(o.systemctl("restart docker.service"));
+    assert!(o.systemctl(&format!("restart {unit}")));
+    assert_eq!(o.count("iptables", RULE_V4), 1, "{:?}", o.rules("iptables"));
+    assert_eq!(o.count("ip6tables", RULE_V6), 1);
+    // Reboot: the kernel forgot the rules; Docker starts and WantedBy starts the unit.
+    o.reboot_firewall();
+    assert_eq!(o.count("iptables", RULE_V4), 0);
+    assert!(o.systemctl("start docker.service"));
+    assert!(o.systemctl(&format!("start {unit}")));
+    assert_eq!(o.count("iptables", RULE_V4), 1, "{:?}", o.rules("iptables"));
+    assert_eq!(o.count("ip6tables", RULE_V6), 1);
+    assert_eq!(o.count("iptables", "FORWARD -j DOCKER-USER"), 1);
+}
+
+#[test]
+fn metadata_rule_is_installed_without_ip6tables() {
+    let knobs = Run {
+        without_ip6tables: true,
+        ..Run::default()
+    };
+    let o = run(&variant("distro-docker").params, &knobs);
+    assert!(o.success, "{}", o.dump());
+    assert_eq!(o.count("iptables", RULE_V4), 1);
+    assert!(!o.has("call: ip6tables"), "{}", o.dump());
+}
+
+#[test]
+fn failing_metadata_rule_stops_the_bootstrap_before_the_runner_starts() {
+    let knobs = Run {
+        broken_iptables: true,
+        ..Run::default()
+    };
+    let o = run(&variant("distro-docker").params, &knobs);
+    assert!(!o.success, "{}", o.dump());
+    assert!(!o.has("call: systemctl restart gitlab-runner.service"));
+    assert!(!o.file(paths::RUNNER_CONFIG).exists());
+}
+
+#[test]
+fn metadata_block_off_installs_no_rule_but_still_deletes_the_user_data_copies() {
+    let o = run(&variant("metadata-open").params, &Run::default());
+    assert!(o.success, "{}", o.dump());
+    check_metadata_block(&o, false);
+    let instance = o.file(&format!("/var/lib/cloud/instances/{INSTANCE_ID}"));
+    assert!(!instance.join("user-data.txt").exists());
 }

@@ -93,6 +93,9 @@ pub fn all() -> Vec<Variant> {
                     .into(),
             );
         }),
+        variant("metadata-open", |p| {
+            p.pool.bootstrap.block_metadata_in_jobs = false;
+        }),
         variant("capacity-4", |p| {
             p.pool.capacity = NonZeroU32::new(4).unwrap();
             p.vm.name = "icinga-ci-big-0001".into();
