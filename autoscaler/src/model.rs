@@ -259,7 +259,8 @@ pub struct Policy {
 impl Policy {
     /// Default of [`Policy::offline_after`]: a few minutes over gitlab-runner's 3 s check
     /// interval and GitLab's minute-granular `contacted_at`.
-    pub const DEFAULT_OFFLINE_AFTER: Duration = Duration::from_secs(300);
+    pub const DEFAULT_OFFLINE_AFTER: Duration =
+        autoscaler_config::Controller::DEFAULT_OFFLINE_AFTER;
     /// Default of [`Policy::delete_retry`].
     pub const DEFAULT_DELETE_RETRY: Duration = Duration::from_secs(180);
 }

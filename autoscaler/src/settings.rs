@@ -28,7 +28,7 @@ pub fn policy_at(config: &Config, now: Timestamp) -> Policy {
     Policy {
         pools: config.pools.iter().map(|p| pool_policy(p, now)).collect(),
         backoff: Backoff::default(),
-        offline_after: Policy::DEFAULT_OFFLINE_AFTER,
+        offline_after: config.controller.offline_after,
         delete_retry: Policy::DEFAULT_DELETE_RETRY,
     }
 }

@@ -40,10 +40,19 @@ pub struct Controller {
     pub id: String,
     /// Time between reconcile ticks (default 15 s).
     pub poll_interval: Duration,
+    /// A runner whose last contact with GitLab is older than this while its server is
+    /// ACTIVE is offline: no capacity, replaced, removed once it runs no job (default 5 min).
+    pub offline_after: Duration,
     /// Address for metrics, health, webhook and status (default `127.0.0.1:9252`).
     pub listen: SocketAddr,
     /// Directory for the status file and other state, if any.
     pub state_dir: Option<PathBuf>,
+}
+
+impl Controller {
+    /// Default of [`Controller::offline_after`]: a few minutes over gitlab-runner's 3 s
+    /// check interval and GitLab's minute-granular `contacted_at`.
+    pub const DEFAULT_OFFLINE_AFTER: Duration = Duration::from_secs(300);
 }
 
 /// `[gitlab]`.

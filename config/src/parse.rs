@@ -50,6 +50,10 @@ pub(crate) mod bounds {
     /// `idle_time` (pool and period): 0 s .. 30 days.
     pub const IDLE_TIME: (Duration, Duration) =
         (Duration::ZERO, Duration::from_secs(30 * 24 * 3600));
+    /// `offline_after`: 1 min .. 24 h (gitlab-runner contacts GitLab every few seconds;
+    /// GitLab's `contacted_at` is only meaningful at minute granularity).
+    pub const OFFLINE_AFTER: (Duration, Duration) =
+        (Duration::from_secs(60), Duration::from_secs(24 * 3600));
     /// `boot_timeout`: 1 min .. 24 h.
     pub const BOOT_TIMEOUT: (Duration, Duration) =
         (Duration::from_secs(60), Duration::from_secs(24 * 3600));
@@ -668,7 +672,17 @@ pub(crate) fn parse_config(
 }
 
 fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> {
-    ctx.check_keys(n, &["id", "poll_interval", "listen", "state_dir"], &[]);
+    ctx.check_keys(
+        n,
+        &[
+            "id",
+            "poll_interval",
+            "offline_after",
+            "listen",
+            "state_dir",
+        ],
+        &[],
+    );
     let id = match ctx.str(n, "id") {
         Some(id) => {
             if valid_name(&id.v, 31) {
@@ -693,6 +707,11 @@ fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> {
         None if n.table.contains_key("poll_interval") => None,
         None => Some(Duration::from_secs(15)),
     };
+    let offline_after = match ctx.bounded_duration(n, "offline_after", bounds::OFFLINE_AFTER) {
+        Some(d) => Some(d.v),
+        None if n.table.contains_key("offline_after") => None,
+        None => Some(Controller::DEFAULT_OFFLINE_AFTER),
+    };
     let listen = match ctx.str(n, "listen") {
         Some(s) => match s.v.parse::<SocketAddr>() {
             Ok(a) => Some(a),
@@ -712,6 +731,7 @@ fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> {
     Some(Controller {
         id: id?,
         poll_interval: poll_interval?,
+        offline_after: offline_after?,
         listen: listen?,
         state_dir,
     })
@@ -2143,6 +2163,25 @@ tags = ["docker"]
             &with("[[pools]]", "idle_time = 1.5"),
             "pools[0].idle_time",
             "found a float",
+        );
+    }
+
+    #[test]
+    fn offline_after_defaults_to_five_minutes_and_is_bounded() {
+        assert_eq!(
+            ok(&with("[controller]", "")).controller.offline_after,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            ok(&with("[controller]", "offline_after = \"10m\""))
+                .controller
+                .offline_after,
+            Duration::from_secs(600)
+        );
+        one_err(
+            &with("[controller]", "offline_after = \"5s\""),
+            "controller.offline_after",
+            "`5s` is out of range: must be between 1m and 1day",
         );
     }
 

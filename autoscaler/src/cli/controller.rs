@@ -84,6 +84,9 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let config = load(&ConfigArg {
         config: path.clone(),
     })?;
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "configuration");
+    }
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.controller.listen)
             .await

@@ -13,6 +13,9 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
                 pools.len(),
                 pools.join(", ")
             );
+            for w in &config.warnings {
+                println!("warning: {w}");
+            }
             if args.online {
                 return online(&config);
             }
