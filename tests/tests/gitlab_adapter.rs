@@ -36,6 +36,9 @@ fn settings(fake: &FakeGitLabServer, scope: Scope) -> GitLabSettings {
         concurrency: 4,
         connect_attempts: 5,
         connect_backoff: Duration::from_millis(20),
+        max_body: 32 * 1024 * 1024,
+        max_list_pages: 100,
+        max_polls_per_call: 200,
     }
 }
 
@@ -643,7 +646,7 @@ async fn adapter_polls_every_project_on_every_call_while_the_budget_allows() {
 }
 
 #[tokio::test]
-async fn adapter_never_exceeds_the_jobs_list_budget() {
+async fn adapter_never_exceeds_the_jobs_list_budget_and_reports_what_waits() {
     let f = fake().await;
     f.set_jobs_limit(3);
     let refs: Vec<ProjectRef> = (0..5)
@@ -658,18 +661,102 @@ async fn adapter_never_exceeds_the_jobs_list_budget() {
     let a = GitLabAdapter::connect(s, SecretString::from(ADMIN_TOKEN))
         .await
         .unwrap();
-    let err = a.pending_jobs_with_stats().await.unwrap_err();
-    assert!(err.is_transient(), "{err:?}");
+    // Issue 11, item 7: a spent budget degrades polling; it does not fail the call.
+    let (jobs, stats) = a.pending_jobs_with_stats().await.unwrap();
+    assert_eq!((jobs.len(), stats.polled, stats.over_budget), (3, 3, 2));
     let jobs_calls = f.requests().iter().filter(|r| r.contains("/jobs")).count();
     assert_eq!(
         jobs_calls, 3,
         "the budget stops polling before GitLab's limit"
     );
-    assert!(!f.requests().is_empty());
-    assert!(
-        !matches!(err, GitLabError::RateLimited { .. }),
-        "GitLab never had to throttle: {err:?}"
+    let skipped = a.skipped_scope();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].entry.starts_with("2 projects"), "{skipped:?}");
+    assert!(skipped[0].reason.contains("budget"), "{skipped:?}");
+}
+
+#[tokio::test]
+async fn adapter_polls_a_large_scope_round_robin_a_bounded_number_per_call() {
+    let f = fake().await;
+    let ids: Vec<u64> = (0..25)
+        .map(|i| f.add_project(&format!("g/p{i}"), None))
+        .collect();
+    let last = f.add_job(ids[24], &[], Duration::from_secs(60));
+    let refs: Vec<ProjectRef> = ids.iter().map(|p| ProjectRef::Id(*p)).collect();
+    let mut s = settings(&f, projects(&refs));
+    s.max_polls_per_call = 10;
+    let a = GitLabAdapter::connect(s, SecretString::from(ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let mut polled = std::collections::BTreeSet::new();
+    let mut seen_last = false;
+    for call in 0..3 {
+        f.clear_requests();
+        let (jobs, stats) = a.pending_jobs_with_stats().await.unwrap();
+        assert!(stats.polled <= 10, "call {call}: {stats:?}");
+        seen_last |= jobs.iter().any(|j| j.id == last);
+        for r in f.requests() {
+            if let Some(p) = r.split("/projects/").nth(1) {
+                polled.insert(p.split('/').next().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(polled.len(), 25, "every project had its turn: {polled:?}");
+    assert!(seen_last);
+    assert!(a.skipped_scope().is_empty(), "{:?}", a.skipped_scope());
+}
+
+#[tokio::test]
+async fn adapter_skips_a_group_answering_403_and_reports_it() {
+    let f = fake().await;
+    let good1 = f.add_project("a/one", None);
+    let good2 = f.add_project("b/two", None);
+    let bad = f.add_group("secret", None);
+    let hidden = f.add_project("secret/x", Some(bad));
+    f.add_job(hidden, &[], Duration::from_secs(60));
+    let j1 = f.add_job(good1, &[], Duration::from_secs(60));
+    let j2 = f.add_job(good2, &[], Duration::from_secs(60));
+    f.forbid_group(bad);
+    let scope = Scope {
+        projects: vec![ProjectRef::Id(good1), ProjectRef::Path("b/two".into())],
+        groups: vec!["secret".into(), "missing".into()],
+        instance: false,
+    };
+    let a = adapter(&f, scope).await;
+    // Issue 11, item 7: one failing scope entry does not make GitLab unavailable.
+    let jobs = a.pending_jobs().await.unwrap();
+    let mut got: Vec<u64> = jobs.iter().map(|j| j.id).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![j1, j2]);
+    let skipped = a.skipped_scope();
+    let entries: Vec<&str> = skipped.iter().map(|p| p.entry.as_str()).collect();
+    assert_eq!(
+        entries,
+        vec!["group secret", "group missing"],
+        "{skipped:?}"
     );
+    assert!(skipped[0].reason.contains("403"), "{skipped:?}");
+    assert!(!skipped[0].reason.contains(ADMIN_TOKEN));
+}
+
+#[tokio::test]
+async fn adapter_skips_a_forbidden_project_but_fails_when_nothing_can_be_read() {
+    let f = fake().await;
+    let good = f.add_project("a/good", None);
+    let bad = f.add_project("a/bad", None);
+    let j = f.add_job(good, &[], Duration::from_secs(60));
+    f.add_job(bad, &[], Duration::from_secs(60));
+    f.forbid_project(bad);
+    let a = adapter(&f, projects(&[ProjectRef::Id(good), ProjectRef::Id(bad)])).await;
+    let jobs = a.pending_jobs().await.unwrap();
+    assert_eq!(jobs.iter().map(|x| x.id).collect::<Vec<_>>(), vec![j]);
+    let skipped = a.skipped_scope();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].entry, format!("project {bad}"));
+    // A scope of which nothing can be read is "GitLab unavailable", not "no jobs".
+    let only_bad = adapter(&f, projects(&[ProjectRef::Id(bad)])).await;
+    assert!(only_bad.pending_jobs().await.is_err());
+    assert_eq!(only_bad.skipped_scope().len(), 1);
 }
 
 #[tokio::test]

@@ -5,6 +5,24 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+/// An item of an offset-paged list, identified by its id (for the integrity checks).
+pub(crate) trait Listed {
+    /// The item's id.
+    fn list_id(&self) -> u64;
+}
+
+macro_rules! listed {
+    ($($t:ty),*) => {$(
+        impl Listed for $t {
+            fn list_id(&self) -> u64 {
+                self.id
+            }
+        }
+    )*};
+}
+
+listed!(Job, RunnerJob, Runner, Project);
+
 /// `Job` entity of `GET /projects/:id/jobs` (only what the planner needs).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Job {
