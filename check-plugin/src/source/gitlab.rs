@@ -93,7 +93,9 @@ struct ProjectDto {
 // === impl GitLab ===
 
 impl GitLab {
-    /// A client for the instance at `base` (e.g. `https://gitlab.example/`).
+    /// A client for the instance at `base` (e.g. `https://gitlab.example/`). It follows
+    /// redirects only within `base`'s origin (the token is never sent elsewhere) and warns
+    /// when `base` is plain `http://` to a non-loopback host.
     ///
     /// # Errors
     ///
@@ -108,7 +110,11 @@ impl GitLab {
             base.join(p)
                 .map_err(|e| SourceError::Setup(format!("gitlab url {base}: {e}")))
         };
+        if let Some(w) = autoscaler::gitlab::guard::plain_http_warning(&base) {
+            tracing::warn!("{w}");
+        }
         let http = reqwest::Client::builder()
+            .redirect(autoscaler::gitlab::guard::redirect_policy(&base))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(
