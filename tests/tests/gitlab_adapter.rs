@@ -1258,3 +1258,21 @@ async fn check_plugin_refuses_a_body_over_the_limit() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn check_plugin_refuses_a_runner_list_that_shifted_between_pages() {
+    let f = fake().await;
+    let a = adapter(&f, Scope::default()).await;
+    let (others, ours) = ours_first_on_page_two(&f, &a).await;
+    let progress = autoscaler_check::Progress::default();
+    let check = check_client(&f.url());
+    let whole = check.runners(true, "ctl-", &[], &progress).await.unwrap();
+    assert_eq!(whole.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ours]);
+    f.delete_runner_after_list_page(1, others[0]);
+    let err = check
+        .runners(true, "ctl-", &[], &progress)
+        .await
+        .expect_err("a shifted listing must be an error, not a list without our runner");
+    let msg = err.to_string();
+    assert!(msg.contains("counts changed"), "{msg}");
+}

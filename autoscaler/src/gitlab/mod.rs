@@ -22,7 +22,7 @@ mod counter;
 mod dto;
 pub mod guard;
 mod http;
-mod paging;
+pub mod paging;
 mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

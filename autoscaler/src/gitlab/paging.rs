@@ -6,13 +6,13 @@
 //! that is cut short by the page cap, or whose pages disagree with each other or with the
 //! counts GitLab sent, is an error here, never a silently short list. What cannot be
 //! detected (a shift while GitLab sends no counts) is described in `docs/gitlab.md`.
-//! Pure: the caller does the requests.
+//! Pure: the caller does the requests. Used by the adapter and by the check plugin.
 
 use crate::ports::{GitLabError, GitLabResult};
 
 /// The paging headers of one answer (`None`: header absent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct PageHeaders {
+pub struct PageHeaders {
     /// `X-Page`.
     pub page: Option<u64>,
     /// `X-Per-Page`.
@@ -27,7 +27,7 @@ pub(crate) struct PageHeaders {
 
 /// What to do after a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Next {
+pub enum Next {
     /// Request this page.
     Page(u32),
     /// The list is complete and consistent.
@@ -36,7 +36,7 @@ pub(crate) enum Next {
 
 /// State of one list being read.
 #[derive(Debug)]
-pub(crate) struct OffsetListing {
+pub struct OffsetListing {
     what: String,
     per_page: u64,
     max_pages: u32,
