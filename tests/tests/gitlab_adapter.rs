@@ -1,5 +1,6 @@
-//! The GitLab adapter against the fake GitLab server, and the fake itself against the facts
-//! in `shared/gitlab-api-notes.md`: if the fake drifts from GitLab, the `fake_*` tests fail.
+//! The GitLab adapter against the fake GitLab server, and the fake itself against GitLab's
+//! behaviour as `docs/gitlab.md` records it: if the fake drifts from GitLab, the `fake_*`
+//! tests fail.
 
 #![allow(clippy::unwrap_used)]
 

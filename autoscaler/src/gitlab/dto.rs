@@ -1,5 +1,5 @@
 //! Private DTOs: the parts of GitLab's JSON the adapter reads. Field names follow GitLab's
-//! entity classes (see `shared/gitlab-api-notes.md`); unknown fields are ignored so newer
+//! entity classes (see `docs/gitlab.md`); unknown fields are ignored so newer
 //! GitLab versions keep working. Nothing here leaves the adapter.
 
 use chrono::{DateTime, Utc};

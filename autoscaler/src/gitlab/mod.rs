@@ -1,8 +1,9 @@
 //! GitLab adapter: the [`GitLab`] port over GitLab's REST and GraphQL APIs.
 //!
-//! Built on the `gitlab` crate's async client (typed endpoints describe each request; see
-//! [`http`] for why sending goes through `rest_async`). Facts about the API it relies on are
-//! in `shared/gitlab-api-notes.md`; the fake in `autoscaler-tests` is checked against them.
+//! The `gitlab` crate's typed endpoints describe each request; [`http`] sends them with the
+//! adapter's own client, which keeps the token on the configured origin and bounds bodies
+//! ([`guard`]). Facts about the API it relies on are in `docs/gitlab.md`; the HTTP fake in
+//! `autoscaler-fakes` is checked against them.
 //!
 //! * Pending jobs: per project `GET /projects/:id/jobs?scope[]=pending` with keyset
 //!   pagination (`Link rel="next"`); groups expand to their projects (subgroups included),
@@ -13,10 +14,12 @@
 //!   ([`schedule::Cadence`]); a `429` blocks every request until its `Retry-After` passed.
 //! * Runners: created with `POST /user/runners`, owned when the description starts with
 //!   `<controller-id>-` and the maintenance note carries [`crate::ports::RUNNER_MARKER`].
-//!   Jobs run so far are counted incrementally ([`counter`]).
+//!   Jobs run so far are counted incrementally ([`counter`]). Runner lists are offset-paged
+//!   and checked ([`paging`]): truncated or inconsistent is an error, never a short list.
+//! * Scope entries that cannot be read are skipped and reported ([`GitLab::skipped_scope`]).
 //!
-//! Tokens live only inside the `gitlab` client; no error, log line or `Debug` output of
-//! this module contains one.
+//! The token lives only inside the transport; no error, log line or `Debug` output of this
+//! module contains one.
 
 mod counter;
 mod dto;

@@ -1,4 +1,4 @@
-//! A fake GitLab HTTP server that follows `shared/gitlab-api-notes.md`, for adapter tests,
+//! A fake GitLab HTTP server that follows the GitLab facts in `docs/gitlab.md`, for adapter tests,
 //! scenario tests and `run --dev`.
 //!
 //! What it implements (each checked by `tests/tests/gitlab_adapter.rs`):
