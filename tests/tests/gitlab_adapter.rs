@@ -741,7 +741,7 @@ async fn adapter_skips_a_group_answering_403_and_reports_it() {
 }
 
 #[tokio::test]
-async fn adapter_skips_a_forbidden_project_but_fails_when_nothing_can_be_read() {
+async fn adapter_skips_a_forbidden_project_and_fails_only_when_gitlab_itself_fails() {
     let f = fake().await;
     let good = f.add_project("a/good", None);
     let bad = f.add_project("a/bad", None);
@@ -754,10 +754,30 @@ async fn adapter_skips_a_forbidden_project_but_fails_when_nothing_can_be_read() 
     let skipped = a.skipped_scope();
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(skipped[0].entry, format!("project {bad}"));
-    // A scope of which nothing can be read is "GitLab unavailable", not "no jobs".
+    // Every entry refused on its own: an empty scope for now, reported; not an outage.
     let only_bad = adapter(&f, projects(&[ProjectRef::Id(bad)])).await;
-    assert!(only_bad.pending_jobs().await.is_err());
+    assert!(only_bad.pending_jobs().await.unwrap().is_empty());
     assert_eq!(only_bad.skipped_scope().len(), 1);
+    // GitLab itself failing for every entry is "GitLab unavailable", not "no jobs".
+    let grp = f.add_group("grp", None);
+    f.add_project("grp/p", Some(grp));
+    let groups_only = Scope {
+        projects: vec![],
+        groups: vec!["grp".into()],
+        instance: false,
+    };
+    let g = adapter(&f, groups_only).await;
+    f.fail_next(1, 502);
+    let err = g.pending_jobs().await.unwrap_err();
+    assert!(
+        matches!(err, GitLabError::Server { status: 502, .. }),
+        "{err:?}"
+    );
+    assert_eq!(g.skipped_scope()[0].entry, "group grp");
+    assert!(
+        g.pending_jobs().await.is_ok(),
+        "the next call reads the group"
+    );
 }
 
 #[tokio::test]

@@ -316,7 +316,11 @@ impl GitLabAdapter {
         }
         let mut st = self.jobs.lock().await;
         let mut problems: Vec<ScopeProblem> = Vec::new();
-        let keys = match self.scope_projects(&mut st, &mut problems).await {
+        let mut first_error: Option<GitLabError> = None;
+        let keys = match self
+            .scope_projects(&mut st, &mut problems, &mut first_error)
+            .await
+        {
             Ok(keys) => keys,
             Err(e) => {
                 self.set_skipped(problems);
@@ -363,7 +367,6 @@ impl GitLabAdapter {
             .collect()
             .await;
         let mut fatal: Option<GitLabError> = None;
-        let mut first_error: Option<GitLabError> = None;
         for (key, result) in results {
             let state = st
                 .projects
@@ -448,16 +451,12 @@ impl GitLabAdapter {
                 ),
             });
         }
-        if read == 0 && (!keys.is_empty() || !problems.is_empty()) {
-            // Nothing in the scope could be read: GitLab is unavailable for this call.
-            let err = first_error.unwrap_or_else(|| match problems.first() {
-                Some(p) if waiting.is_empty() => GitLabError::Unexpected {
-                    what: "pending jobs".into(),
-                    message: format!("no scope entry could be read ({}: {})", p.entry, p.reason),
-                },
-                _ => GitLabError::BudgetSpent {
-                    what: "jobs lists of the scope".into(),
-                },
+        // Nothing in the scope could be read and GitLab itself failed (or nothing was polled
+        // yet): GitLab is unavailable for this call. When every entry was refused on its own
+        // (403/404), the scope is empty for now and `skipped_scope` says why.
+        if read == 0 && (first_error.is_some() || !waiting.is_empty()) {
+            let err = first_error.unwrap_or_else(|| GitLabError::BudgetSpent {
+                what: "jobs lists of the scope".into(),
             });
             self.set_skipped(problems);
             return Err(err);
@@ -479,7 +478,8 @@ impl GitLabAdapter {
 
     /// Project keys of the scope: listed projects plus every group's projects. A group that
     /// cannot be listed keeps its last list on a transient failure; otherwise (403, 404,
-    /// no earlier list) it is skipped and reported in `problems`.
+    /// no earlier list) it is skipped and reported in `problems`; the first failure of
+    /// GitLab itself (not a refusal of the entry) also goes to `first_error`.
     ///
     /// # Errors
     ///
@@ -488,6 +488,7 @@ impl GitLabAdapter {
         &self,
         st: &mut JobsState,
         problems: &mut Vec<ScopeProblem>,
+        first_error: &mut Option<GitLabError>,
     ) -> GitLabResult<BTreeSet<String>> {
         let mut keys: BTreeSet<String> = self
             .settings
@@ -524,6 +525,9 @@ impl GitLabAdapter {
                             entry: format!("group {group}"),
                             reason: e.to_string(),
                         });
+                        if !is_entry_problem(&e) {
+                            first_error.get_or_insert(e);
+                        }
                     }
                 }
             }
