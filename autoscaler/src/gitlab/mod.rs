@@ -500,37 +500,58 @@ impl GitLabAdapter {
                 autoscaler_config::ProjectRef::Path(path) => path.clone(),
             })
             .collect();
-        for group in &self.settings.scope.groups {
-            let fresh = st.groups.get(group).is_some_and(|g| {
-                Instant::now().saturating_duration_since(g.read_at) < self.settings.group_refresh
-            });
-            if !fresh {
-                match self.group_projects(group).await {
-                    Ok(projects) => {
-                        st.groups.insert(
-                            group.clone(),
-                            GroupState {
-                                read_at: Instant::now(),
-                                projects,
-                            },
-                        );
-                    }
-                    Err(e) if is_token_refused(&e) => return Err(e),
-                    Err(e) if st.groups.contains_key(group) && !is_entry_problem(&e) => {
-                        tracing::warn!(group = %group, error = %e, "keeping the last project list of the group");
-                    }
-                    Err(e) => {
-                        st.groups.remove(group);
-                        problems.push(ScopeProblem {
-                            entry: format!("group {group}"),
-                            reason: e.to_string(),
-                        });
-                        if !is_entry_problem(&e) {
-                            first_error.get_or_insert(e);
-                        }
+        // Stale groups are re-read concurrently (many groups must not stall one call).
+        let now = Instant::now();
+        let stale: Vec<String> = self
+            .settings
+            .scope
+            .groups
+            .iter()
+            .filter(|group| {
+                !st.groups.get(*group).is_some_and(|g| {
+                    now.saturating_duration_since(g.read_at) < self.settings.group_refresh
+                })
+            })
+            .cloned()
+            .collect();
+        let mut read: Vec<(String, GitLabResult<Vec<u64>>)> = stream::iter(stale)
+            .map(|group| async move {
+                let result = self.group_projects(&group).await;
+                (group, result)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        // Configuration order, so problems are reported in a stable order.
+        read.sort_by_key(|(group, _)| self.settings.scope.groups.iter().position(|g| g == group));
+        for (group, result) in read {
+            match result {
+                Ok(projects) => {
+                    st.groups.insert(
+                        group,
+                        GroupState {
+                            read_at: Instant::now(),
+                            projects,
+                        },
+                    );
+                }
+                Err(e) if is_token_refused(&e) => return Err(e),
+                Err(e) if st.groups.contains_key(&group) && !is_entry_problem(&e) => {
+                    tracing::warn!(group = %group, error = %e, "keeping the last project list of the group");
+                }
+                Err(e) => {
+                    st.groups.remove(&group);
+                    problems.push(ScopeProblem {
+                        entry: format!("group {group}"),
+                        reason: e.to_string(),
+                    });
+                    if !is_entry_problem(&e) {
+                        first_error.get_or_insert(e);
                     }
                 }
             }
+        }
+        for group in &self.settings.scope.groups {
             if let Some(g) = st.groups.get(group) {
                 keys.extend(g.projects.iter().map(u64::to_string));
             }
