@@ -1302,3 +1302,41 @@ async fn check_plugin_refuses_a_runner_list_that_shifted_between_pages() {
     let msg = err.to_string();
     assert!(msg.contains("counts changed"), "{msg}");
 }
+
+#[tokio::test]
+async fn adapter_follows_a_redirect_within_the_configured_origin() {
+    // `/old/...` moved to `/new/...` on the same host and port: followed, token included.
+    let seen: SeenLog = SeenLog::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let log = log.clone();
+            async move {
+                use axum::response::IntoResponse;
+                let path = uri.path().to_string();
+                if let Some(rest) = path.strip_prefix("/old/") {
+                    return axum::response::Redirect::temporary(&format!("/new/{rest}"))
+                        .into_response();
+                }
+                let mut s = log.lock().unwrap();
+                s.requests.push(path.clone());
+                if let Some(v) = headers.get("private-token") {
+                    s.tokens.push(v.to_str().unwrap_or("?").to_string());
+                }
+                if path == "/new/api/v4/user" {
+                    axum::Json(serde_json::json!({"id": 1})).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/old/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let a = GitLabAdapter::connect(settings_for(&url), SecretString::from(ADMIN_TOKEN)).await;
+    assert!(a.is_ok(), "{a:?}");
+    let s = seen.lock().unwrap();
+    assert_eq!(s.requests, vec!["/new/api/v4/user".to_string()]);
+    assert_eq!(s.tokens, vec![ADMIN_TOKEN.to_string()]);
+}
