@@ -73,6 +73,28 @@ pub enum SourceError {
         #[source]
         source: serde_json::Error,
     },
+    /// A body larger than the limit (nothing of it is used).
+    #[error("{what}: the answer from {url} is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The call.
+        what: String,
+        /// The URL without query.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// A redirect off the configured origin, refused so the token is not sent there.
+    #[error(
+        "{what}: {url}: {reason}; set gitlab.url to the address gitlab redirects to if it moved"
+    )]
+    Redirect {
+        /// The call.
+        what: String,
+        /// The URL without query.
+        url: String,
+        /// From which origin to which.
+        reason: String,
+    },
     /// Something the configuration or the environment lacks.
     #[error("{0}")]
     Setup(String),

@@ -1,5 +1,6 @@
-//! The GitLab adapter against the fake GitLab server, and the fake itself against the facts
-//! in `shared/gitlab-api-notes.md`: if the fake drifts from GitLab, the `fake_*` tests fail.
+//! The GitLab adapter against the fake GitLab server, and the fake itself against GitLab's
+//! behaviour as `docs/gitlab.md` records it: if the fake drifts from GitLab, the `fake_*`
+//! tests fail.
 
 #![allow(clippy::unwrap_used)]
 
@@ -36,6 +37,9 @@ fn settings(fake: &FakeGitLabServer, scope: Scope) -> GitLabSettings {
         concurrency: 4,
         connect_attempts: 5,
         connect_backoff: Duration::from_millis(20),
+        max_body: 32 * 1024 * 1024,
+        max_list_pages: 100,
+        max_polls_per_call: 200,
     }
 }
 
@@ -643,7 +647,7 @@ async fn adapter_polls_every_project_on_every_call_while_the_budget_allows() {
 }
 
 #[tokio::test]
-async fn adapter_never_exceeds_the_jobs_list_budget() {
+async fn adapter_never_exceeds_the_jobs_list_budget_and_reports_what_waits() {
     let f = fake().await;
     f.set_jobs_limit(3);
     let refs: Vec<ProjectRef> = (0..5)
@@ -658,17 +662,121 @@ async fn adapter_never_exceeds_the_jobs_list_budget() {
     let a = GitLabAdapter::connect(s, SecretString::from(ADMIN_TOKEN))
         .await
         .unwrap();
-    let err = a.pending_jobs_with_stats().await.unwrap_err();
-    assert!(err.is_transient(), "{err:?}");
+    // Issue 11, item 7: a spent budget degrades polling; it does not fail the call.
+    let (jobs, stats) = a.pending_jobs_with_stats().await.unwrap();
+    assert_eq!((jobs.len(), stats.polled, stats.over_budget), (3, 3, 2));
     let jobs_calls = f.requests().iter().filter(|r| r.contains("/jobs")).count();
     assert_eq!(
         jobs_calls, 3,
         "the budget stops polling before GitLab's limit"
     );
-    assert!(!f.requests().is_empty());
+    let skipped = a.skipped_scope();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].entry.starts_with("2 projects"), "{skipped:?}");
+    assert!(skipped[0].reason.contains("budget"), "{skipped:?}");
+}
+
+#[tokio::test]
+async fn adapter_polls_a_large_scope_round_robin_a_bounded_number_per_call() {
+    let f = fake().await;
+    let ids: Vec<u64> = (0..25)
+        .map(|i| f.add_project(&format!("g/p{i}"), None))
+        .collect();
+    let last = f.add_job(ids[24], &[], Duration::from_secs(60));
+    let refs: Vec<ProjectRef> = ids.iter().map(|p| ProjectRef::Id(*p)).collect();
+    let mut s = settings(&f, projects(&refs));
+    s.max_polls_per_call = 10;
+    let a = GitLabAdapter::connect(s, SecretString::from(ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let mut polled = std::collections::BTreeSet::new();
+    let mut seen_last = false;
+    for call in 0..3 {
+        f.clear_requests();
+        let (jobs, stats) = a.pending_jobs_with_stats().await.unwrap();
+        assert!(stats.polled <= 10, "call {call}: {stats:?}");
+        seen_last |= jobs.iter().any(|j| j.id == last);
+        for r in f.requests() {
+            if let Some(p) = r.split("/projects/").nth(1) {
+                polled.insert(p.split('/').next().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(polled.len(), 25, "every project had its turn: {polled:?}");
+    assert!(seen_last);
+    assert!(a.skipped_scope().is_empty(), "{:?}", a.skipped_scope());
+}
+
+#[tokio::test]
+async fn adapter_skips_a_group_answering_403_and_reports_it() {
+    let f = fake().await;
+    let good1 = f.add_project("a/one", None);
+    let good2 = f.add_project("b/two", None);
+    let bad = f.add_group("secret", None);
+    let hidden = f.add_project("secret/x", Some(bad));
+    f.add_job(hidden, &[], Duration::from_secs(60));
+    let j1 = f.add_job(good1, &[], Duration::from_secs(60));
+    let j2 = f.add_job(good2, &[], Duration::from_secs(60));
+    f.forbid_group(bad);
+    let scope = Scope {
+        projects: vec![ProjectRef::Id(good1), ProjectRef::Path("b/two".into())],
+        groups: vec!["secret".into(), "missing".into()],
+        instance: false,
+    };
+    let a = adapter(&f, scope).await;
+    // Issue 11, item 7: one failing scope entry does not make GitLab unavailable.
+    let jobs = a.pending_jobs().await.unwrap();
+    let mut got: Vec<u64> = jobs.iter().map(|j| j.id).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![j1, j2]);
+    let skipped = a.skipped_scope();
+    let entries: Vec<&str> = skipped.iter().map(|p| p.entry.as_str()).collect();
+    assert_eq!(
+        entries,
+        vec!["group secret", "group missing"],
+        "{skipped:?}"
+    );
+    assert!(skipped[0].reason.contains("403"), "{skipped:?}");
+    assert!(!skipped[0].reason.contains(ADMIN_TOKEN));
+}
+
+#[tokio::test]
+async fn adapter_skips_a_forbidden_project_and_fails_only_when_gitlab_itself_fails() {
+    let f = fake().await;
+    let good = f.add_project("a/good", None);
+    let bad = f.add_project("a/bad", None);
+    let j = f.add_job(good, &[], Duration::from_secs(60));
+    f.add_job(bad, &[], Duration::from_secs(60));
+    f.forbid_project(bad);
+    let a = adapter(&f, projects(&[ProjectRef::Id(good), ProjectRef::Id(bad)])).await;
+    let jobs = a.pending_jobs().await.unwrap();
+    assert_eq!(jobs.iter().map(|x| x.id).collect::<Vec<_>>(), vec![j]);
+    let skipped = a.skipped_scope();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].entry, format!("project {bad}"));
+    // Every entry refused on its own: an empty scope for now, reported; not an outage.
+    let only_bad = adapter(&f, projects(&[ProjectRef::Id(bad)])).await;
+    assert!(only_bad.pending_jobs().await.unwrap().is_empty());
+    assert_eq!(only_bad.skipped_scope().len(), 1);
+    // GitLab itself failing for every entry is "GitLab unavailable", not "no jobs".
+    let grp = f.add_group("grp", None);
+    f.add_project("grp/p", Some(grp));
+    let groups_only = Scope {
+        projects: vec![],
+        groups: vec!["grp".into()],
+        instance: false,
+    };
+    let g = adapter(&f, groups_only).await;
+    f.fail_next(1, 502);
+    let err = g.pending_jobs().await.unwrap_err();
     assert!(
-        !matches!(err, GitLabError::RateLimited { .. }),
-        "GitLab never had to throttle: {err:?}"
+        matches!(err, GitLabError::Server { status: 502, .. }),
+        "{err:?}"
+    );
+    assert_eq!(g.skipped_scope()[0].entry, "group grp");
+    assert!(
+        g.pending_jobs().await.is_ok(),
+        "the next call reads the group"
     );
 }
 
@@ -859,4 +967,376 @@ async fn adapter_debug_output_has_no_token() {
     let f = fake().await;
     let a = adapter(&f, Scope::default()).await;
     assert!(!format!("{a:?}").contains(ADMIN_TOKEN));
+}
+
+// === runner listing integrity (issue 11, item 1) ===
+
+/// Runner ids of one raw `/runners/all` page and its `X-Total`.
+async fn raw_runner_page(raw: &Raw, page: usize) -> (Vec<u64>, Option<String>) {
+    let r = raw
+        .get(&format!("/api/v4/runners/all?per_page=100&page={page}"))
+        .await;
+    let total = header(&r, "x-total");
+    (ids(r).await, total)
+}
+
+#[tokio::test]
+async fn fake_offset_pages_shift_when_a_runner_is_deleted_between_requests() {
+    let f = fake().await;
+    let all = f.add_runners(250, "other-");
+    let raw = Raw::new(&f);
+    // GitLab offers only offset paging for runner lists: keyset is Grape's 405.
+    for path in ["/api/v4/runners/all", "/api/v4/runners"] {
+        let r = raw.get(&format!("{path}?pagination=keyset")).await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+    }
+    let (page1, total1) = raw_runner_page(&raw, 1).await;
+    assert_eq!(page1, all[..100].to_vec());
+    assert_eq!(total1.as_deref(), Some("250"));
+    // Someone deletes a runner of page 1 before page 2 is asked for.
+    let r = raw
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v4/runners/{}", all[5]),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (page2, total2) = raw_runner_page(&raw, 2).await;
+    // GitLab computes each page when asked: everything moved up one place, so the runner
+    // that was first on page 2 is now last on page 1 and is never seen.
+    assert_eq!(page2, all[101..201].to_vec());
+    assert!(!page1.contains(&all[100]) && !page2.contains(&all[100]));
+    assert_eq!(total2.as_deref(), Some("249"));
+    // The scripted form does the same right after serving a page.
+    f.delete_runner_after_list_page(1, all[6]);
+    let (page1, _) = raw_runner_page(&raw, 1).await;
+    let (page2, _) = raw_runner_page(&raw, 2).await;
+    assert_eq!(page1.last(), Some(&all[100]));
+    assert_eq!(page2.first(), Some(&all[102]), "all[101] was skipped");
+}
+
+#[tokio::test]
+async fn fake_runner_list_counts_are_left_out_above_10000() {
+    let f = fake().await;
+    f.add_runners(10_001, "other-");
+    let raw = Raw::new(&f);
+    let r = raw.get("/api/v4/runners/all?per_page=100&page=1").await;
+    assert_eq!(header(&r, "x-total"), None);
+    assert_eq!(header(&r, "x-total-pages"), None);
+    assert!(!header(&r, "link").unwrap().contains("rel=\"last\""));
+    assert_eq!(header(&r, "x-next-page").as_deref(), Some("2"));
+    let r = raw.get("/api/v4/runners/all?per_page=100&page=101").await;
+    assert_eq!(header(&r, "x-next-page").as_deref(), Some(""));
+    assert_eq!(ids(r).await.len(), 1);
+    let small = fake().await;
+    small.add_runners(3, "other-");
+    let r = Raw::new(&small).get("/api/v4/runners/all").await;
+    assert_eq!(header(&r, "x-total").as_deref(), Some("3"));
+}
+
+/// 100 foreign runners, then ours (first item of page 2), then 50 more foreign ones.
+async fn ours_first_on_page_two(f: &FakeGitLabServer, a: &GitLabAdapter) -> (Vec<u64>, u64) {
+    let mut others = f.add_runners(100, "other-");
+    let ours = a
+        .create_runner(runner_req("ctl-docker-1", &[]))
+        .await
+        .unwrap()
+        .id;
+    others.extend(f.add_runners(50, "other-"));
+    (others, ours)
+}
+
+#[tokio::test]
+async fn adapter_refuses_a_runner_list_that_shifted_between_pages() {
+    let f = fake().await;
+    let a = adapter(&f, Scope::default()).await;
+    let (others, ours) = ours_first_on_page_two(&f, &a).await;
+    assert_eq!(a.owned_runners().await.unwrap().len(), 1);
+    // Another client deletes a foreign runner between page 1 and page 2: ours moves to
+    // page 1 after it was read, so the listing never shows it.
+    f.delete_runner_after_list_page(1, others[0]);
+    let listed = a.owned_runners().await;
+    assert!(
+        matches!(&listed, Err(GitLabError::Unexpected { message, .. }) if message.contains("counts changed")),
+        "a shifted listing must be an error, not a list without runner {ours}: {listed:?}"
+    );
+    // The runner is still there, and GET /runners/:id says so.
+    let by_id = a.runner_by_id(ours).await.unwrap();
+    assert_eq!(by_id.map(|r| r.id), Some(ours));
+    // The next, undisturbed listing is whole again.
+    let again = a.owned_runners().await.unwrap();
+    assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ours]);
+}
+
+#[tokio::test]
+async fn adapter_refuses_a_runner_list_truncated_by_the_page_cap() {
+    let f = fake().await;
+    let a = adapter(&f, Scope::default()).await;
+    f.add_runners(10_000, "other-");
+    let ours = a
+        .create_runner(runner_req("ctl-docker-1", &[]))
+        .await
+        .unwrap()
+        .id;
+    // 10,001 runners: page 101 holds ours, one page beyond the cap of 100 pages.
+    let listed = a.owned_runners().await;
+    assert!(
+        matches!(&listed, Err(GitLabError::Unexpected { message, .. }) if message.contains("truncated")),
+        "a truncated listing must be an error, not a list without runner {ours}: {listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn adapter_cannot_see_a_shift_without_counts_but_runner_by_id_finds_the_runner() {
+    // Documents the limit of what a listing can prove (docs/gitlab.md): above 10,000
+    // runners GitLab sends no counts, so a shift between pages is invisible.
+    let f = fake().await;
+    let mut s = settings(&f, Scope::default());
+    s.max_list_pages = 200;
+    let a = GitLabAdapter::connect(s, SecretString::from(ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let (others, ours) = ours_first_on_page_two(&f, &a).await;
+    f.add_runners(10_000, "other-");
+    f.delete_runner_after_list_page(1, others[0]);
+    let listed = a.owned_runners().await.unwrap();
+    assert!(listed.is_empty(), "the shift skipped runner {ours}");
+    assert_eq!(
+        a.runner_by_id(ours).await.unwrap().map(|r| r.id),
+        Some(ours),
+        "absence from a listing is not proof: GET /runners/:id still finds it"
+    );
+}
+
+// === the token stays on the configured origin; bodies are bounded (items 8 and 9) ===
+
+/// What a loopback server saw.
+#[derive(Debug, Default)]
+struct Seen {
+    requests: Vec<String>,
+    tokens: Vec<String>,
+}
+
+type SeenLog = std::sync::Arc<std::sync::Mutex<Seen>>;
+
+/// A loopback server answering `/api/v4/user` with 200 and everything else with `body()`,
+/// recording each request and any `PRIVATE-TOKEN` / `Authorization` it carried.
+async fn recording_server(body: fn() -> String) -> (String, SeenLog) {
+    let seen: SeenLog = SeenLog::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let log = log.clone();
+            async move {
+                let mut s = log.lock().unwrap();
+                s.requests.push(uri.path().to_string());
+                for h in ["private-token", "authorization"] {
+                    if let Some(v) = headers.get(h) {
+                        s.tokens.push(v.to_str().unwrap_or("?").to_string());
+                    }
+                }
+                let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+                if uri.path() == "/api/v4/user" {
+                    (json, r#"{"id":1,"username":"root"}"#.to_string())
+                } else {
+                    (json, body())
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// A loopback server redirecting every request (307, same path and query) to `target`.
+async fn redirector(target: String) -> String {
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let to = format!(
+            "{target}{}",
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        );
+        async move { axum::response::Redirect::temporary(&to) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn settings_for(url: &str) -> GitLabSettings {
+    GitLabSettings {
+        url: url.parse().unwrap(),
+        scope: Scope::default(),
+        controller: ControllerId::new("ctl").unwrap(),
+        list_all_runners: true,
+        jobs_per_minute: 600,
+        request_timeout: Duration::from_secs(5),
+        quiet_base: Duration::from_secs(10),
+        dormant_interval: Duration::from_secs(120),
+        group_refresh: Duration::from_secs(600),
+        max_stale: Duration::from_secs(300),
+        concurrency: 4,
+        connect_attempts: 1,
+        connect_backoff: Duration::from_millis(20),
+        max_body: 32 * 1024 * 1024,
+        max_list_pages: 100,
+        max_polls_per_call: 200,
+    }
+}
+
+fn empty_list() -> String {
+    "[]".into()
+}
+
+/// A 40 MiB runner list (one runner with a huge description).
+fn huge_list() -> String {
+    format!(
+        r#"[{{"id":1,"description":"{}"}}]"#,
+        "x".repeat(40 * 1024 * 1024)
+    )
+}
+
+#[tokio::test]
+async fn adapter_never_sends_the_token_on_a_cross_origin_redirect() {
+    let (elsewhere, seen) = recording_server(empty_list).await;
+    let gitlab = redirector(elsewhere.clone()).await;
+    let err = GitLabAdapter::connect(settings_for(&gitlab), SecretString::from(ADMIN_TOKEN))
+        .await
+        .unwrap_err();
+    let s = seen.lock().unwrap();
+    assert!(
+        s.tokens.is_empty(),
+        "the token reached another origin: {s:?}"
+    );
+    assert!(s.requests.is_empty(), "the redirect was followed: {s:?}");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, GitLabError::Misconfigured { .. }) && msg.contains("another origin"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&elsewhere) && !msg.contains(ADMIN_TOKEN),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn adapter_refuses_a_body_over_the_limit_naming_the_path() {
+    let (url, _) = recording_server(huge_list).await;
+    let a = GitLabAdapter::connect(settings_for(&url), SecretString::from(ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let err = a.owned_runners().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, GitLabError::Unexpected { .. }), "{msg}");
+    assert!(
+        msg.contains("GET /api/v4/runners/all") && msg.contains("limit"),
+        "{msg}"
+    );
+    assert!(!msg.contains('?'), "no query in the message: {msg}");
+}
+
+fn check_client(url: &str) -> autoscaler_check::source::gitlab::GitLab {
+    autoscaler_check::source::gitlab::GitLab::new(
+        url.parse().unwrap(),
+        SecretString::from(ADMIN_TOKEN),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn check_plugin_never_sends_the_token_on_a_cross_origin_redirect() {
+    let (elsewhere, seen) = recording_server(empty_list).await;
+    let gitlab = redirector(elsewhere.clone()).await;
+    let progress = autoscaler_check::Progress::default();
+    let err = check_client(&gitlab)
+        .runners(true, "ctl-", &[], &progress)
+        .await
+        .unwrap_err();
+    let s = seen.lock().unwrap();
+    assert!(
+        s.tokens.is_empty(),
+        "the token reached another origin: {s:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("another origin") && msg.contains(&elsewhere),
+        "{msg}"
+    );
+    assert!(!msg.contains(ADMIN_TOKEN));
+}
+
+#[tokio::test]
+async fn check_plugin_refuses_a_body_over_the_limit() {
+    let (url, _) = recording_server(huge_list).await;
+    let progress = autoscaler_check::Progress::default();
+    let err = check_client(&url)
+        .runners(true, "ctl-", &[], &progress)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("limit") && msg.contains("/api/v4/runners/all"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn check_plugin_refuses_a_runner_list_that_shifted_between_pages() {
+    let f = fake().await;
+    let a = adapter(&f, Scope::default()).await;
+    let (others, ours) = ours_first_on_page_two(&f, &a).await;
+    let progress = autoscaler_check::Progress::default();
+    let check = check_client(&f.url());
+    let whole = check.runners(true, "ctl-", &[], &progress).await.unwrap();
+    assert_eq!(whole.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ours]);
+    f.delete_runner_after_list_page(1, others[0]);
+    let err = check
+        .runners(true, "ctl-", &[], &progress)
+        .await
+        .expect_err("a shifted listing must be an error, not a list without our runner");
+    let msg = err.to_string();
+    assert!(msg.contains("counts changed"), "{msg}");
+}
+
+#[tokio::test]
+async fn adapter_follows_a_redirect_within_the_configured_origin() {
+    // `/old/...` moved to `/new/...` on the same host and port: followed, token included.
+    let seen: SeenLog = SeenLog::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let log = log.clone();
+            async move {
+                use axum::response::IntoResponse;
+                let path = uri.path().to_string();
+                if let Some(rest) = path.strip_prefix("/old/") {
+                    return axum::response::Redirect::temporary(&format!("/new/{rest}"))
+                        .into_response();
+                }
+                let mut s = log.lock().unwrap();
+                s.requests.push(path.clone());
+                if let Some(v) = headers.get("private-token") {
+                    s.tokens.push(v.to_str().unwrap_or("?").to_string());
+                }
+                if path == "/new/api/v4/user" {
+                    axum::Json(serde_json::json!({"id": 1})).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/old/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let a = GitLabAdapter::connect(settings_for(&url), SecretString::from(ADMIN_TOKEN)).await;
+    assert!(a.is_ok(), "{a:?}");
+    let s = seen.lock().unwrap();
+    assert_eq!(s.requests, vec!["/new/api/v4/user".to_string()]);
+    assert_eq!(s.tokens, vec![ADMIN_TOKEN.to_string()]);
 }

@@ -1,9 +1,27 @@
 //! Private DTOs: the parts of GitLab's JSON the adapter reads. Field names follow GitLab's
-//! entity classes (see `shared/gitlab-api-notes.md`); unknown fields are ignored so newer
+//! entity classes (see `docs/gitlab.md`); unknown fields are ignored so newer
 //! GitLab versions keep working. Nothing here leaves the adapter.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+
+/// An item of an offset-paged list, identified by its id (for the integrity checks).
+pub(crate) trait Listed {
+    /// The item's id.
+    fn list_id(&self) -> u64;
+}
+
+macro_rules! listed {
+    ($($t:ty),*) => {$(
+        impl Listed for $t {
+            fn list_id(&self) -> u64 {
+                self.id
+            }
+        }
+    )*};
+}
+
+listed!(Job, RunnerJob, Runner, Project);
 
 /// `Job` entity of `GET /projects/:id/jobs` (only what the planner needs).
 #[derive(Debug, Deserialize)]

@@ -1,20 +1,22 @@
 //! The one place requests are sent: timeouts, status classification, `429` + `Retry-After`,
-//! `Link` headers.
+//! `Link` headers, redirects kept on the configured origin, bodies read up to a limit.
 //!
 //! Requests are described with the `gitlab` crate's typed endpoints (so query strings match
-//! what the crate's own tests pin down) and sent through its authenticated client with
-//! `AsyncClient::rest_async`, which hands back status and headers: the crate's `query_async`
-//! would hide `Retry-After` and `Link`. Tokens only ever travel in the client's auth header.
+//! what the crate's own tests pin down) but sent with this module's own `reqwest` client:
+//! the crate's client follows redirects to any host with the `PRIVATE-TOKEN` header and
+//! reads bodies without a limit (see [`super::guard`]). The token only ever travels in the
+//! `PRIVATE-TOKEN` header, marked sensitive, and only to the configured origin.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use gitlab::AsyncGitlab;
-use gitlab::api::{AsyncClient, Endpoint, RestClient};
-use http::{HeaderMap, Method, StatusCode};
+use gitlab::api::Endpoint;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 use url::Url;
 
+use super::guard;
 use crate::ports::{GitLabError, GitLabResult};
 
 /// Fallback wait when a 429 carries no readable `Retry-After`.
@@ -49,19 +51,41 @@ impl Reply {
             .find_map(|v| link_rel(v, "next"))
     }
 
-    /// `X-Next-Page`, when present and non-empty.
-    pub fn next_page(&self) -> Option<u32> {
-        self.headers
-            .get("x-next-page")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
+    /// A numeric header such as `X-Total`: `None` when absent, `Some(None)` when present but
+    /// empty (GitLab's "no next page"), `Some(Some(n))` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// `Unexpected` when the value is present and not a number.
+    pub fn number(&self, name: &str, what: &str) -> GitLabResult<Option<Option<u64>>> {
+        let Some(v) = self.headers.get(name) else {
+            return Ok(None);
+        };
+        let text = v.to_str().unwrap_or("?").trim();
+        if text.is_empty() {
+            return Ok(Some(None));
+        }
+        text.parse::<u64>()
+            .map(|n| Some(Some(n)))
+            .map_err(|_| GitLabError::Unexpected {
+                what: what.to_string(),
+                message: format!("header {name} is not a number: {text:?}"),
+            })
     }
 }
 
-/// Sends requests through the `gitlab` crate's client.
+/// Sends requests to one GitLab instance.
 pub(crate) struct Transport {
-    client: AsyncGitlab,
+    http: reqwest::Client,
+    /// `PRIVATE-TOKEN` value, marked sensitive.
+    token: HeaderValue,
+    /// `<instance>/` (the configured URL with a trailing slash).
+    instance: Url,
+    /// `<instance>/api/v4/`.
+    rest: Url,
     timeout: Duration,
+    /// Largest body read.
+    max_body: usize,
     /// Set by a 429: nothing is sent before this instant.
     blocked_until: Mutex<Option<Instant>>,
 }
@@ -69,38 +93,97 @@ pub(crate) struct Transport {
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
-            .field("client", &self.client)
+            .field("instance", &self.instance.as_str())
             .field("timeout", &self.timeout)
+            .field("max_body", &self.max_body)
             .finish_non_exhaustive()
     }
 }
 
 impl Transport {
-    /// Wraps a connected client.
-    pub fn new(client: AsyncGitlab, timeout: Duration) -> Self {
-        Transport {
-            client,
-            timeout,
-            blocked_until: Mutex::new(None),
+    /// A client for the instance at `base` (`http` or `https`, optionally with a path
+    /// prefix). Logs a warning for plain `http://` to a non-loopback host.
+    ///
+    /// # Errors
+    ///
+    /// `Misconfigured` for an unusable URL or token, or when the client cannot be built.
+    pub fn new(
+        base: &Url,
+        token: &SecretString,
+        timeout: Duration,
+        max_body: usize,
+    ) -> GitLabResult<Self> {
+        let misconfigured = |message: String| GitLabError::Misconfigured { message };
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(misconfigured(format!(
+                "gitlab.url {} must be an http or https url with a host",
+                base.origin().ascii_serialization()
+            )));
         }
+        if let Some(w) = guard::plain_http_warning(base) {
+            tracing::warn!("{w}");
+        }
+        let mut instance = base.clone();
+        instance.set_query(None);
+        instance.set_fragment(None);
+        let _ = instance.set_username("");
+        let _ = instance.set_password(None);
+        if !instance.path().ends_with('/') {
+            let p = format!("{}/", instance.path());
+            instance.set_path(&p);
+        }
+        let rest = instance
+            .join("api/v4/")
+            .map_err(|e| misconfigured(format!("gitlab.url: {e}")))?;
+        let mut token = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+            misconfigured("the gitlab token has characters not allowed in a header".into())
+        })?;
+        token.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .redirect(guard::redirect_policy(&instance))
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!(
+                "gitlab-openstack-autoscaler/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| {
+                misconfigured(format!(
+                    "cannot build the http client: {}",
+                    guard::reason(&e)
+                ))
+            })?;
+        Ok(Transport {
+            http,
+            token,
+            instance,
+            rest,
+            timeout,
+            max_body,
+            blocked_until: Mutex::new(None),
+        })
     }
 
     /// URL of a typed endpoint, query string included.
     pub fn url_of<E: Endpoint>(&self, ep: &E) -> GitLabResult<Url> {
-        let mut url =
-            self.client
-                .rest_endpoint(&ep.endpoint())
-                .map_err(|e| GitLabError::Misconfigured {
-                    message: format!("cannot build url for {}: {e}", ep.endpoint()),
-                })?;
+        let mut url = self.rest_url(&ep.endpoint())?;
         ep.parameters().add_to_url(&mut url);
         Ok(url)
     }
 
+    /// URL of a REST path such as `user` (below `api/v4/`).
+    pub fn rest_url(&self, path: &str) -> GitLabResult<Url> {
+        self.rest
+            .join(path)
+            .map_err(|e| GitLabError::Misconfigured {
+                message: format!("cannot build url for {path}: {e}"),
+            })
+    }
+
     /// URL of an instance path such as `api/graphql`.
     pub fn instance_url(&self, path: &str) -> GitLabResult<Url> {
-        self.client
-            .instance_endpoint(path)
+        self.instance
+            .join(path)
             .map_err(|e| GitLabError::Misconfigured {
                 message: format!("cannot build url for {path}: {e}"),
             })
@@ -119,8 +202,9 @@ impl Transport {
     ///
     /// # Errors
     ///
-    /// `RateLimited` while a `Retry-After` is running, `Unreachable` on timeouts and
-    /// connection failures, and the status classes of [`classify`].
+    /// `RateLimited` while a `Retry-After` is running, `Unreachable` on timeouts and connection
+    /// failures, `Misconfigured` for a redirect off the configured origin, `Unexpected` for a body over the
+    /// limit, and the status classes of [`classify`].
     pub async fn send(
         &self,
         what: &str,
@@ -137,32 +221,46 @@ impl Transport {
                 });
             }
         }
-        let mut req = http::Request::builder().method(method).uri(url.as_str());
-        let body = match body {
-            Some((content_type, bytes)) => {
-                req = req.header(http::header::CONTENT_TYPE, content_type);
-                bytes
-            }
-            None => Vec::new(),
+        let mut req = self
+            .http
+            .request(method.clone(), url.clone())
+            .header("PRIVATE-TOKEN", self.token.clone());
+        if let Some((content_type, bytes)) = body {
+            req = req
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(bytes);
+        }
+        let shown = format!("{method} {}", url.path());
+        let exchange = async {
+            let rsp = req.send().await.map_err(|e| send_error(what, &shown, &e))?;
+            let status = rsp.status();
+            let headers = rsp.headers().clone();
+            let body = guard::read_limited(rsp, self.max_body)
+                .await
+                .map_err(|e| match e {
+                    guard::BodyError::TooLarge { limit } => GitLabError::Unexpected {
+                        what: what.to_string(),
+                        message: format!("{shown}: body larger than the limit of {limit} bytes"),
+                    },
+                    guard::BodyError::Read(e) => GitLabError::Unreachable {
+                        message: format!(
+                            "{what}: {shown}: reading the answer failed: {}",
+                            guard::reason(&e)
+                        ),
+                    },
+                })?;
+            Ok::<_, GitLabError>((status, headers, body))
         };
-        let rsp = match tokio::time::timeout(self.timeout, self.client.rest_async(req, body)).await
-        {
+        let (status, headers, body) = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => {
                 return Err(GitLabError::Unreachable {
-                    message: format!("{what}: no answer within {:?}", self.timeout),
+                    message: format!("{what}: {shown}: no answer within {:?}", self.timeout),
                 });
             }
-            Ok(Err(e)) => {
-                return Err(GitLabError::Unreachable {
-                    message: format!("{what}: {e}"),
-                });
-            }
-            Ok(Ok(rsp)) => rsp,
+            Ok(r) => r?,
         };
-        let status = rsp.status();
-        let (parts, body) = rsp.into_parts();
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let wait = retry_after(&parts.headers).unwrap_or(DEFAULT_RETRY_AFTER);
+            let wait = retry_after(&headers).unwrap_or(DEFAULT_RETRY_AFTER);
             self.block_for(wait);
             tracing::warn!(request = what, retry_after = ?wait, "gitlab rate limit hit");
             return Err(GitLabError::RateLimited {
@@ -171,10 +269,7 @@ impl Transport {
             });
         }
         classify(what, status, &body)?;
-        Ok(Reply {
-            headers: parts.headers,
-            body: body.to_vec(),
-        })
+        Ok(Reply { headers, body })
     }
 
     fn blocked(&self) -> Option<Instant> {
@@ -191,6 +286,21 @@ impl Transport {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *guard = Some(guard.map_or(until, |u| u.max(until)));
+    }
+}
+
+/// A request that got no usable answer: a refused redirect says so plainly.
+fn send_error(what: &str, shown: &str, e: &reqwest::Error) -> GitLabError {
+    if let Some(r) = guard::off_origin(e) {
+        // The configured URL is not where GitLab answers: a settings problem, not retried.
+        return GitLabError::Misconfigured {
+            message: format!(
+                "{what}: {shown}: gitlab {r}; set gitlab.url to the address gitlab redirects to if it moved"
+            ),
+        };
+    }
+    GitLabError::Unreachable {
+        message: format!("{what}: {shown}: {}", guard::reason(e)),
     }
 }
 

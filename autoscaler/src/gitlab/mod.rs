@@ -1,8 +1,9 @@
 //! GitLab adapter: the [`GitLab`] port over GitLab's REST and GraphQL APIs.
 //!
-//! Built on the `gitlab` crate's async client (typed endpoints describe each request; see
-//! [`http`] for why sending goes through `rest_async`). Facts about the API it relies on are
-//! in `shared/gitlab-api-notes.md`; the fake in `autoscaler-tests` is checked against them.
+//! The `gitlab` crate's typed endpoints describe each request; [`http`] sends them with the
+//! adapter's own client, which keeps the token on the configured origin and bounds bodies
+//! ([`guard`]). Facts about the API it relies on are in `docs/gitlab.md`; the HTTP fake in
+//! `autoscaler-fakes` is checked against them.
 //!
 //! * Pending jobs: per project `GET /projects/:id/jobs?scope[]=pending` with keyset
 //!   pagination (`Link rel="next"`); groups expand to their projects (subgroups included),
@@ -13,14 +14,18 @@
 //!   ([`schedule::Cadence`]); a `429` blocks every request until its `Retry-After` passed.
 //! * Runners: created with `POST /user/runners`, owned when the description starts with
 //!   `<controller-id>-` and the maintenance note carries [`crate::ports::RUNNER_MARKER`].
-//!   Jobs run so far are counted incrementally ([`counter`]).
+//!   Jobs run so far are counted incrementally ([`counter`]). Runner lists are offset-paged
+//!   and checked ([`paging`]): truncated or inconsistent is an error, never a short list.
+//! * Scope entries that cannot be read are skipped and reported ([`GitLab::skipped_scope`]).
 //!
-//! Tokens live only inside the `gitlab` client; no error, log line or `Debug` output of
-//! this module contains one.
+//! The token lives only inside the transport; no error, log line or `Debug` output of this
+//! module contains one.
 
 mod counter;
 mod dto;
+pub mod guard;
 mod http;
+pub mod paging;
 mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,7 +33,6 @@ use std::time::Duration;
 
 use ::http::Method;
 use futures_util::{StreamExt, stream};
-use gitlab::GitlabBuilder;
 use gitlab::api::common::SortOrder;
 use gitlab::api::groups::projects::GroupProjects;
 use gitlab::api::projects::jobs::{JobScope, Jobs};
@@ -36,7 +40,7 @@ use gitlab::api::runners::{
     AllRunners, DeleteRunner, EditRunner, Runner, RunnerAccessLevel, RunnerJobStatus, RunnerJobs,
     RunnerJobsOrderBy, Runners,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
@@ -47,7 +51,7 @@ use self::schedule::{Budget, Cadence};
 use crate::model::{PendingJob, RunnerId};
 use crate::ports::{
     ControllerId, CreateRunner, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner,
-    RunnerScope, runner_maintenance_note, runner_ownership,
+    RunnerScope, ScopeProblem, runner_maintenance_note, runner_ownership,
 };
 
 /// Page size for every paged list (GitLab's maximum).
@@ -85,13 +89,22 @@ pub struct GitLabSettings {
     pub connect_attempts: u32,
     /// First wait between connection attempts; doubles up to one minute.
     pub connect_backoff: Duration,
+    /// Largest response body read (bigger answers are an error naming the path).
+    pub max_body: usize,
+    /// Pages read at most per offset-paged list (runners, group projects): a list with more
+    /// is an error (truncated), never a silently short list.
+    pub max_list_pages: u32,
+    /// Projects polled at most per `pending_jobs` call, least recently polled first, so a
+    /// large scope costs a bounded time per tick and every project gets its turn.
+    pub max_polls_per_call: usize,
 }
 
 impl GitLabSettings {
     /// Settings from the validated `[gitlab]` section with the defaults below:
     /// 600 jobs-list requests per minute, 30 s request timeout, dormant projects polled at
     /// least every 2 min, groups re-read every 10 min, results stale after 5 min, 8 requests
-    /// in flight, 8 connection attempts starting 1 s apart.
+    /// in flight, 8 connection attempts starting 1 s apart, bodies up to 32 MiB, lists up to
+    /// 100 pages (10,000 items), at most 200 projects polled per call.
     pub fn from_config(
         cfg: &autoscaler_config::GitLab,
         controller: ControllerId,
@@ -111,6 +124,9 @@ impl GitLabSettings {
             concurrency: 8,
             connect_attempts: 8,
             connect_backoff: Duration::from_secs(1),
+            max_body: guard::DEFAULT_MAX_BODY,
+            max_list_pages: 100,
+            max_polls_per_call: 200,
         }
     }
 }
@@ -129,6 +145,8 @@ pub struct GitLabAdapter {
     /// What was last read of each candidate runner, so a steady runner costs no request
     /// beyond the runner list (see [`GitLabAdapter::owned_runner`]).
     runner_cache: std::sync::Mutex<HashMap<RunnerId, CachedRunner>>,
+    /// Scope entries skipped by the last `pending_jobs` call.
+    skipped: std::sync::Mutex<Vec<ScopeProblem>>,
 }
 
 /// A job that starts and ends between two observations of a runner idle for longer than
@@ -171,6 +189,10 @@ struct JobsState {
 struct ProjectState {
     cadence: Cadence,
     last: Option<(Instant, Vec<PendingJob>)>,
+    /// Last poll attempt (good or not): the round-robin order.
+    polled_at: Option<Instant>,
+    /// Why the last poll failed (cleared by a good one), for `skipped_scope`.
+    failure: Option<String>,
 }
 
 impl ProjectState {
@@ -178,6 +200,8 @@ impl ProjectState {
         ProjectState {
             cadence: Cadence::new(),
             last: None,
+            polled_at: None,
+            failure: None,
         }
     }
 }
@@ -198,40 +222,38 @@ pub struct PollStats {
     pub not_due: usize,
     /// Projects skipped because the jobs-list budget was spent.
     pub over_budget: usize,
+    /// Projects due but left for a later call ([`GitLabSettings::max_polls_per_call`]).
+    pub deferred: usize,
 }
 
 // === impl GitLabAdapter ===
 
 impl GitLabAdapter {
-    /// Connects (the `gitlab` crate checks `GET /api/v4/user`), retrying transient failures
-    /// with exponential backoff.
+    /// Connects: checks the token with `GET /api/v4/user`, retrying transient failures with
+    /// exponential backoff. Warns when the URL is plain `http://` to a non-loopback host.
     ///
     /// # Errors
     ///
-    /// [`GitLabError::Misconfigured`] for an unusable URL, [`GitLabError::Auth`] when the
-    /// token is refused (not retried), or the last transient error after
-    /// `connect_attempts` tries.
+    /// [`GitLabError::Misconfigured`] for an unusable URL or a redirect off its origin,
+    /// [`GitLabError::Auth`] when the token is refused (not retried), or the last transient
+    /// error after `connect_attempts` tries.
     pub async fn connect(settings: GitLabSettings, token: SecretString) -> GitLabResult<Self> {
-        let host = host_of(&settings.url)?;
-        let insecure = settings.url.scheme() == "http";
+        let transport = Transport::new(
+            &settings.url,
+            &token,
+            settings.request_timeout,
+            settings.max_body,
+        )?;
+        let user = transport.rest_url("user")?;
         let mut wait = settings.connect_backoff;
         let mut attempt = 1;
-        let client = loop {
-            let mut builder = GitlabBuilder::new(host.clone(), token.expose_secret());
-            if insecure {
-                builder.insecure();
-            }
-            let result =
-                tokio::time::timeout(settings.request_timeout, builder.build_async()).await;
-            let err = match result {
-                Ok(Ok(client)) => break client,
-                Ok(Err(e)) => connect_error(&e),
-                Err(_) => GitLabError::Unreachable {
-                    message: format!(
-                        "GET /api/v4/user: no answer within {:?}",
-                        settings.request_timeout
-                    ),
-                },
+        loop {
+            let err = match transport
+                .send("current user", Method::GET, &user, None)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => e,
             };
             if !err.is_transient() || attempt >= settings.connect_attempts.max(1) {
                 return Err(err);
@@ -240,8 +262,7 @@ impl GitLabAdapter {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(60));
             attempt += 1;
-        };
-        let transport = Transport::new(client, settings.request_timeout);
+        }
         let budget = Budget::new(settings.jobs_per_minute, Duration::from_secs(60));
         let jobs = JobsState {
             projects: BTreeMap::new(),
@@ -255,6 +276,7 @@ impl GitLabAdapter {
             budget: std::sync::Mutex::new(budget),
             counters: Mutex::new(HashMap::new()),
             runner_cache: std::sync::Mutex::new(HashMap::new()),
+            skipped: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -278,15 +300,33 @@ impl GitLabAdapter {
 
     /// [`GitLab::pending_jobs`] with the poll statistics of this call.
     ///
+    /// A scope entry that cannot be read (a group or project answering 403/404, a project
+    /// failing with no recent good poll, projects not polled yet because the budget or the
+    /// per-call cap is spent) is skipped and reported by [`GitLab::skipped_scope`]; the
+    /// call fails only when nothing in the scope could be read, or the token is refused.
+    ///
     /// # Errors
     ///
     /// As [`GitLab::pending_jobs`].
     pub async fn pending_jobs_with_stats(&self) -> GitLabResult<(Vec<PendingJob>, PollStats)> {
         if self.settings.scope.instance {
-            return Ok((self.instance_pending().await?, PollStats::default()));
+            let jobs = self.instance_pending().await;
+            self.set_skipped(Vec::new());
+            return Ok((jobs?, PollStats::default()));
         }
         let mut st = self.jobs.lock().await;
-        let keys = self.scope_projects(&mut st).await?;
+        let mut problems: Vec<ScopeProblem> = Vec::new();
+        let mut first_error: Option<GitLabError> = None;
+        let keys = match self
+            .scope_projects(&mut st, &mut problems, &mut first_error)
+            .await
+        {
+            Ok(keys) => keys,
+            Err(e) => {
+                self.set_skipped(problems);
+                return Err(e);
+            }
+        };
         let mut stats = PollStats::default();
         let now = Instant::now();
         // When polling every project at the caller's rate fits in 80 % of the jobs-list
@@ -298,7 +338,6 @@ impl GitLabAdapter {
             keys.len() as f64 * 60.0 / secs <= f64::from(self.settings.jobs_per_minute) * 0.8
         });
         st.last_call = Some(now);
-        // Most overdue first, so a spent budget delays the projects polled most recently.
         let mut due: Vec<String> = Vec::new();
         for key in &keys {
             let state = st
@@ -311,7 +350,14 @@ impl GitLabAdapter {
                 stats.not_due += 1;
             }
         }
-        due.sort_by_key(|k| st.projects.get(k).and_then(|p| p.cadence.next_due));
+        // Round-robin: least recently polled first (never polled before all others), so a
+        // spent budget or the per-call cap delays the projects polled most recently.
+        due.sort_by_key(|k| st.projects.get(k).and_then(|p| p.polled_at));
+        let cap = self.settings.max_polls_per_call.max(1);
+        if due.len() > cap {
+            stats.deferred = due.len() - cap;
+            due.truncate(cap);
+        }
         let results: Vec<(String, GitLabResult<Vec<PendingJob>>)> = stream::iter(due)
             .map(|key| async move {
                 let result = self.poll_project(&key).await;
@@ -320,65 +366,130 @@ impl GitLabAdapter {
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        let mut first_error: Option<GitLabError> = None;
+        let mut fatal: Option<GitLabError> = None;
         for (key, result) in results {
             let state = st
                 .projects
                 .entry(key.clone())
                 .or_insert_with(ProjectState::new);
-            let (jobs, base) = match result {
+            let at = Instant::now();
+            match result {
                 Ok(jobs) => {
                     stats.polled += 1;
-                    (jobs, self.settings.quiet_base)
+                    state.cadence.polled(
+                        at,
+                        jobs.len(),
+                        self.settings.quiet_base,
+                        self.settings.dormant_interval,
+                    );
+                    state.polled_at = Some(at);
+                    state.failure = None;
+                    state.last = Some((at, jobs));
                 }
-                Err(GitLabError::BudgetSpent { .. }) => {
-                    stats.over_budget += 1;
-                    continue;
-                }
-                Err(GitLabError::NotFound { what }) => {
-                    // A project deleted or out of reach: it has no job we could run. Polled
-                    // again as a dormant project, so a fixed permission shows up.
-                    tracing::warn!(project = %key, "no access to {what}");
-                    (Vec::new(), self.settings.dormant_interval)
-                }
+                Err(GitLabError::BudgetSpent { .. }) => stats.over_budget += 1,
                 Err(e) => {
-                    tracing::warn!(project = %key, error = %e, "polling pending jobs failed");
-                    first_error.get_or_insert(e);
-                    continue;
+                    state.polled_at = Some(at);
+                    state.failure = Some(e.to_string());
+                    if is_token_refused(&e) {
+                        fatal.get_or_insert(e);
+                    } else if is_entry_problem(&e) {
+                        // Deleted or out of reach: no job we could run there. Polled again
+                        // as a dormant project, so a fixed permission shows up.
+                        tracing::warn!(project = %key, error = %e, "skipping a project gitlab refuses");
+                        state.last = None;
+                        state.cadence.polled(
+                            at,
+                            0,
+                            self.settings.dormant_interval,
+                            self.settings.dormant_interval,
+                        );
+                    } else {
+                        tracing::warn!(project = %key, error = %e, "polling pending jobs failed");
+                        first_error.get_or_insert(e);
+                    }
                 }
-            };
-            let at = Instant::now();
-            state
-                .cadence
-                .polled(at, jobs.len(), base, self.settings.dormant_interval);
-            state.last = Some((at, jobs));
+            }
         }
-        // Report every project's last good list; refuse when one is missing or too old.
+        if let Some(e) = fatal {
+            self.set_skipped(problems);
+            return Err(e);
+        }
+        // Every project's last good poll when recent enough; the others are reported.
         let now = Instant::now();
         let mut all: BTreeMap<u64, PendingJob> = BTreeMap::new();
+        let mut read = 0usize;
+        let mut waiting: Vec<&String> = Vec::new();
         for key in &keys {
-            let last = st.projects.get(key).and_then(|p| p.last.as_ref());
-            match last {
+            let Some(p) = st.projects.get(key) else {
+                waiting.push(key);
+                continue;
+            };
+            match &p.last {
                 Some((at, jobs))
                     if now.saturating_duration_since(*at) <= self.settings.max_stale =>
                 {
+                    read += 1;
                     for j in jobs {
                         all.insert(j.id, j.clone());
                     }
                 }
-                _ => {
-                    return Err(first_error.unwrap_or_else(|| GitLabError::BudgetSpent {
-                        what: format!("jobs list of project {key}"),
-                    }));
-                }
+                _ => match &p.failure {
+                    Some(reason) => problems.push(ScopeProblem {
+                        entry: format!("project {key}"),
+                        reason: reason.clone(),
+                    }),
+                    None => waiting.push(key),
+                },
             }
         }
+        if let Some(first) = waiting.first() {
+            problems.push(ScopeProblem {
+                entry: format!("{} projects (first: project {first})", waiting.len()),
+                reason: format!(
+                    "not polled within {:?}: the jobs-list budget ({} per minute) or the per-call cap ({cap}) is spent; projects are polled round-robin",
+                    self.settings.max_stale, self.settings.jobs_per_minute
+                ),
+            });
+        }
+        // Nothing in the scope could be read and GitLab itself failed (or nothing was polled
+        // yet): GitLab is unavailable for this call. When every entry was refused on its own
+        // (403/404), the scope is empty for now and `skipped_scope` says why.
+        if read == 0 && (first_error.is_some() || !waiting.is_empty()) {
+            let err = first_error.unwrap_or_else(|| GitLabError::BudgetSpent {
+                what: "jobs lists of the scope".into(),
+            });
+            self.set_skipped(problems);
+            return Err(err);
+        }
+        for p in &problems {
+            tracing::warn!(entry = %p.entry, reason = %p.reason, "scope entry skipped");
+        }
+        self.set_skipped(problems);
         tracing::debug!(?stats, pending = all.len(), "polled pending jobs");
         Ok((all.into_values().collect(), stats))
     }
 
-    /// Project keys of the scope: listed projects plus every group's projects.
-    async fn scope_projects(&self, st: &mut JobsState) -> GitLabResult<BTreeSet<String>> {
+    fn set_skipped(&self, problems: Vec<ScopeProblem>) {
+        *self
+            .skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problems;
+    }
+
+    /// Project keys of the scope: listed projects plus every group's projects. A group that
+    /// cannot be listed keeps its last list on a transient failure; otherwise (403, 404,
+    /// no earlier list) it is skipped and reported in `problems`; the first failure of
+    /// GitLab itself (not a refusal of the entry) also goes to `first_error`.
+    ///
+    /// # Errors
+    ///
+    /// Only when the token itself is refused (401).
+    async fn scope_projects(
+        &self,
+        st: &mut JobsState,
+        problems: &mut Vec<ScopeProblem>,
+        first_error: &mut Option<GitLabError>,
+    ) -> GitLabResult<BTreeSet<String>> {
         let mut keys: BTreeSet<String> = self
             .settings
             .scope
@@ -389,27 +500,58 @@ impl GitLabAdapter {
                 autoscaler_config::ProjectRef::Path(path) => path.clone(),
             })
             .collect();
-        for group in &self.settings.scope.groups {
-            let fresh = st.groups.get(group).is_some_and(|g| {
-                Instant::now().saturating_duration_since(g.read_at) < self.settings.group_refresh
-            });
-            if !fresh {
-                match self.group_projects(group).await {
-                    Ok(projects) => {
-                        st.groups.insert(
-                            group.clone(),
-                            GroupState {
-                                read_at: Instant::now(),
-                                projects,
-                            },
-                        );
+        // Stale groups are re-read concurrently (many groups must not stall one call).
+        let now = Instant::now();
+        let stale: Vec<String> = self
+            .settings
+            .scope
+            .groups
+            .iter()
+            .filter(|group| {
+                !st.groups.get(*group).is_some_and(|g| {
+                    now.saturating_duration_since(g.read_at) < self.settings.group_refresh
+                })
+            })
+            .cloned()
+            .collect();
+        let mut read: Vec<(String, GitLabResult<Vec<u64>>)> = stream::iter(stale)
+            .map(|group| async move {
+                let result = self.group_projects(&group).await;
+                (group, result)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        // Configuration order, so problems are reported in a stable order.
+        read.sort_by_key(|(group, _)| self.settings.scope.groups.iter().position(|g| g == group));
+        for (group, result) in read {
+            match result {
+                Ok(projects) => {
+                    st.groups.insert(
+                        group,
+                        GroupState {
+                            read_at: Instant::now(),
+                            projects,
+                        },
+                    );
+                }
+                Err(e) if is_token_refused(&e) => return Err(e),
+                Err(e) if st.groups.contains_key(&group) && !is_entry_problem(&e) => {
+                    tracing::warn!(group = %group, error = %e, "keeping the last project list of the group");
+                }
+                Err(e) => {
+                    st.groups.remove(&group);
+                    problems.push(ScopeProblem {
+                        entry: format!("group {group}"),
+                        reason: e.to_string(),
+                    });
+                    if !is_entry_problem(&e) {
+                        first_error.get_or_insert(e);
                     }
-                    Err(e) if st.groups.contains_key(group) && e.is_transient() => {
-                        tracing::warn!(group = %group, error = %e, "keeping the last project list of the group");
-                    }
-                    Err(e) => return Err(e),
                 }
             }
+        }
+        for group in &self.settings.scope.groups {
             if let Some(g) = st.groups.get(group) {
                 keys.extend(g.projects.iter().map(u64::to_string));
             }
@@ -435,35 +577,37 @@ impl GitLabAdapter {
         Ok(ids)
     }
 
-    /// Every page of an offset-paginated list (`page`, `per_page`, `X-Next-Page`).
-    async fn offset_pages<T: serde::de::DeserializeOwned>(
+    /// Every page of an offset-paginated list (`page`, `per_page`, `X-Next-Page`), checked
+    /// for integrity ([`paging::OffsetListing`]): a truncated or inconsistent list is an
+    /// error, never a short list.
+    async fn offset_pages<T: serde::de::DeserializeOwned + dto::Listed>(
         &self,
         what: &str,
         base: Url,
     ) -> GitLabResult<Vec<T>> {
         let mut out = Vec::new();
-        let mut page = 1;
+        let mut listing = paging::OffsetListing::new(what, PER_PAGE, self.settings.max_list_pages);
         loop {
             let mut url = base.clone();
             url.query_pairs_mut()
                 .append_pair("per_page", &PER_PAGE.to_string())
-                .append_pair("page", &page.to_string());
+                .append_pair("page", &listing.page().to_string());
             let reply = self.transport.send(what, Method::GET, &url, None).await?;
             let items: Vec<T> = reply.json(what)?;
-            let short = items.len() < PER_PAGE as usize;
+            let ids: Vec<u64> = items.iter().map(dto::Listed::list_id).collect();
+            let headers = paging::PageHeaders {
+                page: reply.number("x-page", what)?.flatten(),
+                per_page: reply.number("x-per-page", what)?.flatten(),
+                next_page: reply.number("x-next-page", what)?,
+                total: reply.number("x-total", what)?.flatten(),
+                total_pages: reply.number("x-total-pages", what)?.flatten(),
+            };
             out.extend(items);
-            match reply.next_page() {
-                Some(next) if next > page && page < MAX_PAGES => page = next,
-                None if !short
-                    && page < MAX_PAGES
-                    && reply.headers.get("x-next-page").is_none() =>
-                {
-                    page += 1;
-                }
-                _ => break,
+            match listing.add(&ids, headers)? {
+                paging::Next::Page(_) => {}
+                paging::Next::Done => return Ok(out),
             }
         }
-        Ok(out)
     }
 
     /// Pending jobs of one project, keyset-paged; each page costs one budget unit.
@@ -834,6 +978,13 @@ impl GitLab for GitLabAdapter {
         self.runner_details_by_id(id).await
     }
 
+    fn skipped_scope(&self) -> Vec<ScopeProblem> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     async fn create_runner(&self, req: CreateRunner) -> GitLabResult<NewRunner> {
         let prefix = format!("{}-", self.settings.controller);
         if !req.description.starts_with(&prefix) {
@@ -923,67 +1074,24 @@ fn next_page_url(current: &Url, link: &str, what: &str) -> GitLabResult<Url> {
     Ok(url)
 }
 
+/// 401: the token itself is refused, for every request: GitLab is unusable, not one entry.
+fn is_token_refused(e: &GitLabError) -> bool {
+    matches!(e, GitLabError::Auth { status: 401, .. })
+}
+
+/// A failure that concerns one scope entry (403, 404, another refusal), not GitLab as a
+/// whole: the entry is skipped and reported.
+fn is_entry_problem(e: &GitLabError) -> bool {
+    matches!(
+        e,
+        GitLabError::Auth { status: 403, .. }
+            | GitLabError::NotFound { .. }
+            | GitLabError::Rejected { .. }
+    )
+}
+
 fn misconfigured(message: String) -> GitLabError {
     GitLabError::Misconfigured { message }
-}
-
-/// `host[:port][/path]` as the `gitlab` crate wants it.
-fn host_of(url: &Url) -> GitLabResult<String> {
-    let host = url
-        .host_str()
-        .ok_or_else(|| misconfigured(format!("gitlab.url {url} has no host")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(misconfigured(format!(
-            "gitlab.url {url} must be http or https"
-        )));
-    }
-    let mut out = host.to_string();
-    if let Some(port) = url.port() {
-        out.push_str(&format!(":{port}"));
-    }
-    let path = url.path().trim_end_matches('/');
-    out.push_str(path);
-    Ok(out)
-}
-
-/// Classifies a failure of the client construction (`GET /api/v4/user`).
-fn connect_error(e: &gitlab::GitlabError) -> GitLabError {
-    use gitlab::api::ApiError;
-    let what = "GET /api/v4/user";
-    let status = match e {
-        gitlab::GitlabError::Api { source } => match source {
-            ApiError::GitlabService { status, .. }
-            | ApiError::GitlabWithStatus { status, .. }
-            | ApiError::GitlabObjectWithStatus { status, .. }
-            | ApiError::GitlabUnrecognizedWithStatus { status, .. } => Some(*status),
-            ApiError::GitlabRateLimited { .. } => Some(::http::StatusCode::TOO_MANY_REQUESTS),
-            ApiError::Client { .. } => None,
-            _ => {
-                return GitLabError::Unexpected {
-                    what: what.into(),
-                    message: source.to_string(),
-                };
-            }
-        },
-        gitlab::GitlabError::Http { status } => Some(*status),
-        gitlab::GitlabError::UrlParse { source } => {
-            return misconfigured(format!("gitlab.url: {source}"));
-        }
-        _ => None,
-    };
-    match status {
-        Some(s) => {
-            self::http::classify(what, s, b"")
-                .err()
-                .unwrap_or_else(|| GitLabError::Unexpected {
-                    what: what.into(),
-                    message: format!("status {s}"),
-                })
-        }
-        None => GitLabError::Unreachable {
-            message: format!("{what}: {e}"),
-        },
-    }
 }
 
 #[cfg(test)]
@@ -1002,20 +1110,6 @@ mod tests {
             next.as_str(),
             "http://127.0.0.1:8080/api/v4/projects/1/jobs?pagination=keyset&cursor=abc"
         );
-        Ok(())
-    }
-
-    #[test]
-    fn host_of_keeps_port_and_path_prefix() -> Result<(), Box<dyn std::error::Error>> {
-        assert_eq!(
-            host_of(&Url::parse("http://127.0.0.1:8080/")?)?,
-            "127.0.0.1:8080"
-        );
-        assert_eq!(
-            host_of(&Url::parse("https://example.com/gitlab/")?)?,
-            "example.com/gitlab"
-        );
-        assert!(host_of(&Url::parse("ftp://example.com")?).is_err());
         Ok(())
     }
 }

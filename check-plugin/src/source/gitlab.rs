@@ -50,6 +50,29 @@ impl std::fmt::Debug for GitLab {
     }
 }
 
+/// A list item with an id (for the list integrity checks).
+trait HasId {
+    fn id(&self) -> u64;
+}
+
+impl HasId for RunnerDto {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl HasId for JobDto {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl HasId for ProjectDto {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 #[derive(Deserialize)]
 struct RunnerDto {
     id: u64,
@@ -93,7 +116,9 @@ struct ProjectDto {
 // === impl GitLab ===
 
 impl GitLab {
-    /// A client for the instance at `base` (e.g. `https://gitlab.example/`).
+    /// A client for the instance at `base` (e.g. `https://gitlab.example/`). It follows
+    /// redirects only within `base`'s origin (the token is never sent elsewhere) and warns
+    /// when `base` is plain `http://` to a non-loopback host.
     ///
     /// # Errors
     ///
@@ -108,7 +133,11 @@ impl GitLab {
             base.join(p)
                 .map_err(|e| SourceError::Setup(format!("gitlab url {base}: {e}")))
         };
+        if let Some(w) = autoscaler::gitlab::guard::plain_http_warning(&base) {
+            tracing::warn!("{w}");
+        }
         let http = reqwest::Client::builder()
+            .redirect(autoscaler::gitlab::guard::redirect_policy(&base))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(
@@ -145,16 +174,24 @@ impl GitLab {
         super::send_json(what, &shown, req, hint).await
     }
 
-    /// Follows offset paging (`X-Next-Page`, else until a short page).
-    async fn paged<T: DeserializeOwned>(
+    /// Follows offset paging (`X-Next-Page`, else until a short page). A list longer than
+    /// the page cap is an error, never a silently short list. `strict` also checks the
+    /// pages against each other and against `X-Total`/`X-Total-Pages` (an id seen twice,
+    /// counts that change: the list changed while it was read) and fails on any mismatch;
+    /// without it, duplicates are left to the caller (pending jobs come and go all the time).
+    async fn paged<T: DeserializeOwned + HasId>(
         &self,
         what: &str,
         path: &str,
         query: &[(&str, &str)],
+        strict: bool,
     ) -> Result<Vec<T>, SourceError> {
+        use autoscaler::gitlab::paging::{Next, OffsetListing, PageHeaders};
+        let per_page = u32::try_from(PER_PAGE).unwrap_or(100);
+        let mut listing = OffsetListing::new(what, per_page, MAX_PAGES);
         let mut out = Vec::new();
-        let mut page: u32 = 1;
         loop {
+            let page = listing.page();
             let mut url = self.url(path)?;
             {
                 let mut q = url.query_pairs_mut();
@@ -164,22 +201,48 @@ impl GitLab {
                 q.append_pair("per_page", &PER_PAGE.to_string());
                 q.append_pair("page", &page.to_string());
             }
+            let shown = shown(&url);
             let (items, headers): (Vec<T>, _) = self.get(what, url).await?;
-            let n = items.len();
-            out.extend(items);
-            let next = headers
-                .get("x-next-page")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim);
-            let more = match next {
-                Some("") => false,
-                Some(n) => n.parse::<u32>().is_ok_and(|n| n > page),
-                None => n >= PER_PAGE,
+            let number = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .map(|v| v.parse::<u64>().ok())
             };
-            if !more || page >= MAX_PAGES {
-                return Ok(out);
+            let h = if strict {
+                PageHeaders {
+                    page: number("x-page").flatten(),
+                    per_page: number("x-per-page").flatten(),
+                    next_page: number("x-next-page"),
+                    total: number("x-total").flatten(),
+                    total_pages: number("x-total-pages").flatten(),
+                }
+            } else {
+                PageHeaders {
+                    next_page: number("x-next-page"),
+                    ..PageHeaders::default()
+                }
+            };
+            // Lenient lists: ids made unique per page so only the structure is checked.
+            let ids: Vec<u64> = if strict {
+                items.iter().map(HasId::id).collect()
+            } else {
+                let base = (u64::from(page) - 1) * PER_PAGE as u64;
+                (0..items.len() as u64).map(|i| base + i).collect()
+            };
+            out.extend(items);
+            match listing.add(&ids, h) {
+                Ok(Next::Page(_)) => {}
+                Ok(Next::Done) => return Ok(out),
+                Err(e) => {
+                    let reason = match e {
+                        autoscaler::ports::GitLabError::Unexpected { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    return Err(SourceError::Setup(format!("{what}: {shown}: {reason}")));
+                }
             }
-            page += 1;
         }
     }
 
@@ -199,7 +262,7 @@ impl GitLab {
         const PART: &str = "gitlab runners";
         progress.stage(PART, "listing runners");
         let path = if all { "runners/all" } else { "runners" };
-        let listed: Vec<RunnerDto> = self.paged("gitlab runner list", path, &[]).await?;
+        let listed: Vec<RunnerDto> = self.paged("gitlab runner list", path, &[], true).await?;
         let ours: Vec<RunnerDto> = listed
             .into_iter()
             .filter(|r| {
@@ -284,6 +347,7 @@ impl GitLab {
                         ("simple", "true"),
                         ("archived", "false"),
                     ],
+                    true,
                 )
                 .await?;
             projects.extend(list.into_iter().map(|p| p.id.to_string()));
@@ -304,6 +368,7 @@ impl GitLab {
                         "gitlab pending jobs",
                         &format!("projects/{p}/jobs"),
                         &[("scope[]", "pending")],
+                        false,
                     )
                     .await?;
                 Ok::<_, SourceError>((p, jobs))

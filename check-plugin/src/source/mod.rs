@@ -237,18 +237,31 @@ impl Source for LiveSource {
     }
 }
 
-/// Sends `req`, requires a 2xx answer and parses its JSON body. Errors name `what` and
-/// `shown` (the URL without query or credentials); `hint` explains a status code.
+/// Largest response body read (the controller's adapter uses the same default).
+pub const MAX_BODY: usize = autoscaler::gitlab::guard::DEFAULT_MAX_BODY;
+
+/// Sends `req`, requires a 2xx answer and parses its JSON body (at most [`MAX_BODY`]
+/// bytes). Errors name `what` and `shown` (the URL without query or credentials); `hint`
+/// explains a status code.
 async fn send_json<T: DeserializeOwned>(
     what: &str,
     shown: &str,
     req: reqwest::RequestBuilder,
     hint: fn(u16) -> &'static str,
 ) -> Result<(T, HeaderMap), SourceError> {
-    let transport = |source: reqwest::Error| SourceError::Transport {
-        what: what.to_string(),
-        url: shown.to_string(),
-        reason: transport_reason(&source),
+    let transport = |source: reqwest::Error| {
+        if let Some(r) = autoscaler::gitlab::guard::off_origin(&source) {
+            return SourceError::Redirect {
+                what: what.to_string(),
+                url: shown.to_string(),
+                reason: format!("gitlab {r}"),
+            };
+        }
+        SourceError::Transport {
+            what: what.to_string(),
+            url: shown.to_string(),
+            reason: transport_reason(&source),
+        }
     };
     let resp = req.send().await.map_err(transport)?;
     let status = resp.status().as_u16();
@@ -262,7 +275,16 @@ async fn send_json<T: DeserializeOwned>(
         });
     }
     let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.map_err(transport)?;
+    let bytes = autoscaler::gitlab::guard::read_limited(resp, MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            autoscaler::gitlab::guard::BodyError::TooLarge { limit } => SourceError::TooLarge {
+                what: what.to_string(),
+                url: shown.to_string(),
+                limit,
+            },
+            autoscaler::gitlab::guard::BodyError::Read(source) => transport(source),
+        })?;
     let body = serde_json::from_slice(&bytes).map_err(|source| SourceError::Body {
         what: what.to_string(),
         url: shown.to_string(),

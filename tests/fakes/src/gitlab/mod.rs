@@ -1,4 +1,4 @@
-//! A fake GitLab HTTP server that follows `shared/gitlab-api-notes.md`, for adapter tests,
+//! A fake GitLab HTTP server that follows the GitLab facts in `docs/gitlab.md`, for adapter tests,
 //! scenario tests and `run --dev`.
 //!
 //! What it implements (each checked by `tests/tests/gitlab_adapter.rs`):
@@ -158,6 +158,63 @@ impl FakeGitLabServer {
         r.booted = true;
         s.world.advance();
         true
+    }
+
+    /// Requests for this group (its project list) answer 403 from now on, as for a token
+    /// that lost access to it.
+    pub fn forbid_group(&self, group: u64) {
+        lock(&self.shared).control.forbidden_groups.insert(group);
+    }
+
+    /// Requests for this project's jobs answer 403 from now on.
+    pub fn forbid_project(&self, project: u64) {
+        lock(&self.shared)
+            .control
+            .forbidden_projects
+            .insert(project);
+    }
+
+    /// Adds `n` runners directly (no request), described `<prefix><id>`, of `runner_type`
+    /// `instance_type` with an empty maintenance note (so no controller owns them); returns
+    /// their ids. For lists larger than one page.
+    pub fn add_runners(&self, n: usize, prefix: &str) -> Vec<u64> {
+        let mut s = lock(&self.shared);
+        let now = s.world.now();
+        (0..n)
+            .map(|_| {
+                let id = s.world.id();
+                let runner = Runner {
+                    id,
+                    token: format!("glrt-bulk-{id:08}"),
+                    runner_type: "instance_type".into(),
+                    description: format!("{prefix}{id}"),
+                    maintenance_note: String::new(),
+                    tags: BTreeSet::new(),
+                    run_untagged: true,
+                    paused: false,
+                    locked: false,
+                    access_level: "not_protected".into(),
+                    maximum_timeout: None,
+                    owner_id: None,
+                    created_at: now,
+                    contacted_at: None,
+                    booted: false,
+                };
+                s.world.runners.insert(id, runner);
+                id
+            })
+            .collect()
+    }
+
+    /// Right after serving page `page` of the next `GET /runners` or `/runners/all`
+    /// listing, deletes `runner`, as another client deleting it between two page requests
+    /// would. Later pages then shift up by one (GitLab computes each page when it is
+    /// requested).
+    pub fn delete_runner_after_list_page(&self, page: usize, runner: u64) {
+        lock(&self.shared)
+            .control
+            .delete_after_list_page
+            .push((page, runner));
     }
 
     /// Sets a runner's last contact (e.g. to make it offline or stale).

@@ -30,6 +30,13 @@ pub(crate) struct Control {
     pub jobs_limit: u32,
     pub jobs_calls: VecDeque<Instant>,
     pub requests: Vec<String>,
+    /// `(page, runner)`: right after serving that page of a runner list, the runner is
+    /// deleted (as another client would between two page requests).
+    pub delete_after_list_page: Vec<(usize, u64)>,
+    /// Groups whose project list answers 403, by id.
+    pub forbidden_groups: BTreeSet<u64>,
+    /// Projects whose jobs answer 403, by id.
+    pub forbidden_projects: BTreeSet<u64>,
 }
 
 impl Default for Control {
@@ -42,6 +49,9 @@ impl Default for Control {
             jobs_limit: 600,
             jobs_calls: VecDeque::new(),
             requests: Vec::new(),
+            delete_after_list_page: Vec::new(),
+            forbidden_groups: BTreeSet::new(),
+            forbidden_projects: BTreeSet::new(),
         }
     }
 }
@@ -327,6 +337,9 @@ pub(crate) async fn handle(
             let Some(g) = world.group(group).map(|g| g.id) else {
                 return message(StatusCode::NOT_FOUND, "404 Group Not Found");
             };
+            if control.forbidden_groups.contains(&g) {
+                return message(StatusCode::FORBIDDEN, "403 Forbidden");
+            }
             if q.keyset() {
                 return keyset_unsupported();
             }
@@ -350,7 +363,18 @@ pub(crate) async fn handle(
             if q.keyset() {
                 return keyset_unsupported();
             }
-            list_runners(world, all, &q, &base)
+            let rsp = list_runners(world, all, &q, &base);
+            // Another client deletes a runner between this page and the next.
+            let page = q.page();
+            let (now, later): (Vec<_>, Vec<_>) = control
+                .delete_after_list_page
+                .drain(..)
+                .partition(|(p, _)| *p == page);
+            control.delete_after_list_page = later;
+            for (_, id) in now {
+                world.delete_runner(id);
+            }
+            rsp
         }
         (Method::POST, ["api", "v4", "user", "runners"]) => {
             create_runner(world, admin, &headers, &body)
@@ -368,16 +392,7 @@ pub(crate) async fn handle(
                 }
                 (Method::PUT, []) => edit_runner(world, id, &headers, &body),
                 (Method::DELETE, []) => {
-                    world.runners.remove(&id);
-                    world.deleted_runners.insert(id);
-                    let now = world.now();
-                    for j in world.jobs.values_mut() {
-                        if j.status == "running" && j.runner == Some(id) {
-                            j.status = "failed".into();
-                            j.killed = true;
-                            j.finished_at = Some(now);
-                        }
-                    }
+                    world.delete_runner(id);
                     StatusCode::NO_CONTENT.into_response()
                 }
                 (Method::GET, ["jobs"]) => runner_jobs(world, id, &q, &base),
@@ -395,13 +410,34 @@ fn keyset_unsupported() -> Response {
     )
 }
 
-/// Offset pagination headers; `with_count` adds `X-Total`, `X-Total-Pages`, `rel="last"`.
+/// GitLab leaves out `X-Total`, `X-Total-Pages` and `rel="last"` above this many items.
+const MAX_COUNTED: usize = 10_000;
+
+/// Offset pagination headers; `with_count` adds `X-Total`, `X-Total-Pages`, `rel="last"`
+/// (unless there are more than 10,000 items). The page is cut from `items` as they are
+/// now, so a list read page by page shifts when items are added or deleted in between.
 fn offset_page(items: Vec<Value>, q: &Query, base: &str, with_count: bool) -> Response {
+    offset_page_of(items, q, base, with_count, |v| v.clone())
+}
+
+/// [`offset_page`] rendering only the items of the page.
+fn offset_page_of<T>(
+    items: Vec<T>,
+    q: &Query,
+    base: &str,
+    with_count: bool,
+    render: impl Fn(&T) -> Value,
+) -> Response {
     let per = q.per_page();
     let page = q.page();
     let total = items.len();
     let pages = total.div_ceil(per).max(1);
-    let slice: Vec<Value> = items.into_iter().skip((page - 1) * per).take(per).collect();
+    let slice: Vec<Value> = items
+        .iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .map(render)
+        .collect();
     let next = (page < pages).then(|| page + 1);
     let prev = (page > 1).then(|| page - 1);
     let mut h = HeaderMap::new();
@@ -430,7 +466,7 @@ fn offset_page(items: Vec<Value>, q: &Query, base: &str, with_count: bool) -> Re
         links.push(link(n, "next"));
     }
     links.push(link(1, "first"));
-    if with_count {
+    if with_count && total <= MAX_COUNTED {
         links.push(link(pages, "last"));
         put("x-total", total.to_string());
         put("x-total-pages", pages.to_string());
@@ -480,6 +516,9 @@ fn project_jobs(
     let Some(p) = world.project(project).map(|p| p.id) else {
         return message(StatusCode::NOT_FOUND, "404 Project Not Found");
     };
+    if control.forbidden_projects.contains(&p) {
+        return message(StatusCode::FORBIDDEN, "403 Forbidden");
+    }
     let mut scopes = q.all("scope");
     scopes.extend(q.all("scope[]"));
     if scopes.iter().any(|s| !AVAILABLE_STATUSES.contains(s)) {
@@ -553,7 +592,7 @@ fn list_runners(world: &World, all: bool, q: &Query, base: &str) -> Response {
         Some("false") => Some(false),
         Some(_) => return error(StatusCode::BAD_REQUEST, "paused is invalid"),
     };
-    let items = world
+    let items: Vec<&Runner> = world
         .runners
         .values()
         .filter(|r| all || r.runner_type != "instance_type")
@@ -569,9 +608,8 @@ fn list_runners(world: &World, all: bool, q: &Query, base: &str) -> Response {
                 Some(x) => s == x,
             }
         })
-        .map(|r| world.runner_json(r))
         .collect();
-    offset_page(items, q, base, true)
+    offset_page_of(items, q, base, true, |r| world.runner_json(r))
 }
 
 fn runner_jobs(world: &World, id: u64, q: &Query, base: &str) -> Response {

@@ -211,6 +211,22 @@ impl World {
         Some(job.id)
     }
 
+    /// Deletes a runner (`DELETE /runners/:id`); a job it was running is killed.
+    pub fn delete_runner(&mut self, id: u64) {
+        if self.runners.remove(&id).is_none() {
+            return;
+        }
+        self.deleted_runners.insert(id);
+        let now = self.now();
+        for j in self.jobs.values_mut() {
+            if j.status == "running" && j.runner == Some(id) {
+                j.status = "failed".into();
+                j.killed = true;
+                j.finished_at = Some(now);
+            }
+        }
+    }
+
     /// REST `status` of a runner (`deprecated_rest_status`): stale, then never_contacted,
     /// then online/offline when active, else paused.
     pub fn runner_status(&self, r: &Runner) -> &'static str {

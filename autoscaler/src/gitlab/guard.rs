@@ -1,0 +1,171 @@
+//! What every HTTP client that carries the GitLab token must do, shared by the adapter and
+//! the check plugin: follow redirects only within the configured origin, read bodies up to a
+//! size limit, and warn about plain `http://` to another machine.
+//!
+//! Why: `reqwest` drops `Authorization` and cookies when a redirect changes host, but
+//! forwards every other header, `PRIVATE-TOKEN` included; and GitLab answers redirects for
+//! some paths (e.g. a changed instance URL). A token must never leave the origin
+//! (scheme, host, port) the operator configured. No I/O besides reading the given response.
+
+use std::net::IpAddr;
+
+use url::Url;
+
+/// Default limit of one response body (a page of 100 runners is a few hundred KiB).
+pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Redirects followed at most within the origin.
+const MAX_REDIRECTS: usize = 10;
+
+/// A redirect that would have left the configured origin; the request was not sent there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "redirected from {from} to another origin {to}; not followed, so the token stays on {from}"
+)]
+pub struct OffOriginRedirect {
+    /// The configured origin (`scheme://host[:port]`, no path, no credentials).
+    pub from: String,
+    /// The origin the redirect pointed to.
+    pub to: String,
+}
+
+/// Too many redirects within the origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("more than {MAX_REDIRECTS} redirects")]
+pub struct TooManyRedirects;
+
+/// A redirect policy that follows redirects within `base`'s origin only (at most 10) and
+/// refuses any other with [`OffOriginRedirect`], so no header (token or otherwise) is sent
+/// off the origin.
+pub fn redirect_policy(base: &Url) -> reqwest::redirect::Policy {
+    let origin = base.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let target = attempt.url().origin();
+        if target != origin {
+            let err = OffOriginRedirect {
+                from: origin.ascii_serialization(),
+                to: target.ascii_serialization(),
+            };
+            attempt.error(err)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(TooManyRedirects)
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The refused redirect behind a `reqwest` error, if that is what failed.
+pub fn off_origin(err: &reqwest::Error) -> Option<&OffOriginRedirect> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(c) = cause {
+        if let Some(found) = c.downcast_ref::<OffOriginRedirect>() {
+            return Some(found);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// A warning when `url` is plain `http://` to a host that is not loopback: the token then
+/// crosses the network unencrypted.
+pub fn plain_http_warning(url: &Url) -> Option<String> {
+    if url.scheme() != "http" {
+        return None;
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    if loopback {
+        return None;
+    }
+    Some(format!(
+        "gitlab url {} is plain http to a non-loopback host: the token crosses the network unencrypted; use https",
+        url.origin().ascii_serialization()
+    ))
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Larger than the limit (announced by `Content-Length` or seen while reading).
+    #[error("body larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connection failed while reading.
+    #[error("reading the body failed")]
+    Read(#[source] reqwest::Error),
+}
+
+/// Reads a response body, refusing more than `limit` bytes (checked before reading when the
+/// server announces the length, and chunk by chunk otherwise).
+///
+/// # Errors
+///
+/// [`BodyError::TooLarge`] over the limit, [`BodyError::Read`] when the transfer fails.
+pub async fn read_limited(mut rsp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if rsp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = rsp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(e.without_url()))?
+    {
+        if out.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The causes of a `reqwest` error in one line, without its URL (which may carry a query).
+pub fn reason(err: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    if parts.is_empty() {
+        if err.is_timeout() {
+            return "timed out".into();
+        }
+        return "request failed".into();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_warns_only_off_loopback() -> Result<(), url::ParseError> {
+        assert!(plain_http_warning(&Url::parse("http://127.0.0.1:8080/")?).is_none());
+        assert!(plain_http_warning(&Url::parse("http://[::1]:8080/")?).is_none());
+        assert!(plain_http_warning(&Url::parse("http://localhost/")?).is_none());
+        assert!(plain_http_warning(&Url::parse("https://gitlab.example/")?).is_none());
+        let w = plain_http_warning(&Url::parse("http://gitlab.example/gitlab?x=1")?);
+        assert_eq!(
+            w.as_deref(),
+            Some(
+                "gitlab url http://gitlab.example is plain http to a non-loopback host: the token crosses the network unencrypted; use https"
+            )
+        );
+        Ok(())
+    }
+}
