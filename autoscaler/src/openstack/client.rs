@@ -9,7 +9,10 @@
 //!   on transient failures: no response (including a connection reset, which Keystone and
 //!   Placement under uwsgi cause), 5xx, 429. A create (POST) is never retried, because a
 //!   retried create can duplicate a server;
-//! * tokens, passwords and user data are never logged nor put into an error.
+//! * tokens, passwords and user data are never logged nor put into an error;
+//! * a redirect is followed only within the origin (scheme, host, port) the request was
+//!   addressed to, so neither the token nor the password is ever sent elsewhere
+//!   ([`Error::OffOriginRedirect`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +28,7 @@ use tracing::{debug, warn};
 
 use super::auth::ResolvedAuth;
 use super::error::{Error, Result};
+use super::guard;
 use super::keystone::{Token, TokenResponse, token_request_body};
 use crate::ports::ControllerId;
 
@@ -211,6 +215,7 @@ impl OpenStack {
         let mut builder = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
+            .redirect(guard::redirect_policy())
             .user_agent(concat!(
                 "gitlab-runner-autoscaler/",
                 env!("CARGO_PKG_VERSION")
@@ -352,15 +357,17 @@ impl OpenStack {
 
     async fn finish(&self, req: reqwest::RequestBuilder, call: &Call<'_>) -> Result<String> {
         let method = method_name(&call.method);
-        let transport = |source| Error::Transport {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| send_error(method, call.service.name(), &call.path, e))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|source| Error::Transport {
             method,
             service: call.service.name(),
             path: call.path.clone(),
             source,
-        };
-        let resp = req.send().await.map_err(transport)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport)?;
+        })?;
         if status.is_success() {
             return Ok(text);
         }
@@ -446,12 +453,6 @@ impl OpenStack {
 
     async fn token_attempt(&self, url: url::Url, body: &Value) -> Result<Token> {
         let path = "/v3/auth/tokens".to_string();
-        let transport = |source| Error::Transport {
-            method: "POST",
-            service: "identity",
-            path: path.clone(),
-            source,
-        };
         let resp = self
             .inner
             .http
@@ -459,14 +460,19 @@ impl OpenStack {
             .json(body)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(|e| send_error("POST", "identity", &path, e))?;
         let status = resp.status();
         let header = resp
             .headers()
             .get("X-Subject-Token")
             .and_then(|v| v.to_str().ok())
             .map(|v| SecretString::from(v.to_string()));
-        let text = resp.text().await.map_err(transport)?;
+        let text = resp.text().await.map_err(|source| Error::Transport {
+            method: "POST",
+            service: "identity",
+            path: path.clone(),
+            source,
+        })?;
         if !status.is_success() {
             return Err(Error::Status {
                 method: "POST",
@@ -489,6 +495,30 @@ impl OpenStack {
         let token = Token::new(value, parsed);
         debug!(expires_at = %token.expires_at, origin = %self.inner.auth.origin, "authenticated");
         Ok(token)
+    }
+}
+
+/// A request that got no usable answer; a refused redirect says where it pointed.
+fn send_error(
+    method: &'static str,
+    service: &'static str,
+    path: &str,
+    source: reqwest::Error,
+) -> Error {
+    if let Some(r) = guard::off_origin(&source) {
+        return Error::OffOriginRedirect {
+            method,
+            service,
+            path: path.to_string(),
+            from: r.from.clone(),
+            to: r.to.clone(),
+        };
+    }
+    Error::Transport {
+        method,
+        service,
+        path: path.to_string(),
+        source,
     }
 }
 

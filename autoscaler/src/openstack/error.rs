@@ -95,6 +95,25 @@ pub enum Error {
         message: String,
     },
 
+    /// A redirect pointed off the origin (scheme, host, port) the request was addressed to:
+    /// the Keystone auth URL's for a token request, the catalog endpoint's for a service
+    /// request. It was not followed, so neither the token nor the password left that origin.
+    #[error(
+        "{method} {service} {path}: redirected from {from} to another origin {to}; not followed, so credentials stay on {from}"
+    )]
+    OffOriginRedirect {
+        /// HTTP method.
+        method: &'static str,
+        /// Service type.
+        service: &'static str,
+        /// Request path (no query string, no secrets).
+        path: String,
+        /// Origin the request was addressed to (`scheme://host[:port]`, nothing else).
+        from: String,
+        /// Origin the redirect pointed to, in the same form.
+        to: String,
+    },
+
     /// A success response could not be understood.
     #[error("{service} {path}: unexpected response: {message}")]
     Response {
@@ -204,8 +223,9 @@ impl Error {
             }
             Error::Status { .. } | Error::InvalidRequest { .. } => CloudErrorKind::Rejected,
             Error::Transport { .. } | Error::Response { .. } => CloudErrorKind::Unexpected,
-            // Settings that are wrong: bad files or secrets, no endpoint, and names that
-            // resolve to nothing or to several objects (not a vanished server).
+            // Settings that are wrong: bad files or secrets, no endpoint, names that resolve
+            // to nothing or to several objects (not a vanished server), and an auth URL or
+            // catalog endpoint that redirects elsewhere.
             Error::Config { .. }
             | Error::Secret { .. }
             | Error::ReadFile { .. }
@@ -213,7 +233,8 @@ impl Error {
             | Error::Tls { .. }
             | Error::NoEndpoint { .. }
             | Error::NotFound { .. }
-            | Error::Ambiguous { .. } => CloudErrorKind::Misconfigured,
+            | Error::Ambiguous { .. }
+            | Error::OffOriginRedirect { .. } => CloudErrorKind::Misconfigured,
         }
     }
 

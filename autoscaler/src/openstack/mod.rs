@@ -5,6 +5,7 @@
 //!
 //! * [`auth`]: where credentials come from (`[openstack]` section, clouds.yaml, `OS_*`).
 //! * [`client`]: HTTP, token cache and renewal, retries, timeouts, request counters.
+//! * `guard`: redirects only within the request's origin (private).
 //! * `keystone`: token request body, token and catalog (private).
 //! * [`compute`]: Nova servers and limits; the `Cloud` impl.
 //! * [`lookup`]: flavors, images, networks, security groups, key pairs by name or id.
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod client;
 pub mod compute;
 pub mod error;
+mod guard;
 mod keystone;
 pub mod lookup;
 pub mod preflight;

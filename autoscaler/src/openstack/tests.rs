@@ -49,6 +49,10 @@ fn client(server: &MockServer) -> OpenStack {
         page_size: 2,
         ..ClientOptions::default()
     };
+    client_with(server, options)
+}
+
+fn client_with(server: &MockServer, options: ClientOptions) -> OpenStack {
     OpenStack::new(
         auth(&server.url),
         ControllerId::new("ctl").unwrap(),
@@ -60,6 +64,11 @@ fn client(server: &MockServer) -> OpenStack {
 /// A Keystone answer: token `value`, valid `lifetime` seconds, issued `age` seconds ago.
 fn token(req: &Request, value: &str, lifetime: i64, age: i64) -> Reply {
     let base = format!("http://{}", req.header("host").unwrap());
+    token_at(&base, value, lifetime, age)
+}
+
+/// Like [`token`], with every catalog endpoint below `base` instead of Keystone's own origin.
+fn token_at(base: &str, value: &str, lifetime: i64, age: i64) -> Reply {
     let now = Utc::now();
     let ep = |path: &str| json!([{"interface": "public", "region_id": "RegionOne", "url": format!("{base}{path}")}]);
     Reply::Json(
@@ -713,4 +722,115 @@ async fn preflight_stops_after_a_failed_authentication() {
         report.to_string().contains("PROBLEM  authentication"),
         "{report}"
     );
+}
+
+// === redirects (issue 11, item 8) ===
+
+#[tokio::test]
+async fn a_redirect_off_the_endpoint_origin_is_refused_and_the_token_stays() {
+    let elsewhere = MockServer::start(|r| {
+        if is_auth(r) {
+            token(r, "t", 3600, 0)
+        } else {
+            limits()
+        }
+    });
+    let target = format!("{}/compute/v2.1/limits?leak=1", elsewhere.url);
+    let server = MockServer::start(move |r| {
+        if is_auth(r) {
+            token(r, "t-secret-token", 3600, 0)
+        } else {
+            Reply::Json(302, vec![("Location", target.clone())], json!({}))
+        }
+    });
+    let c = client(&server);
+    let result = c.limits().await;
+    let leaked: Vec<_> = elsewhere
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.header("x-auth-token").map(str::to_string)))
+        .collect();
+    assert!(leaked.is_empty(), "sent to another origin: {leaked:?}");
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET compute /limits: redirected from {} to another origin {}; not followed, so credentials stay on {}",
+            server.url, elsewhere.url, server.url
+        )
+    );
+    assert_eq!(err.label(), "misconfigured");
+    assert_eq!(
+        server.count("GET", "/compute"),
+        1,
+        "a refused redirect is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_307_off_the_keystone_origin_is_refused_and_the_password_stays() {
+    let elsewhere = MockServer::start(|r| token(r, "t", 3600, 0));
+    let target = format!("{}/identity/v3/auth/tokens?leak=1", elsewhere.url);
+    let server =
+        MockServer::start(move |_| Reply::Json(307, vec![("Location", target.clone())], json!({})));
+    let result = client(&server).authenticate().await;
+    let leaked: Vec<_> = elsewhere
+        .requests()
+        .iter()
+        .map(|r| r.body.clone())
+        .collect();
+    assert!(leaked.is_empty(), "sent to another origin: {leaked:?}");
+    let err = result.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "POST identity /v3/auth/tokens: redirected from {} to another origin {}; not followed, so credentials stay on {}",
+            server.url, elsewhere.url, server.url
+        )
+    );
+    assert!(
+        !shown.contains(PASSWORD) && !shown.contains("leak"),
+        "{shown}"
+    );
+    assert_eq!(err.label(), "misconfigured");
+}
+
+#[tokio::test]
+async fn redirects_within_the_origin_of_each_request_are_followed() {
+    // Nova on its own origin, as in a real cloud (Keystone :5000, Nova :8774): the
+    // catalog endpoint's origin, not the auth URL's, bounds a compute request's redirects.
+    let nova = MockServer::start(|r| match r.path.as_str() {
+        "/compute/v2.1/limits" => Reply::Json(
+            307,
+            vec![("Location", "/moved/v2.1/limits".to_string())],
+            json!({}),
+        ),
+        "/moved/v2.1/limits" => limits(),
+        _ => Reply::Json(404, vec![], json!({})),
+    });
+    let nova_url = nova.url.clone();
+    let keystone = MockServer::start(move |r| match r.path.as_str() {
+        "/identity/v3/auth/tokens" => Reply::Json(
+            307,
+            vec![("Location", "/keystone/v3/auth/tokens".to_string())],
+            json!({}),
+        ),
+        "/keystone/v3/auth/tokens" => token_at(&nova_url, "t", 3600, 0),
+        _ => Reply::Json(404, vec![], json!({})),
+    });
+    let q = client(&keystone).limits().await.unwrap();
+    assert_eq!(q.max_instances, Some(10));
+    let moved = keystone
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/keystone/v3/auth/tokens")
+        .unwrap();
+    assert!(moved.body.contains(PASSWORD), "a 307 keeps the body");
+    let moved = nova
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/moved/v2.1/limits")
+        .unwrap();
+    assert_eq!(moved.header("x-auth-token"), Some("t"));
 }
