@@ -12,7 +12,9 @@
 //! * tokens, passwords and user data are never logged nor put into an error;
 //! * a redirect is followed only within the origin (scheme, host, port) the request was
 //!   addressed to, so neither the token nor the password is ever sent elsewhere
-//!   ([`Error::OffOriginRedirect`]).
+//!   ([`Error::OffOriginRedirect`]);
+//! * a response body is read up to [`ClientOptions::max_body`] bytes
+//!   ([`Error::BodyTooLarge`]), the Keystone token with its catalog included.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +30,7 @@ use tracing::{debug, warn};
 
 use super::auth::ResolvedAuth;
 use super::error::{Error, Result};
-use super::guard;
+use super::guard::{self, BodyError};
 use super::keystone::{Token, TokenResponse, token_request_body};
 use crate::ports::ControllerId;
 
@@ -48,6 +50,9 @@ pub struct ClientOptions {
     pub retry_delay: Duration,
     /// `limit` of one page when listing servers or flavors.
     pub page_size: u32,
+    /// Largest response body read, in bytes; a larger one is an error, so a broken or
+    /// hostile endpoint cannot make the process buffer without bound.
+    pub max_body: usize,
 }
 
 impl Default for ClientOptions {
@@ -58,6 +63,7 @@ impl Default for ClientOptions {
             attempts: 4,
             retry_delay: Duration::from_millis(500),
             page_size: 200,
+            max_body: guard::DEFAULT_MAX_BODY,
         }
     }
 }
@@ -362,12 +368,9 @@ impl OpenStack {
             .await
             .map_err(|e| send_error(method, call.service.name(), &call.path, e))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|source| Error::Transport {
-            method,
-            service: call.service.name(),
-            path: call.path.clone(),
-            source,
-        })?;
+        let text = self
+            .read_body(resp, method, call.service.name(), &call.path)
+            .await?;
         if status.is_success() {
             return Ok(text);
         }
@@ -378,6 +381,32 @@ impl OpenStack {
             status,
             message: error_message(&text),
         })
+    }
+
+    /// The body of `resp` as text, refused over [`ClientOptions::max_body`].
+    async fn read_body(
+        &self,
+        resp: reqwest::Response,
+        method: &'static str,
+        service: &'static str,
+        path: &str,
+    ) -> Result<String> {
+        let limit = self.inner.options.max_body;
+        match guard::read_limited(resp, limit).await {
+            Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(BodyError::TooLarge) => Err(Error::BodyTooLarge {
+                method,
+                service,
+                path: path.to_string(),
+                limit,
+            }),
+            Err(BodyError::Read(source)) => Err(Error::Transport {
+                method,
+                service,
+                path: path.to_string(),
+                source,
+            }),
+        }
     }
 
     async fn backoff(&self, op: &'static str, attempt: u32, e: &Error) {
@@ -467,12 +496,7 @@ impl OpenStack {
             .get("X-Subject-Token")
             .and_then(|v| v.to_str().ok())
             .map(|v| SecretString::from(v.to_string()));
-        let text = resp.text().await.map_err(|source| Error::Transport {
-            method: "POST",
-            service: "identity",
-            path: path.clone(),
-            source,
-        })?;
+        let text = self.read_body(resp, "POST", "identity", &path).await?;
         if !status.is_success() {
             return Err(Error::Status {
                 method: "POST",

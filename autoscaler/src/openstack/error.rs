@@ -114,6 +114,20 @@ pub enum Error {
         to: String,
     },
 
+    /// A response body is larger than [`super::ClientOptions::max_body`]; it was not read
+    /// further.
+    #[error("{method} {service} {path}: response body larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// HTTP method.
+        method: &'static str,
+        /// Service type.
+        service: &'static str,
+        /// Request path (no query string, no secrets).
+        path: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
     /// A success response could not be understood.
     #[error("{service} {path}: unexpected response: {message}")]
     Response {
@@ -222,7 +236,9 @@ impl Error {
                 CloudErrorKind::NotFound
             }
             Error::Status { .. } | Error::InvalidRequest { .. } => CloudErrorKind::Rejected,
-            Error::Transport { .. } | Error::Response { .. } => CloudErrorKind::Unexpected,
+            Error::Transport { .. } | Error::Response { .. } | Error::BodyTooLarge { .. } => {
+                CloudErrorKind::Unexpected
+            }
             // Settings that are wrong: bad files or secrets, no endpoint, names that resolve
             // to nothing or to several objects (not a vanished server), and an auth URL or
             // catalog endpoint that redirects elsewhere.

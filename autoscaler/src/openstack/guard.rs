@@ -1,5 +1,5 @@
 //! What the client does so credentials stay where they were sent: follow redirects only
-//! within the origin of the original request.
+//! within the origin of the original request, and read bodies up to a size limit.
 //!
 //! Why: every service request carries `X-Auth-Token`, and a Keystone token request carries
 //! the password or application credential secret in its body. `reqwest` drops
@@ -9,7 +9,11 @@
 //! requests, the catalog endpoint's for service requests. One client serves both, so the
 //! origin is taken from the first URL of each redirect chain, not from the settings.
 //!
-//! No I/O.
+//! No I/O besides reading the given response.
+
+/// Default limit of one response body. A token with its catalog, or a page of 200 servers,
+/// is well under 1 MiB; a body this large is a broken or hostile endpoint.
+pub(crate) const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Redirects followed at most within the origin.
 const MAX_REDIRECTS: usize = 10;
@@ -68,4 +72,40 @@ pub(crate) fn off_origin(err: &reqwest::Error) -> Option<&OffOriginRedirect> {
         cause = c.source();
     }
     None
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Larger than the limit (announced by `Content-Length` or seen while reading).
+    TooLarge,
+    /// The connection failed while reading.
+    Read(reqwest::Error),
+}
+
+/// Reads a response body, refusing more than `limit` bytes: checked before reading when the
+/// server announces the length, and chunk by chunk otherwise (a missing or false
+/// `Content-Length` cannot make the client buffer more).
+///
+/// # Errors
+///
+/// [`BodyError::TooLarge`] over the limit, [`BodyError::Read`] when the transfer fails.
+pub(crate) async fn read_limited(
+    mut rsp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if rsp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = rsp.chunk().await.map_err(BodyError::Read)? {
+        if out.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }

@@ -50,6 +50,8 @@ pub(crate) enum Reply {
     Json(u16, Vec<(&'static str, String)>, Value),
     /// Status without a body.
     Empty(u16),
+    /// Status and a body sent without `Content-Length`, ended by closing the connection.
+    Unsized(u16, String),
     /// Close the connection without answering.
     Reset,
     /// Answer after a delay (for timeouts).
@@ -110,15 +112,17 @@ fn serve(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Request>>) {
         std::thread::sleep(d);
         reply = *inner;
     }
-    let (status, headers, body) = match reply {
+    let (status, headers, body, sized) = match reply {
         Reply::Reset | Reply::Slow(..) => return,
-        Reply::Empty(s) => (s, Vec::new(), String::new()),
-        Reply::Json(s, h, v) => (s, h, v.to_string()),
+        Reply::Empty(s) => (s, Vec::new(), String::new(), true),
+        Reply::Unsized(s, body) => (s, Vec::new(), body, false),
+        Reply::Json(s, h, v) => (s, h, v.to_string(), true),
     };
-    let mut out = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
+    let mut out =
+        format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nConnection: close\r\n");
+    if sized {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -5,7 +5,7 @@
 //!
 //! * [`auth`]: where credentials come from (`[openstack]` section, clouds.yaml, `OS_*`).
 //! * [`client`]: HTTP, token cache and renewal, retries, timeouts, request counters.
-//! * `guard`: redirects only within the request's origin (private).
+//! * `guard`: redirects only within the request's origin, bounded body reads (private).
 //! * `keystone`: token request body, token and catalog (private).
 //! * [`compute`]: Nova servers and limits; the `Cloud` impl.
 //! * [`lookup`]: flavors, images, networks, security groups, key pairs by name or id.

@@ -61,6 +61,16 @@ fn client_with(server: &MockServer, options: ClientOptions) -> OpenStack {
     .unwrap()
 }
 
+/// A client with time to move tens of MiB on a busy machine (debug build).
+fn patient_client(server: &MockServer) -> OpenStack {
+    let options = ClientOptions {
+        request_timeout: Duration::from_secs(60),
+        retry_delay: Duration::from_millis(1),
+        ..ClientOptions::default()
+    };
+    client_with(server, options)
+}
+
 /// A Keystone answer: token `value`, valid `lifetime` seconds, issued `age` seconds ago.
 fn token(req: &Request, value: &str, lifetime: i64, age: i64) -> Reply {
     let base = format!("http://{}", req.header("host").unwrap());
@@ -724,7 +734,16 @@ async fn preflight_stops_after_a_failed_authentication() {
     );
 }
 
-// === redirects (issue 11, item 8) ===
+// === redirects and body limits (issue 11, items 8 and 9) ===
+
+/// The default body limit (`ClientOptions::default().max_body`), spelled out.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// A JSON object larger than `size` bytes, with an empty list under `key` and a padding
+/// string that decoders ignore.
+fn padded(key: &str, size: usize) -> Value {
+    json!({key: [], "padding": "x".repeat(size)})
+}
 
 #[tokio::test]
 async fn a_redirect_off_the_endpoint_origin_is_refused_and_the_token_stays() {
@@ -833,4 +852,80 @@ async fn redirects_within_the_origin_of_each_request_are_followed() {
         .find(|r| r.path == "/moved/v2.1/limits")
         .unwrap();
     assert_eq!(moved.header("x-auth-token"), Some("t"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_naming_method_and_path() {
+    let server = MockServer::start(|r| {
+        if is_auth(r) {
+            token(r, "t", 3600, 0)
+        } else {
+            Reply::Json(200, vec![], padded("servers", MAX_BODY + 1))
+        }
+    });
+    let err = patient_client(&server).list_owned().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "GET compute /servers/detail: response body larger than the limit of 33554432 bytes"
+    );
+    assert_eq!(err.label(), "unexpected");
+    assert_eq!(
+        server.count("GET", "/compute"),
+        1,
+        "an oversized body is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_token_response_over_the_limit_is_refused() {
+    let server = MockServer::start(|r| {
+        let Reply::Json(status, headers, mut body) = token(r, "t", 3600, 0) else {
+            unreachable!("token() answers JSON")
+        };
+        let mut huge = padded("endpoints", MAX_BODY);
+        huge["type"] = json!("padding");
+        body["token"]["catalog"].as_array_mut().unwrap().push(huge);
+        Reply::Json(status, headers, body)
+    });
+    let err = patient_client(&server).authenticate().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "POST identity /v3/auth/tokens: response body larger than the limit of 33554432 bytes"
+    );
+    assert_eq!(server.count("POST", "/identity"), 1);
+}
+
+#[tokio::test]
+async fn a_body_without_a_length_is_cut_at_the_limit() {
+    let server = MockServer::start(|r| {
+        if is_auth(r) {
+            return token(r, "t", 3600, 0);
+        }
+        match r.path.as_str() {
+            "/compute/v2.1/limits" => {
+                let Reply::Json(_, _, body) = limits() else {
+                    unreachable!("limits() answers JSON")
+                };
+                Reply::Unsized(200, body.to_string())
+            }
+            _ => Reply::Unsized(200, padded("servers", 1024 * 1024).to_string()),
+        }
+    });
+    let options = ClientOptions {
+        max_body: 64 * 1024,
+        retry_delay: Duration::from_millis(1),
+        ..ClientOptions::default()
+    };
+    let c = client_with(&server, options);
+    let q = c.limits().await.unwrap();
+    assert_eq!(
+        q.max_instances,
+        Some(10),
+        "a small unsized body is read whole"
+    );
+    let err = c.list_owned().await.unwrap_err();
+    assert!(
+        matches!(err, Error::BodyTooLarge { limit: 65536, .. }),
+        "{err:?}"
+    );
 }
