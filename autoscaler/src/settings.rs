@@ -97,6 +97,34 @@ pub fn period_summary(pool: &Pool, t: Timestamp) -> String {
     )
 }
 
+/// Renders every pool's user-data for a preview VM (secrets redacted, none read), so that
+/// a pool whose VMs could not be bootstrapped is refused by `validate` instead of failing
+/// every create of `run`. Returns one message per pool that cannot be rendered.
+pub fn render_check(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, pool) in config.pools.iter().enumerate() {
+        let rendered = pool_bootstrap(pool, false).and_then(|p| {
+            let params = bs::BootstrapParams {
+                pool: p,
+                vm: bs::VmIdentity::preview(
+                    config.gitlab.url.to_string(),
+                    format!("{}-{}-preview", config.controller.id, pool.name),
+                ),
+            };
+            bs::render_preview(&params, bs::Secrets::Redacted)
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        });
+        if let Err(e) = rendered {
+            problems.push(format!(
+                "pools[{i}] (`{}`): its VMs' user-data cannot be rendered: {e:#}",
+                pool.name
+            ));
+        }
+    }
+    problems
+}
+
 /// Maps a configured pool to the renderer's parameters. S3 keys are read (from their files
 /// or environment variables) only when `resolve` is set; otherwise placeholders keep a
 /// preview free of secrets.
@@ -164,4 +192,50 @@ pub fn pool_bootstrap(pool: &cfg::Pool, resolve: bool) -> anyhow::Result<bs::Poo
             block_metadata_in_jobs: b.block_metadata_in_jobs,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// Fails on the code before issue 12's first defect: the config accepted `mips64`, the
+    /// renderer did not know it, and every create of `run` failed at render.
+    #[test]
+    fn every_architecture_the_config_accepts_renders() {
+        let names: Vec<String> = autoscaler_config::binfmt_arches()
+            .map(|a| format!("\"{a}\""))
+            .collect();
+        assert!(names.iter().any(|n| n == "\"mips64\""));
+        let text = format!(
+            r#"
+[controller]
+id = "ci"
+
+[gitlab]
+url = "https://gitlab.example.com/"
+token_file = "/etc/token"
+
+[gitlab.scope]
+projects = ["group/project"]
+
+[[pools]]
+name = "docker"
+limit = 2
+
+[pools.server]
+flavor = "m1.small"
+image = "Debian 12"
+networks = ["net"]
+
+[pools.runner]
+tags = ["docker"]
+
+[pools.bootstrap]
+binfmt_arches = [{}]
+"#,
+            names.join(", ")
+        );
+        let config = autoscaler_config::parse(&text, "t.toml").unwrap();
+        assert_eq!(super::render_check(&config), Vec::<String>::new());
+    }
 }

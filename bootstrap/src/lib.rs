@@ -72,8 +72,15 @@ pub const BINFMT_ARCHES: &[(&str, &str)] = &[
     ("s390x", "qemu-s390x"),
     ("riscv64", "qemu-riscv64"),
     ("mips64le", "qemu-mips64el"),
+    ("mips64", "qemu-mips64"),
     ("loong64", "qemu-loongarch64"),
 ];
+
+/// The names [`BINFMT_ARCHES`] accepts: the one vocabulary of `binfmt_arches`, which the
+/// configuration validates against (so `validate` and rendering cannot disagree).
+pub fn binfmt_arch_names() -> impl Iterator<Item = &'static str> {
+    BINFMT_ARCHES.iter().map(|(name, _)| *name)
+}
 
 /// Whether a rendering carries the real secrets or placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +267,7 @@ fn validate(params: &BootstrapParams) -> Result<Vec<&'static str>, RenderError> 
                 return Err(RenderError::InvalidValue {
                     key: "pools.bootstrap.binfmt_arches",
                     value: arch.clone(),
-                    reason: "unknown architecture; known: amd64, 386, arm64, arm, ppc64le, s390x, riscv64, mips64le, loong64",
+                    reason: "unknown architecture",
                 });
             };
             if !handlers.contains(handler) {

@@ -36,7 +36,7 @@ pub use crate::model::{
     Interface, OpenStack, OpenStackAuth, Pool, ProjectRef, ProjectScope, RunnerInstall,
     RunnerSettings, RunnerType, S3Cache, Scope, ServerTemplate,
 };
-pub use crate::parse::{BINFMT_ARCHES, DEFAULT_RUNNER_REPOSITORY};
+pub use crate::parse::{DEFAULT_RUNNER_REPOSITORY, binfmt_arches};
 pub use crate::policy::{EffectivePolicy, Period, Policy, PolicyOverrides, TRANSITION_HORIZON};
 pub use crate::schedule::{Schedule, ScheduleError};
 pub use crate::secret::{Env, ProcessEnv, SecretError, SecretSource};

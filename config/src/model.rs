@@ -302,7 +302,7 @@ pub struct BootstrapOptions {
     /// Install `qemu-user-static` and `binfmt-support`.
     pub qemu_binfmt: bool,
     /// Docker platform architectures whose binfmt handlers must work (see
-    /// [`crate::BINFMT_ARCHES`]).
+    /// [`crate::binfmt_arches`], the bootstrap renderer's own list).
     pub binfmt_arches: Vec<String>,
     /// How gitlab-runner gets onto the VM.
     pub runner_install: RunnerInstall,

@@ -29,9 +29,7 @@ use crate::schedule::Schedule;
 use crate::secret::SecretSource;
 
 /// Docker platform names accepted in `binfmt_arches`.
-pub const BINFMT_ARCHES: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "riscv64", "ppc64le", "s390x", "mips64le", "mips64", "loong64",
-];
+pub use autoscaler_bootstrap::binfmt_arch_names as binfmt_arches;
 
 /// Default `runner_repository`.
 pub const DEFAULT_RUNNER_REPOSITORY: &str = "https://packages.gitlab.com/runner/gitlab-runner";
@@ -1614,14 +1612,14 @@ fn bootstrap(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<BootstrapOptions> {
     let binfmt_arches = match ctx.str_list(n, "binfmt_arches") {
         Some(list) => {
             for a in &list {
-                if !BINFMT_ARCHES.contains(&a.v.as_str()) {
+                if !binfmt_arches().any(|known| known == a.v) {
                     ctx.err(
                         &a.span,
                         &a.path,
                         format!(
                             "unknown architecture `{}`, expected one of {}",
                             a.v,
-                            BINFMT_ARCHES.join(", ")
+                            binfmt_arches().collect::<Vec<_>>().join(", ")
                         ),
                     );
                 }

@@ -6,6 +6,14 @@ use super::ValidateArgs;
 pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     match autoscaler_config::load(&args.config) {
         Ok(config) => {
+            let problems = crate::settings::render_check(&config);
+            if !problems.is_empty() {
+                for p in &problems {
+                    println!("{}: {p}", args.config.display());
+                }
+                println!("{}: {} error(s)", args.config.display(), problems.len());
+                return Ok(1);
+            }
             let pools: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();
             println!(
                 "OK: {}: {} pool(s): {}",
