@@ -206,35 +206,12 @@ mod tests {
             .map(|a| format!("\"{a}\""))
             .collect();
         assert!(names.iter().any(|n| n == "\"mips64\""));
-        let text = format!(
-            r#"
-[controller]
-id = "ci"
-
-[gitlab]
-url = "https://gitlab.example.com/"
-token_file = "/etc/token"
-
-[gitlab.scope]
-projects = ["group/project"]
-
-[[pools]]
-name = "docker"
-limit = 2
-
-[pools.server]
-flavor = "m1.small"
-image = "Debian 12"
-networks = ["net"]
-
-[pools.runner]
-tags = ["docker"]
-
-[pools.bootstrap]
-binfmt_arches = [{}]
-"#,
-            names.join(", ")
+        // The shipped reference setup with every known architecture in each pool.
+        let text = include_str!("../../docs/examples/reference-setup.toml").replace(
+            "binfmt_arches = [\"arm64\", \"arm\"]",
+            &format!("binfmt_arches = [{}]", names.join(", ")),
         );
+        assert!(text.contains("mips64\", \"loong64"));
         let config = autoscaler_config::parse(&text, "t.toml").unwrap();
         assert_eq!(super::render_check(&config), Vec::<String>::new());
     }

@@ -555,34 +555,7 @@ async fn a_server_whose_runner_is_gone_is_removed_after_two_404s_a_poll_apart() 
 /// with the tick's start) and the late server made two, over `limit = 1`.
 #[tokio::test(start_paused = true)]
 async fn a_create_that_times_out_but_succeeds_later_never_exceeds_the_limit() {
-    const ONE: &str = r#"
-[controller]
-id = "ci"
-poll_interval = "10s"
-
-[gitlab]
-url = "https://gitlab.example.com/"
-token_file = "/etc/token"
-
-[gitlab.scope]
-projects = ["group/project"]
-
-[[pools]]
-name = "docker"
-limit = 1
-idle_count = 0
-idle_time = "10m"
-boot_timeout = "5m"
-forecast_days = 0
-
-[pools.server]
-flavor = "s1.large"
-image = "Debian 12"
-networks = ["net"]
-
-[pools.runner]
-tags = ["docker"]
-"#;
+    let one = CONFIG.replace("limit = 5", "limit = 1");
     let id = ControllerId::new("ci").unwrap();
     let fake = FakeGitLab::new(id.clone());
     let inner = FakeCloud::new(id);
@@ -593,7 +566,7 @@ tags = ["docker"]
         timeout: Duration::from_secs(60),
         peak: Arc::default(),
     };
-    let mut r = reconciler(ONE, fake.clone(), cloud.clone());
+    let mut r = reconciler(&one, fake.clone(), cloud.clone());
     fake.add_job(&["docker"], Duration::from_secs(120));
     fake.add_job(&["docker"], Duration::from_secs(120));
     for _ in 0..120 {
