@@ -552,6 +552,13 @@ fn run_many(label: &str, first: u64, seeds: u64, set: FaultSet) -> Report {
             shown.join(" ")
         );
     }
+    for f in r.failures.iter().take(40) {
+        if let Some(v) = &f.violation {
+            let mut d = v.detail.clone();
+            d.truncate(220);
+            eprintln!("[{label}]   seed {}: {} at {:.0}s: {d}", f.seed, v.invariant, v.at_secs);
+        }
+    }
     for f in r.failures.iter().take(3) {
         print_failure(f, log_lines(), set);
     }

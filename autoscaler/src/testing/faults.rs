@@ -1007,7 +1007,8 @@ impl GitLab for FaultGitLab {
                         if s.rng.chance(p) && !list.is_empty() {
                             let n = s.rng.range(1, 2);
                             for _ in 0..n {
-                                if let Some(victim) = s.rng.pick(&list).map(|x| x.id) {
+                                let victim = s.rng.pick(&list).map(|x| x.id);
+                                if let Some(victim) = victim.filter(|v| !omit.contains(v)) {
                                     // An admin edit lasts a while; a shifted page one call.
                                     if s.rng.chance(0.3) {
                                         let secs = s.rng.range(10, 120);
