@@ -221,12 +221,39 @@ fn epoch() -> chrono::DateTime<chrono::Utc> {
 }
 
 fn run_seed(seed: u64, set: FaultSet) -> Outcome {
+    run_seed_traced(seed, set, false)
+}
+
+/// Runs one seed; with `trace`, the reconciler's own log lines (plans, actions and their
+/// reasons) are interleaved into the event log. Tracing only observes: the event log's
+/// other lines are the same either way.
+fn run_seed_traced(seed: u64, set: FaultSet, trace: bool) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .unwrap();
-    rt.block_on(simulate(Scenario::draw(seed, set)))
+    rt.block_on(simulate(Scenario::draw(seed, set), trace))
+}
+
+/// Writes each tracing line of the reconciler into the simulation's event log.
+#[derive(Clone)]
+struct LogWriter(Faults);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for line in String::from_utf8_lossy(buf).lines() {
+            let line = line.trim();
+            if !line.is_empty() {
+                self.0.log(format!("  reconciler: {line}"));
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 type Rec = Reconciler<FaultGitLab, FaultCloud>;
@@ -242,7 +269,7 @@ fn reconciler(faults: &Faults, config: &Arc<autoscaler_config::Config>) -> Rec {
     .unwrap()
 }
 
-async fn simulate(sc: Scenario) -> Outcome {
+async fn simulate(sc: Scenario, trace: bool) -> Outcome {
     let id = ControllerId::new("sim").unwrap();
     let gitlab = FakeGitLab::new(id.clone());
     gitlab.set_capacity(sc.capacity);
@@ -278,6 +305,17 @@ async fn simulate(sc: Scenario) -> Outcome {
         world,
     );
     faults.log(format!("seed {}: {}", sc.seed, sc.describe()));
+    let _trace = trace.then(|| {
+        let writer = LogWriter(faults.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("autoscaler=debug"))
+            .without_time()
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    });
     let mut rec = reconciler(&faults, &config);
     let poll = Duration::from_secs(sc.poll);
     let start = Instant::now();
@@ -483,7 +521,7 @@ fn print_failure(o: &Outcome, lines: usize, set: FaultSet) {
         o.seed,
         set.names()
     );
-    let end = (v.event + 1).min(o.events.len());
+    let end = (v.event + 4).min(o.events.len());
     for line in &o.events[end.saturating_sub(lines)..end] {
         eprintln!("    {line}");
     }
@@ -560,7 +598,8 @@ fn run_many(label: &str, first: u64, seeds: u64, set: FaultSet) -> Report {
         }
     }
     for f in r.failures.iter().take(3) {
-        print_failure(f, log_lines(), set);
+        let traced = run_seed_traced(f.seed, set, true);
+        print_failure(&traced, log_lines(), set);
     }
     r
 }
@@ -608,7 +647,7 @@ fn replay() {
         return;
     };
     let set = env_faults();
-    let o = run_seed(seed, set);
+    let o = run_seed_traced(seed, set, true);
     for line in &o.events {
         eprintln!("{line}");
     }
@@ -629,6 +668,12 @@ fn a_seed_replays_to_the_same_event_log() {
         let b = run_seed(seed, FaultSet::all());
         assert!(a.events.len() > 10, "seed {seed}: too few events to compare");
         assert_eq!(a.events, b.events, "seed {seed} is not deterministic");
+        let traced: Vec<String> = run_seed_traced(seed, FaultSet::all(), true)
+            .events
+            .into_iter()
+            .filter(|l| !l.contains("  reconciler: "))
+            .collect();
+        assert_eq!(a.events, traced, "seed {seed}: tracing changed the run");
     }
 }
 
