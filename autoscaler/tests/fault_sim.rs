@@ -15,6 +15,8 @@
 //! * `SIM_FIRST_SEED=n`: first seed (default 0).
 //! * `SIM_SEED=n`: replay exactly this seed and print its whole event log.
 //! * `SIM_FAULTS=all|none|class,class`: fault classes (default all), see `Fault::name`.
+//! * `SIM_CLASS_SEEDS=n`: seeds of each `<class>_alone` test (default 100 in debug builds,
+//!   500 in release builds).
 //! * `SIM_LOG_LINES=n`: event lines printed per failing seed (default 40).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -539,7 +541,8 @@ struct Report {
 }
 
 fn run_many(label: &str, first: u64, seeds: u64, set: FaultSet) -> Report {
-    let started = std::time::Instant::now();
+    // Real time, for the seeds-per-second figure only (the simulation runs in tokio time).
+    let started = std::time::SystemTime::now();
     let mut r = Report {
         seeds,
         failures: Vec::new(),
@@ -561,7 +564,7 @@ fn run_many(label: &str, first: u64, seeds: u64, set: FaultSet) -> Report {
             r.failures.push(o);
         }
     }
-    r.secs = started.elapsed().as_secs_f64();
+    r.secs = started.elapsed().unwrap_or_default().as_secs_f64();
     let n = seeds.max(1) as f64;
     eprintln!(
         "[{label}] faults {}: {} seeds in {:.1} s ({:.1} seeds/s), {} failed; per seed: {:.1} faults injected, {:.0} ticks, {:.2} restarts, {:.0} port calls; {} invariant checks in all",
@@ -594,7 +597,10 @@ fn run_many(label: &str, first: u64, seeds: u64, set: FaultSet) -> Report {
         if let Some(v) = &f.violation {
             let mut d = v.detail.clone();
             d.truncate(220);
-            eprintln!("[{label}]   seed {}: {} at {:.0}s: {d}", f.seed, v.invariant, v.at_secs);
+            eprintln!(
+                "[{label}]   seed {}: {} at {:.0}s: {d}",
+                f.seed, v.invariant, v.at_secs
+            );
         }
     }
     for f in r.failures.iter().take(3) {
@@ -666,7 +672,10 @@ fn a_seed_replays_to_the_same_event_log() {
     for seed in [3, 17, 42] {
         let a = run_seed(seed, FaultSet::all());
         let b = run_seed(seed, FaultSet::all());
-        assert!(a.events.len() > 10, "seed {seed}: too few events to compare");
+        assert!(
+            a.events.len() > 10,
+            "seed {seed}: too few events to compare"
+        );
         assert_eq!(a.events, b.events, "seed {seed} is not deterministic");
         let traced: Vec<String> = run_seed_traced(seed, FaultSet::all(), true)
             .events
@@ -691,7 +700,8 @@ fn class_alone(f: Fault) {
     if std::env::var("SIM_SEED").is_ok() {
         return;
     }
-    let seeds = env_u64("SIM_CLASS_SEEDS").unwrap_or(60);
+    let seeds =
+        env_u64("SIM_CLASS_SEEDS").unwrap_or(if cfg!(debug_assertions) { 100 } else { 500 });
     let label = format!("{} alone", f.name());
     let r = run_many(&label, 0, seeds, FaultSet::only(f));
     assert!(r.injected > 0, "{label}: no fault was injected");
@@ -701,7 +711,8 @@ fn class_alone(f: Fault) {
 macro_rules! class_tests {
     ($($name:ident => $fault:expr),* $(,)?) => {
         $(
-            /// One fault class alone (`SIM_CLASS_SEEDS` seeds, default 60).
+            /// One fault class alone (`SIM_CLASS_SEEDS` seeds; default 100 in debug, 500 in
+            /// release builds).
             #[test]
             fn $name() {
                 class_alone($fault);

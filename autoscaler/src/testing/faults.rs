@@ -507,7 +507,9 @@ impl Faults {
 
     /// Simulated seconds since the start.
     pub fn secs(&self) -> f64 {
-        Instant::now().saturating_duration_since(self.t0).as_secs_f64()
+        Instant::now()
+            .saturating_duration_since(self.t0)
+            .as_secs_f64()
     }
 
     /// The fake GitLab behind the wrappers.
@@ -563,7 +565,10 @@ impl Faults {
     /// Runners already offline stay offline and ERROR servers stay in ERROR.
     pub fn set_active(&self, active: bool) {
         self.lock().active = active;
-        self.log(format!("fault injection {}", if active { "on" } else { "off" }));
+        self.log(format!(
+            "fault injection {}",
+            if active { "on" } else { "off" }
+        ));
     }
 
     /// Appends one line to the event log.
@@ -712,7 +717,9 @@ impl Faults {
             s.clock_offset_ms = off;
             *s.injected.entry(Fault::ClockSkew).or_insert(0) += 1;
             drop(s);
-            self.log(format!("FAULT clock_skew: controller clock now off by {off} ms"));
+            self.log(format!(
+                "FAULT clock_skew: controller clock now off by {off} ms"
+            ));
         }
     }
 
@@ -759,9 +766,7 @@ impl Faults {
             match v.status {
                 CloudStatus::Active if !offline.contains(&r) => self.gitlab.runner_booted(r),
                 CloudStatus::Active | CloudStatus::Building | CloudStatus::Other(_) => {}
-                CloudStatus::Error { .. } | CloudStatus::Deleting => {
-                    self.gitlab.runner_vanished(r)
-                }
+                CloudStatus::Error { .. } | CloudStatus::Deleting => self.gitlab.runner_vanished(r),
             }
         }
     }
@@ -791,7 +796,10 @@ impl Faults {
                 if deleted.contains(&r) {
                     self.violate(
                         "I1",
-                        format!("job {} is running on runner {r} whose server was deleted", job.id),
+                        format!(
+                            "job {} is running on runner {r} whose server was deleted",
+                            job.id
+                        ),
                     );
                 }
             }
@@ -842,18 +850,15 @@ impl Faults {
         let (decision, killed) = {
             let mut s = self.lock();
             s.calls += 1;
+            let r = s.rates;
             if !s.active {
                 (Decision::Normal, false)
-            } else if {
-                let p = s.rates.restart;
-                s.rng.chance(p)
-            } {
+            } else if s.rng.chance(r.restart) {
                 s.dead = true;
                 s.kill.notify_one();
                 *s.injected.entry(Fault::Restart).or_insert(0) += 1;
                 (Decision::Normal, true)
             } else {
-                let r = s.rates;
                 let d = if s.rng.chance(r.transient) {
                     Decision::Transient
                 } else if call.mutates() && s.rng.chance(r.lost_answer) {
@@ -885,9 +890,10 @@ impl Faults {
                 Fault::LostAnswer,
                 format!("{}({detail}) done, answer lost", call.name()),
             ),
-            Decision::Quota => {
-                self.note(Fault::Quota, format!("{}({detail}) refused: quota", call.name()))
-            }
+            Decision::Quota => self.note(
+                Fault::Quota,
+                format!("{}({detail}) refused: quota", call.name()),
+            ),
             Decision::Truncate => self.note(
                 Fault::ListTruncation,
                 format!("{}({detail}) cut short", call.name()),
@@ -1071,7 +1077,10 @@ impl GitLab for FaultGitLab {
             Decision::Transient => Err(f.gitlab_transient("create runner")),
             Decision::LostAnswer => match f.gitlab.create_runner(req).await {
                 Ok(made) => {
-                    f.log(format!("(runner {} exists though the answer was lost)", made.id));
+                    f.log(format!(
+                        "(runner {} exists though the answer was lost)",
+                        made.id
+                    ));
                     Err(f.gitlab_transient("create runner"))
                 }
                 Err(e) => Err(e),
@@ -1200,10 +1209,12 @@ impl Cloud for FaultCloud {
                         Err(e) => f.log(format!("(lost create failed anyway: {e})")),
                     }
                 } else {
-                    f.log(format!("(server {} will surface in {} s)", req.name, delay.as_secs()));
-                    f.lock()
-                        .delayed_creates
-                        .push((Instant::now() + delay, req));
+                    f.log(format!(
+                        "(server {} will surface in {} s)",
+                        req.name,
+                        delay.as_secs()
+                    ));
+                    f.lock().delayed_creates.push((Instant::now() + delay, req));
                 }
                 Err(f.cloud_transient("create server"))
             }
