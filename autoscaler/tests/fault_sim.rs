@@ -11,7 +11,7 @@
 //!
 //! Environment:
 //!
-//! * `SIM_SEEDS=n`: seeds to run (default 2000 in release builds, 200 in debug builds).
+//! * `SIM_SEEDS=n`: seeds to run (default 2000 in release builds, 500 in debug builds).
 //! * `SIM_FIRST_SEED=n`: first seed (default 0).
 //! * `SIM_SEED=n`: replay exactly this seed and print its whole event log.
 //! * `SIM_FAULTS=all|none|class,class`: fault classes (default all), see `Fault::name`.
@@ -623,7 +623,7 @@ fn assert_clean(r: &Report, label: &str) {
 }
 
 fn default_seeds() -> u64 {
-    env_u64("SIM_SEEDS").unwrap_or(if cfg!(debug_assertions) { 200 } else { 2000 })
+    env_u64("SIM_SEEDS").unwrap_or(if cfg!(debug_assertions) { 500 } else { 2000 })
 }
 
 /// The simulation: every fault class on (or `SIM_FAULTS`), `SIM_SEEDS` seeds.
