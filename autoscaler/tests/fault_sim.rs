@@ -728,6 +728,7 @@ class_tests! {
     lost_answers_alone => Fault::LostAnswer,
     quota_refusals_alone => Fault::Quota,
     async_error_alone => Fault::AsyncError,
+    stuck_deletes_alone => Fault::StuckDelete,
     runners_offline_alone => Fault::Offline,
     restarts_alone => Fault::Restart,
     clock_skew_alone => Fault::ClockSkew,

@@ -127,6 +127,9 @@ pub enum Fault {
     Quota,
     /// A server goes to ERROR on its own (hypervisor failure); its runner stops.
     AsyncError,
+    /// `delete_server` is accepted but the server stays listed as deleting until the
+    /// delete is issued again (Nova's soft delete, a stuck `deleting` task state).
+    StuckDelete,
     /// A runner stops contacting GitLab while its server stays ACTIVE; a job running on it
     /// stays "running" in GitLab until its duration ends.
     Offline,
@@ -138,13 +141,14 @@ pub enum Fault {
 
 impl Fault {
     /// Every class.
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::ListOmission,
         Fault::ListTruncation,
         Fault::Transient,
         Fault::LostAnswer,
         Fault::Quota,
         Fault::AsyncError,
+        Fault::StuckDelete,
         Fault::Offline,
         Fault::Restart,
         Fault::ClockSkew,
@@ -159,6 +163,7 @@ impl Fault {
             Fault::LostAnswer => "lost_answer",
             Fault::Quota => "quota",
             Fault::AsyncError => "async_error",
+            Fault::StuckDelete => "stuck_delete",
             Fault::Offline => "offline",
             Fault::Restart => "restart",
             Fault::ClockSkew => "clock_skew",
@@ -254,6 +259,8 @@ pub struct FaultRates {
     pub quota: f64,
     /// Per simulation step: one server goes to ERROR.
     pub async_error: f64,
+    /// Per `delete_server`: accepted, but the server stays deleting.
+    pub stuck_delete: f64,
     /// Per simulation step: one online runner goes offline.
     pub offline: f64,
     /// Per port call: the controller is killed here.
@@ -282,6 +289,7 @@ impl FaultRates {
             lost_answer: r(Fault::LostAnswer, 0.08),
             quota: r(Fault::Quota, 0.1),
             async_error: r(Fault::AsyncError, 0.01),
+            stuck_delete: r(Fault::StuckDelete, 0.15),
             offline: r(Fault::Offline, 0.01),
             restart: r(Fault::Restart, 0.005),
             clock_jump: r(Fault::ClockSkew, 0.2),
@@ -437,6 +445,8 @@ enum Decision {
     LostAnswer,
     /// Quota 403 (create_server only).
     Quota,
+    /// Accepted, but the server stays deleting (delete_server only).
+    StuckDelete,
     /// The listing is cut short (owned_runners only).
     Truncate,
 }
@@ -865,6 +875,8 @@ impl Faults {
                     Decision::LostAnswer
                 } else if call == Call::CreateServer && s.rng.chance(r.quota) {
                     Decision::Quota
+                } else if call == Call::DeleteServer && s.rng.chance(r.stuck_delete) {
+                    Decision::StuckDelete
                 } else if call == Call::OwnedRunners && s.rng.chance(r.truncation) {
                     Decision::Truncate
                 } else {
@@ -893,6 +905,10 @@ impl Faults {
             Decision::Quota => self.note(
                 Fault::Quota,
                 format!("{}({detail}) refused: quota", call.name()),
+            ),
+            Decision::StuckDelete => self.note(
+                Fault::StuckDelete,
+                format!("{}({detail}) accepted but stuck deleting", call.name()),
             ),
             Decision::Truncate => self.note(
                 Fault::ListTruncation,
@@ -1251,6 +1267,15 @@ impl Cloud for FaultCloud {
         };
         let r = match d {
             Decision::Transient => Err(f.cloud_transient("delete server")),
+            Decision::StuckDelete => {
+                doomed(f);
+                if !f.cloud.make_stuck_deleting(id) {
+                    // Not there or already going: an ordinary delete.
+                    f.cloud.delete_server(id).await
+                } else {
+                    Ok(())
+                }
+            }
             Decision::LostAnswer => {
                 doomed(f);
                 match f.cloud.delete_server(id).await {
