@@ -13,7 +13,8 @@
 //!
 //! * `SIM_SEEDS=n`: seeds to run (default 2000 in release builds, 500 in debug builds).
 //! * `SIM_FIRST_SEED=n`: first seed (default 0).
-//! * `SIM_SEED=n`: replay exactly this seed and print its whole event log.
+//! * `SIM_SEED=n`: replay exactly this seed and print its whole event log (the ignored test
+//!   `replay`: `-- --ignored --nocapture replay`).
 //! * `SIM_FAULTS=all|none|class,class`: fault classes (default all), see `Fault::name`.
 //! * `SIM_CLASS_SEEDS=n`: seeds of each `<class>_alone` test (default 100 in debug builds,
 //!   500 in release builds).
@@ -514,7 +515,7 @@ fn log_lines() -> usize {
 fn print_failure(o: &Outcome, lines: usize, set: FaultSet) {
     let Some(v) = &o.violation else { return };
     eprintln!(
-        "\nseed {} violates {} at {:.1}s: {}\n  scenario: {}\n  replay: SIM_SEED={} SIM_FAULTS={} cargo test -p autoscaler --features testing --test fault_sim -- --nocapture replay\n  last events:",
+        "\nseed {} violates {} at {:.1}s: {}\n  scenario: {}\n  replay: SIM_SEED={} SIM_FAULTS={} cargo test -p autoscaler --features testing --test fault_sim -- --ignored --nocapture replay\n  last events:",
         o.seed,
         v.invariant,
         v.at_secs,
@@ -629,9 +630,6 @@ fn default_seeds() -> u64 {
 /// The simulation: every fault class on (or `SIM_FAULTS`), `SIM_SEEDS` seeds.
 #[test]
 fn fault_simulation_keeps_every_invariant() {
-    if std::env::var("SIM_SEED").is_ok() {
-        return; // `replay` runs the one seed asked for.
-    }
     let set = env_faults();
     let r = run_many(
         "simulation",
@@ -646,12 +644,12 @@ fn fault_simulation_keeps_every_invariant() {
     assert_clean(&r, "simulation");
 }
 
-/// Replays `SIM_SEED` (with `SIM_FAULTS`) and prints its whole event log.
+/// Replays `SIM_SEED` (default 0, with `SIM_FAULTS`) and prints its whole event log, with
+/// the reconciler's own log lines: `SIM_SEED=n cargo test ... -- --ignored replay`.
 #[test]
+#[ignore = "replays one seed (SIM_SEED) on request"]
 fn replay() {
-    let Some(seed) = env_u64("SIM_SEED") else {
-        return;
-    };
+    let seed = env_u64("SIM_SEED").unwrap_or(0);
     let set = env_faults();
     let o = run_seed_traced(seed, set, true);
     for line in &o.events {
@@ -697,9 +695,6 @@ fn without_faults_every_seed_is_safe_and_converges() {
 }
 
 fn class_alone(f: Fault) {
-    if std::env::var("SIM_SEED").is_ok() {
-        return;
-    }
     let seeds =
         env_u64("SIM_CLASS_SEEDS").unwrap_or(if cfg!(debug_assertions) { 100 } else { 500 });
     let label = format!("{} alone", f.name());
