@@ -338,9 +338,9 @@ pub struct WorldPlan {
 /// A job the world will submit.
 #[derive(Debug, Clone)]
 pub struct Arrival {
-    /// When it is submitted, simulated seconds from the start.
+    /// When it is submitted, as time since the start of the simulation.
     pub at: Duration,
-    /// Its tags.
+    /// Its one tag (a pool's runner tag).
     pub tag: String,
     /// How long it runs.
     pub duration: Duration,
@@ -1321,5 +1321,48 @@ impl Clock for SkewClock {
         f.epoch
             + chrono::Duration::from_std(elapsed).unwrap_or_default()
             + chrono::Duration::milliseconds(off)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rng_repeats_per_seed_and_stays_in_range() {
+        let draw = |seed| {
+            let mut r = SimRng::new(seed, 1);
+            (0..100).map(|_| r.range(3, 7)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(9), draw(9));
+        assert_ne!(draw(9), draw(10));
+        assert!(draw(9).iter().all(|v| (3..=7).contains(v)));
+        let mut r = SimRng::new(1, 2);
+        assert!(!r.chance(0.0));
+        assert!(r.chance(1.0));
+        assert_eq!(r.pick::<u8>(&[]), None);
+    }
+
+    #[test]
+    fn fault_sets_parse_names_all_and_none() {
+        assert_eq!(FaultSet::parse("all"), Ok(FaultSet::all()));
+        assert_eq!(FaultSet::parse("none"), Ok(FaultSet::NONE));
+        let s = FaultSet::parse("offline, restart").unwrap_or_default();
+        assert!(s.has(Fault::Offline) && s.has(Fault::Restart) && !s.has(Fault::Quota));
+        assert_eq!(s.names(), "offline,restart");
+        assert!(FaultSet::parse("gremlins").is_err());
+        for f in Fault::ALL {
+            assert_eq!(FaultSet::parse(f.name()), Ok(FaultSet::only(f)));
+        }
+    }
+
+    #[test]
+    fn classes_that_are_off_get_no_rate() {
+        let mut rng = SimRng::new(5, 0);
+        let r = FaultRates::draw(FaultSet::only(Fault::Quota), &mut rng);
+        assert_eq!(
+            (r.omission, r.transient, r.lost_answer, r.restart, r.offline),
+            (0.0, 0.0, 0.0, 0.0, 0.0)
+        );
     }
 }
