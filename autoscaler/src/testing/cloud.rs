@@ -181,6 +181,21 @@ impl FakeCloud {
         };
     }
 
+    /// Puts an existing server into `Deleting` for good, as if a delete had been accepted
+    /// but got stuck (Nova's soft delete, or a `deleting` task state that never ends): it
+    /// stays listed until a later [`Cloud::delete_server`] call. Returns false when the server
+    /// does not exist or is already going away.
+    pub fn make_stuck_deleting(&self, id: &ServerId) -> bool {
+        let mut s = self.lock();
+        match s.servers.get_mut(id) {
+            Some(srv) if srv.gone_at.is_none() => {
+                srv.server.status = CloudStatus::Deleting;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Adds a server that does not belong to this controller (another controller's or a
     /// human's); it must never be listed or deleted by the controller.
     pub fn insert_foreign(&self, name: &str, tags: Vec<String>) -> ServerId {

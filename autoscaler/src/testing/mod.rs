@@ -6,4 +6,5 @@
 //! run with paused time.
 
 pub mod cloud;
+pub mod faults;
 pub mod gitlab;
