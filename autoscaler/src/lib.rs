@@ -21,6 +21,7 @@ pub mod cli;
 pub mod forecast;
 pub mod gitlab;
 pub mod import;
+pub mod memory;
 pub mod model;
 pub mod openstack;
 pub mod plan;

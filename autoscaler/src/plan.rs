@@ -288,6 +288,9 @@ pub enum Cap {
     Backoff(Timestamp),
     /// Too many consecutive failures: no creates until the given time, then one probe.
     CircuitOpen(Timestamp),
+    /// The controller has just started: it creates once it has seen GitLab's runners on
+    /// two ticks a poll interval apart (one listing is no proof that none is missing).
+    Starting(Timestamp),
 }
 
 impl std::fmt::Display for Cap {
@@ -300,6 +303,11 @@ impl std::fmt::Display for Cap {
             Cap::CircuitOpen(t) => write!(
                 f,
                 "circuit breaker open (repeated failures) until {}",
+                t.to_rfc3339()
+            ),
+            Cap::Starting(t) => write!(
+                f,
+                "just started: runners are read twice before the first create (until {})",
                 t.to_rfc3339()
             ),
         }
@@ -378,6 +386,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
             now,
             offline_after: policy.offline_after,
             delete_retry: policy.delete_retry,
+            starting_until: obs.starting_until,
             backoff: policy.backoff,
             failures,
             actions: Vec::new(),
@@ -511,6 +520,7 @@ struct PoolCtx<'a> {
     now: Timestamp,
     offline_after: std::time::Duration,
     delete_retry: std::time::Duration,
+    starting_until: Option<Timestamp>,
     backoff: Backoff,
     failures: FailureHistory,
     actions: Vec<Action>,
@@ -661,6 +671,10 @@ impl<'a> PoolCtx<'a> {
                     allowed = room;
                     caps.push(cap);
                 }
+            }
+            if let Some(until) = self.starting_until.filter(|_| allowed > 0) {
+                allowed = 0;
+                caps.push(Cap::Starting(until));
             }
             let creates = allowed;
             quota.consume(creates, flavor);

@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::forecast::{ArrivalHistory, ForecastSettings};
+use crate::memory::{Durable, OrphanMemo, PendingCreate, StateStore};
 use crate::model::{
     CloudPhase, FailureHistory, Observed, QuotaHeadroom, RunnerId, RunnerLink, Timestamp, Vm, VmId,
     chrono_duration,
@@ -140,25 +141,21 @@ struct State {
     /// First `GET /runners/:id` 404 per runner id that a server carries: the runner counts
     /// as gone only when a later probe, at least one poll interval on, says 404 again.
     runner_404: BTreeMap<RunnerId, Timestamp>,
-    /// When each runner of ours was first seen without a server.
-    orphan_since: BTreeMap<RunnerId, Timestamp>,
-    /// Creates whose outcome is unknown, by server name.
-    unsettled: BTreeMap<String, Unsettled>,
+    /// What survives a restart when a store is configured: creates not known to have
+    /// finished (written before they start), and runners of ours seen without a server
+    /// (one listing that lacks such a runner proves nothing: it is probed by id and keeps
+    /// counting against `limit` until proven gone).
+    durable: Durable,
+    /// Pools of remembered orphans this tick could not see (counted against `limit`).
+    unseen_orphans: Vec<String>,
+    /// When GitLab's runners were first read since the start, and whether they have been
+    /// read again at least one poll interval later (creates wait for that).
+    first_listing: Option<Timestamp>,
+    warmed_up: bool,
     /// When each server was first seen deleting.
     deleting_since: BTreeMap<String, Timestamp>,
     /// Since when GitLab cannot be read, and why (`None` while it can).
     gitlab_down: Option<(Timestamp, String)>,
-}
-
-/// A create whose outcome is unknown: the server create (or the runner create) failed in a
-/// way that may still have created it. It counts against `limit` until a server of that
-/// name is listed, or until the pool's `boot_timeout` has passed since the failure without
-/// one (a create the cloud accepted is listed long before that).
-#[derive(Debug, Clone)]
-struct Unsettled {
-    pool: String,
-    runner: Option<RunnerId>,
-    since: Timestamp,
 }
 
 /// The least time between the starts of two ticks, whatever nudges arrive.
@@ -184,6 +181,10 @@ pub struct Reconciler<G, C> {
     pub last_plan: Option<Plan>,
     /// Receives every tick's observation and plan (`run --dev` draws its table from it).
     view: Option<tokio::sync::watch::Sender<Option<TickView>>>,
+    /// Where the durable memory is kept (`None`: a restart forgets it).
+    store: Option<Arc<dyn StateStore>>,
+    /// The memory document last written, to skip identical writes.
+    saved: String,
 }
 
 /// What one tick saw and decided.
@@ -287,6 +288,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             draining: false,
             last_plan: None,
             view: None,
+            store: None,
+            saved: String::new(),
         })
     }
 
@@ -294,6 +297,45 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     pub fn with_telemetry(mut self, telemetry: crate::server::Telemetry) -> Self {
         self.telemetry = Some(telemetry);
         self
+    }
+
+    /// Keeps the durable memory in `store`, starting from what it holds. A memory that
+    /// cannot be read or parsed is reported and ignored: the controller then knows only
+    /// what it observes.
+    pub fn with_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        match store.load() {
+            Ok(Some(text)) => match Durable::from_text(&text) {
+                Ok(d) => {
+                    info!(
+                        creates = d.creates.len(),
+                        orphans = d.orphans.len(),
+                        "memory restored"
+                    );
+                    self.state.durable = d;
+                    self.saved = text;
+                }
+                Err(e) => warn!(error = %format!("{e:#}"), "stored memory ignored"),
+            },
+            Ok(None) => {}
+            Err(e) => warn!(error = %format!("{e:#}"), "stored memory cannot be read: ignored"),
+        }
+        self.store = Some(store);
+        self
+    }
+
+    /// Writes the durable memory when it changed.
+    fn persist(&mut self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let text = self.state.durable.to_text();
+        if text == self.saved {
+            return;
+        }
+        match store.save(&text) {
+            Ok(()) => self.saved = text,
+            Err(e) => warn!(error = %format!("{e:#}"), "memory not saved"),
+        }
     }
 
     /// Publishes every tick's observation, plan and summary on `view`.
@@ -373,7 +415,14 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         obs.pending = pending;
         if gitlab_ok {
             self.update_failures(&servers, &runners, now);
-            self.track_orphans(&mut obs, now);
+            self.track_orphans(&mut obs, &links, now);
+            let first = *self.state.first_listing.get_or_insert(now);
+            let poll = chrono_duration(self.config.controller.poll_interval);
+            if now - first >= poll {
+                self.state.warmed_up = true;
+            }
+        } else {
+            self.state.unseen_orphans.clear();
         }
         self.track_deleting(&mut obs, now);
         self.settle_creates(&mut obs, &servers, now);
@@ -414,9 +463,22 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             .filter_map(|s| s.runner_id)
             .filter(|id| !listed.contains(id))
             .collect();
+        // Runners seen without a server before and missing from this listing.
+        ids.extend(
+            self.state
+                .durable
+                .orphans
+                .keys()
+                .copied()
+                .filter(|id| !listed.contains(id)),
+        );
         ids.sort_unstable();
         ids.dedup();
-        let carried: BTreeSet<RunnerId> = servers.iter().filter_map(|s| s.runner_id).collect();
+        let carried: BTreeSet<RunnerId> = servers
+            .iter()
+            .filter_map(|s| s.runner_id)
+            .chain(self.state.durable.orphans.keys().copied())
+            .collect();
         self.state.runner_404.retain(|id, _| carried.contains(id));
         let mut links = BTreeMap::new();
         let mut found = Vec::new();
@@ -427,8 +489,17 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             .await;
             for (&id, answer) in chunk.iter().zip(answers) {
                 let link = match answer {
-                    Ok(Some(r)) => {
+                    Ok(Some(mut r)) => {
                         self.state.runner_404.remove(&id);
+                        if r.pool.is_none() {
+                            // An admin edited the note: the pool we knew still holds.
+                            r.pool = self
+                                .state
+                                .durable
+                                .orphans
+                                .get(&id)
+                                .and_then(|o| o.pool.clone());
+                        }
                         found.push(r);
                         RunnerLink::Seen
                     }
@@ -456,15 +527,53 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     }
 
     /// Marks orphan runners confirmed once seen without a server on two observations at
-    /// least one poll interval apart.
-    fn track_orphans(&mut self, obs: &mut Observed, now: Timestamp) {
+    /// least one poll interval apart, and remembers them. A remembered orphan that neither
+    /// the listing nor its probe showed, and that is not proven gone, still counts against
+    /// its pool's `limit` (as an unsettled create).
+    fn track_orphans(
+        &mut self,
+        obs: &mut Observed,
+        links: &BTreeMap<RunnerId, RunnerLink>,
+        now: Timestamp,
+    ) {
         let poll = chrono_duration(self.config.controller.poll_interval);
-        let ids: BTreeSet<RunnerId> = obs.orphan_runners.iter().map(|r| r.id).collect();
-        self.state.orphan_since.retain(|id, _| ids.contains(id));
+        let seen: BTreeSet<RunnerId> = obs.orphan_runners.iter().map(|r| r.id).collect();
+        let paired: BTreeSet<RunnerId> = obs
+            .vms
+            .iter()
+            .filter_map(|v| v.runner.as_ref().map(|r| r.id))
+            .collect();
+        let mut unseen: Vec<String> = Vec::new();
+        self.state.durable.orphans.retain(|id, memo| {
+            if seen.contains(id) {
+                return true;
+            }
+            if paired.contains(id) {
+                return false; // its server is listed now
+            }
+            match links.get(id) {
+                Some(RunnerLink::Gone) => false,
+                _ => {
+                    if let Some(pool) = &memo.pool {
+                        unseen.push(pool.clone());
+                    }
+                    true
+                }
+            }
+        });
         for r in &mut obs.orphan_runners {
-            let first = *self.state.orphan_since.entry(r.id).or_insert(now);
-            r.confirmed = now - first >= poll;
+            let memo = self
+                .state
+                .durable
+                .orphans
+                .entry(r.id)
+                .or_insert(OrphanMemo {
+                    since: now,
+                    pool: r.pool.clone(),
+                });
+            r.confirmed = now - memo.since >= poll;
         }
+        self.state.unseen_orphans = unseen;
     }
 
     /// Stamps deleting servers with when they were first seen deleting.
@@ -498,7 +607,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     fn settle_creates(&mut self, obs: &mut Observed, servers: &[CloudServer], now: Timestamp) {
         let names: BTreeSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
         let config = Arc::clone(&self.config);
-        self.state.unsettled.retain(|name, u| {
+        self.state.durable.creates.retain(|name, u| {
             if names.contains(name.as_str()) {
                 return false;
             }
@@ -507,9 +616,17 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                 .map_or(Duration::from_secs(600), |p| p.policy.boot_timeout);
             now - u.since <= chrono_duration(grace)
         });
-        let orphans: BTreeSet<RunnerId> = obs.orphan_runners.iter().map(|r| r.id).collect();
+        let orphans: BTreeSet<RunnerId> = obs
+            .orphan_runners
+            .iter()
+            .map(|r| r.id)
+            .chain(self.state.durable.orphans.keys().copied())
+            .collect();
         obs.unsettled_creates.clear();
-        for u in self.state.unsettled.values() {
+        for pool in &self.state.unseen_orphans {
+            *obs.unsettled_creates.entry(pool.clone()).or_insert(0) += 1;
+        }
+        for u in self.state.durable.creates.values() {
             if u.runner.is_some_and(|r| orphans.contains(&r)) {
                 continue;
             }
@@ -539,7 +656,11 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     }
 
     async fn tick_inner(&mut self) -> anyhow::Result<TickSummary> {
-        let (obs, now) = self.observe().await?;
+        let (mut obs, now) = self.observe().await?;
+        if !self.state.warmed_up {
+            let poll = chrono_duration(self.config.controller.poll_interval);
+            obs.starting_until = Some(self.state.first_listing.unwrap_or(now) + poll);
+        }
         let mut policy = settings::policy_at(&self.config, now);
         if self.draining {
             for p in policy.pools.iter_mut() {
@@ -562,6 +683,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             debug!(action = %a, reason = a.reason_label(), "planned");
         }
         self.apply(&plan, now, &mut summary).await;
+        self.persist();
         info!(
             pending = ?summary.pending,
             servers = summary.servers,
@@ -756,10 +878,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
 
     async fn apply(&mut self, plan: &Plan, now: Timestamp, summary: &mut TickSummary) {
         let mut tasks = tokio::task::JoinSet::new();
+        let mut actions = Vec::with_capacity(plan.actions.len());
         for action in plan.actions.iter().cloned() {
-            let gitlab = Arc::clone(&self.gitlab);
-            let cloud = Arc::clone(&self.cloud);
-            let permit_pool = Arc::clone(&self.limit);
             let create = match &action {
                 Action::Create { pool, .. } => {
                     self.state.seq += 1;
@@ -769,6 +889,16 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                         pool,
                         now.timestamp(),
                         self.state.seq
+                    );
+                    // Write-ahead: a create counts against `limit` from before it starts
+                    // until its outcome is known, across a restart too.
+                    self.state.durable.creates.insert(
+                        name.clone(),
+                        PendingCreate {
+                            pool: pool.clone(),
+                            runner: None,
+                            since: now,
+                        },
                     );
                     self.pools.get(pool).map(|rt| {
                         let mut runner = rt.create_runner.clone();
@@ -785,17 +915,31 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                 _ => None,
             };
             let gitlab_url = self.config.gitlab.url.to_string();
+            let name = create.as_ref().map(|c| c.0.clone());
+            actions.push((action, create, gitlab_url, name));
+        }
+        self.persist();
+        for (action, create, gitlab_url, name) in actions {
+            let gitlab = Arc::clone(&self.gitlab);
+            let cloud = Arc::clone(&self.cloud);
+            let permit_pool = Arc::clone(&self.limit);
             tasks.spawn(async move {
                 let _permit = permit_pool.acquire_owned().await;
                 let result = execute(&*gitlab, &*cloud, &action, create, gitlab_url).await;
-                (action, result)
+                (action, name, result)
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let Ok((action, result)) = joined else {
+            let Ok((action, name, result)) = joined else {
                 summary.failures.push("an action task panicked".into());
                 continue;
             };
+            // A create that finished or certainly failed is no longer pending.
+            if let Some(n) = &name {
+                if !matches!(result, Ok(Outcome::CreateUnsettled { .. })) {
+                    self.state.durable.creates.remove(n);
+                }
+            }
             match result {
                 Ok(Outcome::Done) => {
                     info!(action = %action, reason = action.reason_label(), "done");
@@ -815,9 +959,9 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                         // Backoff counts from when the failure happened, not the tick's start.
                         let at = self.clock.now();
                         self.record_create_failure(pool, at);
-                        self.state.unsettled.insert(
+                        self.state.durable.creates.insert(
                             name,
-                            Unsettled {
+                            PendingCreate {
                                 pool: pool.clone(),
                                 runner,
                                 since: at,

@@ -261,7 +261,13 @@ impl std::io::Write for LogWriter {
 
 type Rec = Reconciler<FaultGitLab, FaultCloud>;
 
-fn reconciler(faults: &Faults, config: &Arc<autoscaler_config::Config>) -> Rec {
+/// A controller as `run` builds one with a `state_dir`: its durable memory is in `store`,
+/// which outlives the controller (a restarted one is given the same store).
+fn reconciler(
+    faults: &Faults,
+    config: &Arc<autoscaler_config::Config>,
+    store: &autoscaler::memory::MemoryStore,
+) -> Rec {
     Reconciler::new(
         faults.gitlab(),
         faults.cloud(),
@@ -270,6 +276,7 @@ fn reconciler(faults: &Faults, config: &Arc<autoscaler_config::Config>) -> Rec {
         4,
     )
     .unwrap()
+    .with_store(Arc::new(store.clone()))
 }
 
 async fn simulate(sc: Scenario, trace: bool) -> Outcome {
@@ -319,7 +326,8 @@ async fn simulate(sc: Scenario, trace: bool) -> Outcome {
             .finish();
         tracing::subscriber::set_default(subscriber)
     });
-    let mut rec = reconciler(&faults, &config);
+    let store = autoscaler::memory::MemoryStore::default();
+    let mut rec = reconciler(&faults, &config, &store);
     let poll = Duration::from_secs(sc.poll);
     let start = Instant::now();
     let fault_end = start + sc.fault_phase;
@@ -363,7 +371,7 @@ async fn simulate(sc: Scenario, trace: bool) -> Outcome {
             None => {
                 restarts += 1;
                 faults.restart();
-                rec = reconciler(&faults, &config);
+                rec = reconciler(&faults, &config, &store);
                 delay = poll;
                 next_tick = Instant::now();
                 continue;

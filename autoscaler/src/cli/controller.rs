@@ -161,6 +161,16 @@ pub async fn serve_and_reconcile(
     let mut reconciler =
         Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?
             .with_telemetry(telemetry);
+    match &config.controller.state_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating state_dir {}", dir.display()))?;
+            reconciler = reconciler.with_store(Arc::new(crate::memory::FileStore::in_dir(dir)));
+        }
+        None => tracing::warn!(
+            "no [controller] state_dir: creates in flight are forgotten on a restart (see docs/operations.md)"
+        ),
+    }
     if let Some(view) = options.view {
         reconciler = reconciler.with_view(view);
     }

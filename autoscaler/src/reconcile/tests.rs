@@ -75,6 +75,18 @@ fn scenario(config: &str) -> Scenario {
 }
 
 impl Scenario {
+    /// The controller's start: runners read once, then a poll interval (10 s) later again;
+    /// creates wait for that second look.
+    async fn warm_up(&mut self) {
+        let t = self.reconciler.tick().await.unwrap();
+        assert_eq!(
+            t.planned.get("create"),
+            None,
+            "no create on one listing: {t:?}"
+        );
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+
     /// Lets VMs that are ACTIVE start their runners, as gitlab-runner on a booted VM would.
     fn boot_runners(&self) {
         for s in self.cloud.servers() {
@@ -105,6 +117,7 @@ impl Scenario {
 #[tokio::test(start_paused = true)]
 async fn pending_jobs_get_vms_which_run_them_and_are_removed_when_idle() {
     let mut s = scenario(CONFIG);
+    s.warm_up().await;
     for _ in 0..3 {
         s.gitlab.add_job(&["docker"], Duration::from_secs(120));
     }
@@ -136,6 +149,7 @@ async fn pending_jobs_get_vms_which_run_them_and_are_removed_when_idle() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_server_create_deletes_its_runner_and_backs_off() {
     let mut s = scenario(CONFIG);
+    s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(60));
     s.cloud.fail_next_create(crate::ports::CloudError::new(
         CloudErrorKind::Quota,
@@ -234,6 +248,7 @@ async fn a_restart_between_runner_and_server_create_converges_without_leaks() {
 #[tokio::test(start_paused = true)]
 async fn a_vm_whose_runner_never_contacts_gitlab_is_replaced_after_boot_timeout() {
     let mut s = scenario(CONFIG);
+    s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(30));
     s.reconciler.tick().await.unwrap();
     let first: Vec<_> = s.cloud.servers().into_iter().map(|v| v.id).collect();
@@ -294,14 +309,15 @@ async fn run_ticks_until_shutdown_and_a_webhook_nudge_ticks_at_once() {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let gitlab = s.gitlab.clone();
     let cloud = s.cloud.clone();
-    // A job arrives 5 s in and its webhook nudge right after; the poll interval is 60 s.
+    // A job arrives 15 s in (the start's second look at the runners is due after 10 s) and
+    // its webhook nudge right after; the poll interval is 60 s.
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(15)).await;
         gitlab.add_job(&["docker"], Duration::from_secs(60));
         tx.send(42).await.unwrap();
     });
     let watcher = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(7)).await;
+        tokio::time::sleep(Duration::from_secs(17)).await;
         cloud.servers().len()
     });
     s.reconciler
