@@ -177,9 +177,10 @@ pub struct Observed {
     /// have created the server), per pool, not yet seen as a server or as a runner. Each
     /// counts against `limit` and `max_growth` until it is seen or proven void.
     pub unsettled_creates: BTreeMap<String, u32>,
-    /// Until when the controller holds creates after its start (`None` = not holding): with
-    /// no memory, one runner listing is all it knows, and a listing can lack a serverless
-    /// runner of ours (a create in progress when it stopped) that counts against `limit`.
+    /// Until when the controller holds creates after a start without stored memory (`None`
+    /// = not holding): one runner listing is then all it knows, and a listing can lack a
+    /// serverless runner of ours (a create in flight when it stopped) that counts against
+    /// `limit`.
     pub starting_until: Option<Timestamp>,
     /// Jobs expected to arrive per pool within the pre-warm look-ahead, learned from past
     /// arrivals only (see [`crate::forecast`]). Kept warm like idle slots: the idle reserve

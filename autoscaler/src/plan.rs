@@ -288,8 +288,8 @@ pub enum Cap {
     Backoff(Timestamp),
     /// Too many consecutive failures: no creates until the given time, then one probe.
     CircuitOpen(Timestamp),
-    /// The controller has just started: it creates once it has seen GitLab's runners on
-    /// two ticks a poll interval apart (one listing is no proof that none is missing).
+    /// The controller has just started without a stored memory: it creates once it has
+    /// seen GitLab's runners on two ticks (one listing is no proof that none is missing).
     Starting(Timestamp),
 }
 

@@ -149,7 +149,9 @@ struct State {
     /// Pools of remembered orphans this tick could not see (counted against `limit`).
     unseen_orphans: Vec<String>,
     /// When GitLab's runners were first read since the start, and whether they have been
-    /// read again at least one poll interval later (creates wait for that).
+    /// read again at least [`MIN_TICK_SPACING`] later (creates wait for that second look
+    /// unless a stored memory was restored: without one, a serverless runner of ours that
+    /// one listing lacks would not be counted).
     first_listing: Option<Timestamp>,
     warmed_up: bool,
     /// When each server was first seen deleting.
@@ -313,6 +315,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                     );
                     self.state.durable = d;
                     self.saved = text;
+                    self.state.warmed_up = true;
                 }
                 Err(e) => warn!(error = %format!("{e:#}"), "stored memory ignored"),
             },
@@ -417,8 +420,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             self.update_failures(&servers, &runners, now);
             self.track_orphans(&mut obs, &links, now);
             let first = *self.state.first_listing.get_or_insert(now);
-            let poll = chrono_duration(self.config.controller.poll_interval);
-            if now - first >= poll {
+            if now - first >= chrono_duration(MIN_TICK_SPACING) {
                 self.state.warmed_up = true;
             }
         } else {
@@ -658,8 +660,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     async fn tick_inner(&mut self) -> anyhow::Result<TickSummary> {
         let (mut obs, now) = self.observe().await?;
         if !self.state.warmed_up {
-            let poll = chrono_duration(self.config.controller.poll_interval);
-            obs.starting_until = Some(self.state.first_listing.unwrap_or(now) + poll);
+            obs.starting_until =
+                Some(self.state.first_listing.unwrap_or(now) + chrono_duration(MIN_TICK_SPACING));
         }
         let mut policy = settings::policy_at(&self.config, now);
         if self.draining {

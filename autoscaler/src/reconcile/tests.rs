@@ -75,8 +75,8 @@ fn scenario(config: &str) -> Scenario {
 }
 
 impl Scenario {
-    /// The controller's start: runners read once, then a poll interval (10 s) later again;
-    /// creates wait for that second look.
+    /// The controller's start without stored memory: runners read once, then again a poll
+    /// interval (10 s) later; creates wait for that second look.
     async fn warm_up(&mut self) {
         let t = self.reconciler.tick().await.unwrap();
         assert_eq!(
@@ -309,8 +309,8 @@ async fn run_ticks_until_shutdown_and_a_webhook_nudge_ticks_at_once() {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let gitlab = s.gitlab.clone();
     let cloud = s.cloud.clone();
-    // A job arrives 15 s in (the start's second look at the runners is due after 10 s) and
-    // its webhook nudge right after; the poll interval is 60 s.
+    // A job arrives 15 s in (after the start's second look at the runners) and its webhook
+    // nudge right after; the poll interval is 60 s.
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(15)).await;
         gitlab.add_job(&["docker"], Duration::from_secs(60));
@@ -743,4 +743,47 @@ async fn a_delete_that_does_not_finish_is_reissued() {
         first,
         s.cloud.delete_count()
     );
+}
+
+/// A lost create, a restart, and a runner listing that lacks the lost create's runner:
+/// the restarted controller restores the memory of the create (written before it started)
+/// and does not grow past `limit = 1`. Without the stored memory it had nothing to go on.
+#[tokio::test(start_paused = true)]
+async fn a_restart_remembers_a_create_of_unknown_outcome() {
+    let one = CONFIG.replace("limit = 5", "limit = 1");
+    let id = ControllerId::new("ci").unwrap();
+    let fake = FakeGitLab::new(id.clone());
+    let inner = FakeCloud::new(id);
+    inner.set_boot_delay(Duration::from_secs(60));
+    let cloud = LateCloud {
+        inner: inner.clone(),
+        late: Arc::new(1.into()),
+        timeout: Duration::from_secs(5),
+        peak: Arc::default(),
+    };
+    let gitlab = Shifty::new(fake.clone());
+    let store = crate::memory::MemoryStore::default();
+    let build = || {
+        reconciler(&one, gitlab.clone(), cloud.clone())
+            .with_store(Arc::new(store.clone()) as Arc<dyn crate::memory::StateStore>)
+    };
+    fake.add_job(&["docker"], Duration::from_secs(60));
+    let mut r = build();
+    r.tick().await.unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let t = r.tick().await.unwrap();
+    assert_eq!(t.planned.get("create"), Some(&1), "{t:?}");
+    // The create timed out; its runner exists but an admin's edit hides it from listings.
+    let runner = fake.runner_ids()[0];
+    gitlab.hide(runner, true);
+    drop(r);
+    let mut r = build();
+    for _ in 0..6 {
+        let t = r.tick().await.unwrap();
+        assert_eq!(t.planned.get("create"), None, "{t:?}");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        cloud.note_peak();
+    }
+    assert_eq!(inner.servers().len(), 1, "the late server surfaced");
+    assert_eq!(cloud.peak.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
