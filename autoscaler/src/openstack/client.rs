@@ -394,7 +394,7 @@ impl OpenStack {
         let limit = self.inner.options.max_body;
         match guard::read_limited(resp, limit).await {
             Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(BodyError::TooLarge) => Err(Error::BodyTooLarge {
+            Err(BodyError::TooLarge { .. }) => Err(Error::BodyTooLarge {
                 method,
                 service,
                 path: path.to_string(),

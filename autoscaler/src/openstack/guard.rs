@@ -74,38 +74,4 @@ pub(crate) fn off_origin(err: &reqwest::Error) -> Option<&OffOriginRedirect> {
     None
 }
 
-/// Why a body could not be read.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// Larger than the limit (announced by `Content-Length` or seen while reading).
-    TooLarge,
-    /// The connection failed while reading.
-    Read(reqwest::Error),
-}
-
-/// Reads a response body, refusing more than `limit` bytes: checked before reading when the
-/// server announces the length, and chunk by chunk otherwise (a missing or false
-/// `Content-Length` cannot make the client buffer more).
-///
-/// # Errors
-///
-/// [`BodyError::TooLarge`] over the limit, [`BodyError::Read`] when the transfer fails.
-pub(crate) async fn read_limited(
-    mut rsp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, BodyError> {
-    if rsp
-        .content_length()
-        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = rsp.chunk().await.map_err(BodyError::Read)? {
-        if out.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
+pub(crate) use crate::http_body::{BodyError, read_limited};

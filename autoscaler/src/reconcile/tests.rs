@@ -462,6 +462,22 @@ impl Cloud for LateCloud {
     }
 }
 
+/// `limit = 1`, a GitLab, a cloud whose first server create answers after `timeout` with
+/// an error and creates the server later anyway, and that cloud's inner fake.
+fn late_world(timeout: Duration) -> (String, FakeGitLab, FakeCloud, LateCloud) {
+    let id = ControllerId::new("ci").unwrap();
+    let fake = FakeGitLab::new(id.clone());
+    let inner = FakeCloud::new(id);
+    inner.set_boot_delay(Duration::from_secs(60));
+    let cloud = LateCloud {
+        inner: inner.clone(),
+        late: Arc::new(1.into()),
+        timeout,
+        peak: Arc::default(),
+    };
+    (CONFIG.replace("limit = 5", "limit = 1"), fake, inner, cloud)
+}
+
 fn reconciler<G: GitLab + 'static, C: Cloud + 'static>(
     config: &str,
     gitlab: G,
@@ -571,17 +587,7 @@ async fn a_server_whose_runner_is_gone_is_removed_after_two_404s_a_poll_apart() 
 /// with the tick's start) and the late server made two, over `limit = 1`.
 #[tokio::test(start_paused = true)]
 async fn a_create_that_times_out_but_succeeds_later_never_exceeds_the_limit() {
-    let one = CONFIG.replace("limit = 5", "limit = 1");
-    let id = ControllerId::new("ci").unwrap();
-    let fake = FakeGitLab::new(id.clone());
-    let inner = FakeCloud::new(id);
-    inner.set_boot_delay(Duration::from_secs(60));
-    let cloud = LateCloud {
-        inner: inner.clone(),
-        late: Arc::new(1.into()),
-        timeout: Duration::from_secs(60),
-        peak: Arc::default(),
-    };
+    let (one, fake, inner, cloud) = late_world(Duration::from_secs(60));
     let mut r = reconciler(&one, fake.clone(), cloud.clone());
     fake.add_job(&["docker"], Duration::from_secs(120));
     fake.add_job(&["docker"], Duration::from_secs(120));
@@ -750,17 +756,7 @@ async fn a_delete_that_does_not_finish_is_reissued() {
 /// and does not grow past `limit = 1`. Without the stored memory it had nothing to go on.
 #[tokio::test(start_paused = true)]
 async fn a_restart_remembers_a_create_of_unknown_outcome() {
-    let one = CONFIG.replace("limit = 5", "limit = 1");
-    let id = ControllerId::new("ci").unwrap();
-    let fake = FakeGitLab::new(id.clone());
-    let inner = FakeCloud::new(id);
-    inner.set_boot_delay(Duration::from_secs(60));
-    let cloud = LateCloud {
-        inner: inner.clone(),
-        late: Arc::new(1.into()),
-        timeout: Duration::from_secs(5),
-        peak: Arc::default(),
-    };
+    let (one, fake, inner, cloud) = late_world(Duration::from_secs(5));
     let gitlab = Shifty::new(fake.clone());
     let store = crate::memory::MemoryStore::default();
     let build = || {
