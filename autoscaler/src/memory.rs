@@ -29,7 +29,7 @@ pub const MEMORY_VERSION: u32 = 1;
 pub const MEMORY_FILE: &str = "memory.json";
 
 /// Where the durable memory lives.
-pub trait StateStore: Send + Sync {
+pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The stored document, `None` when there is none yet.
     ///
     /// # Errors

@@ -98,6 +98,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
                 drain_on_exit: args.drain_on_exit,
                 drain_timeout: args.drain_timeout,
                 view: None,
+                memory: None,
             },
             shutdown,
         )
@@ -115,6 +116,9 @@ pub struct ControllerOptions {
     pub drain_timeout: std::time::Duration,
     /// Receives every tick's observation and plan.
     pub view: Option<tokio::sync::watch::Sender<Option<crate::reconcile::TickView>>>,
+    /// Where the durable memory is kept instead of `[controller] state_dir` (`run --dev`:
+    /// in memory, for a world that starts empty).
+    pub memory: Option<Arc<dyn crate::memory::StateStore>>,
 }
 
 /// The controller as `run` starts it: connect, serve the HTTP endpoint on `listener`,
@@ -162,6 +166,11 @@ pub async fn serve_and_reconcile(
         Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?
             .with_telemetry(telemetry);
     match &config.controller.state_dir {
+        _ if options.memory.is_some() => {
+            if let Some(store) = options.memory {
+                reconciler = reconciler.with_store(store);
+            }
+        }
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating state_dir {}", dir.display()))?;

@@ -431,6 +431,9 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
                     drain_on_exit: true,
                     drain_timeout: Duration::from_secs(120),
                     view: Some(view_tx),
+                    // The demo world starts empty, and so does the controller's memory of
+                    // it: nothing in flight, no reason to wait for a second runner listing.
+                    memory: Some(Arc::new(empty_memory())),
                 },
                 async move {
                     let _ = stop_rx.await;
@@ -570,4 +573,12 @@ mod tests {
         assert_eq!(fast.idle_time, Duration::from_secs(5));
         assert_eq!(fast.real(1.0), Duration::from_secs(1));
     }
+}
+
+/// A memory store holding an empty memory document.
+fn empty_memory() -> crate::memory::MemoryStore {
+    let store = crate::memory::MemoryStore::default();
+    // Saving into memory cannot fail.
+    let _ = crate::memory::StateStore::save(&store, &crate::memory::Durable::default().to_text());
+    store
 }
