@@ -536,6 +536,14 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
     )
 }
 
+/// A memory store holding an empty memory document.
+fn empty_memory() -> crate::memory::MemoryStore {
+    let store = crate::memory::MemoryStore::default();
+    // Saving into memory cannot fail.
+    let _ = crate::memory::StateStore::save(&store, &crate::memory::Durable::default().to_text());
+    store
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -573,12 +581,4 @@ mod tests {
         assert_eq!(fast.idle_time, Duration::from_secs(5));
         assert_eq!(fast.real(1.0), Duration::from_secs(1));
     }
-}
-
-/// A memory store holding an empty memory document.
-fn empty_memory() -> crate::memory::MemoryStore {
-    let store = crate::memory::MemoryStore::default();
-    // Saving into memory cannot fail.
-    let _ = crate::memory::StateStore::save(&store, &crate::memory::Durable::default().to_text());
-    store
 }
