@@ -81,6 +81,20 @@ pub trait Cloud: Send + Sync {
     ///
     /// A [`CloudError`] when the limits cannot be read.
     fn quota(&self) -> impl Future<Output = CloudResult<QuotaHeadroom>> + Send;
+
+    /// vCPUs and RAM of a flavor given by id or name, so that the planner can budget the
+    /// cores and RAM quota, not only the instance count. `Ok(None)` when the cloud does not
+    /// say (the planner then budgets instances only).
+    ///
+    /// # Errors
+    ///
+    /// The flavor cannot be resolved.
+    fn flavor_size(
+        &self,
+        _flavor: &str,
+    ) -> impl Future<Output = CloudResult<Option<crate::model::FlavorSize>>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// A server id as the cloud assigned it (a Nova UUID).

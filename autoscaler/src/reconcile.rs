@@ -158,6 +158,8 @@ struct State {
     deleting_since: BTreeMap<String, Timestamp>,
     /// Since when GitLab cannot be read, and why (`None` while it can).
     gitlab_down: Option<(Timestamp, String)>,
+    /// Each pool's flavor size, resolved once (a failed lookup is retried next tick).
+    flavors: BTreeMap<String, crate::model::FlavorSize>,
 }
 
 /// The least time between the starts of two ticks, whatever nudges arrive.
@@ -412,6 +414,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         };
         let mut obs = join(&servers, &runners, &links);
         obs.quota = quota;
+        self.resolve_flavors().await;
+        obs.flavors = self.state.flavors.clone();
         if let Some(jobs) = &pending {
             self.learn(jobs, now);
         }
@@ -440,6 +444,26 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             }
         }
         Ok((obs, now))
+    }
+
+    /// Resolves the flavor size of every pool not resolved yet, so that the planner budgets
+    /// the cores and RAM quota too. A failure is logged and retried on the next tick.
+    async fn resolve_flavors(&mut self) {
+        let config = Arc::clone(&self.config);
+        for pool in &config.pools {
+            if self.state.flavors.contains_key(&pool.name) {
+                continue;
+            }
+            match self.cloud.flavor_size(&pool.server.flavor).await {
+                Ok(Some(size)) => {
+                    self.state.flavors.insert(pool.name.clone(), size);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(pool = %pool.name, error = %e, "flavor size unknown: budgeting instances only");
+                }
+            }
+        }
     }
 
     /// Since when GitLab cannot be read, and why (`None` while it can).

@@ -392,6 +392,17 @@ impl Cloud for OpenStack {
     async fn quota(&self) -> CloudResult<QuotaHeadroom> {
         Ok(self.limits().await?)
     }
+
+    async fn flavor_size(&self, flavor: &str) -> CloudResult<Option<crate::model::FlavorSize>> {
+        let found = self.find_flavor(flavor).await?;
+        Ok(match (found.vcpus, found.ram_mb) {
+            (Some(vcpus), Some(ram_mb)) => Some(crate::model::FlavorSize {
+                vcpus: u32::try_from(vcpus).unwrap_or(u32::MAX),
+                ram_mb,
+            }),
+            _ => None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -783,3 +783,41 @@ async fn a_restart_remembers_a_create_of_unknown_outcome() {
     assert_eq!(inner.servers().len(), 1, "the late server surfaced");
     assert_eq!(cloud.peak.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Fails on the code before (issue 12): the pools' flavor sizes were never resolved, so
+/// only the instance count was budgeted: with a cores quota that binds first, every create
+/// past it was sent, refused with a quota error, and counted as a failure (backoff).
+#[tokio::test(start_paused = true)]
+async fn a_cores_quota_that_binds_before_instances_is_budgeted() {
+    let mut s = scenario(CONFIG);
+    s.cloud.set_flavor(
+        "s1.large",
+        crate::model::FlavorSize {
+            vcpus: 4,
+            ram_mb: 8192,
+        },
+    );
+    s.cloud.set_quota_instances(Some(10));
+    s.cloud.set_quota_cores(Some(8));
+    for _ in 0..4 {
+        s.gitlab.add_job(&["docker"], Duration::from_secs(60));
+    }
+    s.warm_up().await;
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(t.planned.get("create"), Some(&2), "{t:?}");
+    assert!(t.failures.is_empty(), "no create refused: {t:?}");
+    assert_eq!(s.servers(), 2);
+    let pool = s
+        .reconciler
+        .last_plan
+        .as_ref()
+        .unwrap()
+        .pool("docker")
+        .unwrap()
+        .clone();
+    assert!(
+        pool.caps.contains(&crate::plan::Cap::Quota),
+        "{:?}",
+        pool.caps
+    );
+}

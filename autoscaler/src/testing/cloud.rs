@@ -8,7 +8,7 @@
 //!
 //! Time comes from `tokio::time`, so `tokio::time::pause()` + `advance()` drive boots.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +50,9 @@ struct State {
     delete_delay: Duration,
     latency: Duration,
     max_instances: Option<u64>,
+    max_cores: Option<u64>,
+    flavors: BTreeMap<String, crate::model::FlavorSize>,
+    flavor_of: BTreeMap<ServerId, String>,
     fail_create: VecDeque<CloudError>,
     fail_delete: VecDeque<CloudError>,
     fail_list: VecDeque<CloudError>,
@@ -107,6 +110,9 @@ impl FakeCloud {
                 delete_delay: Duration::ZERO,
                 latency: Duration::ZERO,
                 max_instances: None,
+                max_cores: None,
+                flavors: BTreeMap::new(),
+                flavor_of: BTreeMap::new(),
                 fail_create: VecDeque::new(),
                 fail_delete: VecDeque::new(),
                 fail_list: VecDeque::new(),
@@ -141,6 +147,16 @@ impl FakeCloud {
     /// owned or not.
     pub fn set_quota_instances(&self, max: Option<u64>) {
         self.lock().max_instances = max;
+    }
+
+    /// The cores quota (`None` = unlimited); servers use their flavor's vCPUs.
+    pub fn set_quota_cores(&self, max: Option<u64>) {
+        self.lock().max_cores = max;
+    }
+
+    /// The size of flavor `name` (unknown flavors count 0 cores and report no size).
+    pub fn set_flavor(&self, name: &str, size: crate::model::FlavorSize) {
+        self.lock().flavors.insert(name.to_string(), size);
     }
 
     /// The next create fails with `err` (queued: call several times for several failures).
@@ -274,8 +290,21 @@ impl State {
             .count() as u64
     }
 
+    /// vCPUs of the servers that still exist (by their flavor's size).
+    fn used_cores(&self, now: Instant) -> u64 {
+        self.servers
+            .iter()
+            .filter(|(_, f)| f.view(now).is_some())
+            .filter_map(|(id, _)| self.flavor_of.get(id))
+            .filter_map(|name| self.flavors.get(name))
+            .map(|f| u64::from(f.vcpus))
+            .sum()
+    }
+
     fn purge(&mut self, now: Instant) {
         self.servers.retain(|_, f| f.view(now).is_some());
+        let live: BTreeSet<ServerId> = self.servers.keys().cloned().collect();
+        self.flavor_of.retain(|id, _| live.contains(id));
     }
 }
 
@@ -331,7 +360,23 @@ impl Cloud for FakeCloud {
                 ));
             }
         }
+        if let Some(max) = s.max_cores {
+            let used = s.used_cores(now);
+            let want = s
+                .flavors
+                .get(&req.template.flavor)
+                .map_or(0, |f| u64::from(f.vcpus));
+            if used + want > max {
+                return Err(CloudError::new(
+                    CloudErrorKind::Quota,
+                    format!(
+                        "Quota exceeded for cores: Requested {want}, but already used {used} of {max} cores"
+                    ),
+                ));
+            }
+        }
         let id = s.new_id();
+        s.flavor_of.insert(id.clone(), req.template.flavor.clone());
         let server = CloudServer {
             id: id.clone(),
             name: req.name,
@@ -392,8 +437,15 @@ impl Cloud for FakeCloud {
         Ok(QuotaHeadroom {
             max_instances: s.max_instances,
             used_instances: s.live_count(Instant::now()),
+            max_cores: s.max_cores,
+            used_cores: s.used_cores(Instant::now()),
             ..QuotaHeadroom::default()
         })
+    }
+
+    async fn flavor_size(&self, flavor: &str) -> CloudResult<Option<crate::model::FlavorSize>> {
+        self.pause().await;
+        Ok(self.lock().flavors.get(flavor).copied())
     }
 }
 
