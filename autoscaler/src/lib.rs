@@ -20,7 +20,7 @@
 pub mod cli;
 pub mod forecast;
 pub mod gitlab;
-pub mod http_body;
+pub mod http_guard;
 pub mod import;
 pub mod memory;
 pub mod model;

@@ -331,6 +331,24 @@ async fn owned_servers(
     r.cloud().list_owned_servers().await.unwrap().len()
 }
 
+/// Ticks every 3 s (at most `rounds` times) until no server and no runner of this
+/// controller is left; returns the servers left.
+async fn scale_in(
+    r: &mut Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack>,
+    rounds: usize,
+) -> usize {
+    let mut left = usize::MAX;
+    for _ in 0..rounds {
+        let _ = r.tick().await;
+        left = owned_servers(r).await;
+        if left == 0 && r.gitlab().owned_runners().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    left
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the loopback OpenStack: bash tests/openstack/run.sh"]
 async fn burst_scale_up_runs_every_job_then_idle_scale_in_leaves_nothing() {
@@ -350,15 +368,7 @@ async fn burst_scale_up_runs_every_job_then_idle_scale_in_leaves_nothing() {
         w.gitlab.jobs().iter().filter_map(|j| j.runner).collect();
     assert!(!runners_used.is_empty());
     // Idle for 30 s, then parked and deleted: nothing may be left.
-    let mut left = usize::MAX;
-    for _ in 0..40 {
-        let _ = r.tick().await;
-        left = owned_servers(&r).await;
-        if left == 0 && r.gitlab().owned_runners().await.unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
+    let left = scale_in(&mut r, 40).await;
     assert_eq!(left, 0, "idle VMs were deleted");
     assert!(
         r.gitlab().owned_runners().await.unwrap().is_empty(),
@@ -397,15 +407,7 @@ async fn a_gitlab_5xx_storm_deletes_no_vm_and_a_restart_converges() {
     // The controller "crashes" (dropped without cleanup) and a new one starts.
     drop(r);
     let mut r2 = reconciler(&w).await;
-    let mut left = usize::MAX;
-    for _ in 0..30 {
-        let _ = r2.tick().await;
-        left = owned_servers(&r2).await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
+    let left = scale_in(&mut r2, 30).await;
     assert_eq!(left, 0, "the restarted controller removed the idle VM");
     assert!(w.gitlab.killed_jobs().is_empty());
     let _ = w.owner;
@@ -581,15 +583,7 @@ async fn a_429_storm_deletes_no_busy_vm_and_the_pool_recovers() {
         })
         .await
     );
-    let mut left = usize::MAX;
-    for _ in 0..30 {
-        let _ = r.tick().await;
-        left = owned_servers(&r).await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
+    let left = scale_in(&mut r, 30).await;
     assert_eq!(left, 0, "scaled in after the storm");
     assert!(w.gitlab.killed_jobs().is_empty(), "no job was killed");
 }
@@ -639,15 +633,7 @@ async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() 
         "jobs: {:?}",
         w.gitlab.jobs()
     );
-    let mut left = usize::MAX;
-    for _ in 0..30 {
-        let _ = r.tick().await;
-        left = owned_servers(&r).await;
-        if left == 0 && r.gitlab().owned_runners().await.unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
+    let left = scale_in(&mut r, 30).await;
     assert_eq!(left, 0);
     assert!(w.gitlab.killed_jobs().is_empty());
 }
@@ -805,15 +791,8 @@ async fn a_sigkill_during_a_delete_then_restart_converges_without_leaks() {
         1,
         "one 404 is not proof: the server stays for now"
     );
-    let mut left = usize::MAX;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let _ = r2.tick().await;
-        left = owned_servers(&r2).await;
-        if left == 0 {
-            break;
-        }
-    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let left = scale_in(&mut r2, 40).await;
     assert_eq!(left, 0, "the server of the deleted runner was removed");
     assert!(r2.gitlab().owned_runners().await.unwrap().is_empty());
     assert!(w.gitlab.killed_jobs().is_empty());
@@ -859,15 +838,7 @@ async fn a_cores_quota_that_binds_first_is_budgeted_without_refused_creates() {
         g.jobs().iter().all(|j| j.status == "success")
     })
     .await;
-    let mut left = usize::MAX;
-    for _ in 0..30 {
-        let _ = r.tick().await;
-        left = owned_servers(&r).await;
-        if left == 0 && r.gitlab().owned_runners().await.unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
+    let left = scale_in(&mut r, 30).await;
     admin.set_quota(&project, "cores", cores_before).await;
     assert_eq!(most, 2, "two 1-vCPU servers fit a cores quota of 2");
     assert!(refused.is_empty(), "no create was refused: {refused:?}");

@@ -14,58 +14,9 @@ use url::Url;
 /// Default limit of one response body (a page of 100 runners is a few hundred KiB).
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
-/// Redirects followed at most within the origin.
-const MAX_REDIRECTS: usize = 10;
-
-/// A redirect that would have left the configured origin; the request was not sent there.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "redirected from {from} to another origin {to}; not followed, so the token stays on {from}"
-)]
-pub struct OffOriginRedirect {
-    /// The configured origin (`scheme://host[:port]`, no path, no credentials).
-    pub from: String,
-    /// The origin the redirect pointed to.
-    pub to: String,
-}
-
-/// Too many redirects within the origin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("more than {MAX_REDIRECTS} redirects")]
-pub struct TooManyRedirects;
-
-/// A redirect policy that follows redirects within `base`'s origin only (at most 10) and
-/// refuses any other with [`OffOriginRedirect`], so no header (token or otherwise) is sent
-/// off the origin.
-pub fn redirect_policy(base: &Url) -> reqwest::redirect::Policy {
-    let origin = base.origin();
-    reqwest::redirect::Policy::custom(move |attempt| {
-        let target = attempt.url().origin();
-        if target != origin {
-            let err = OffOriginRedirect {
-                from: origin.ascii_serialization(),
-                to: target.ascii_serialization(),
-            };
-            attempt.error(err)
-        } else if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error(TooManyRedirects)
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
-/// The refused redirect behind a `reqwest` error, if that is what failed.
-pub fn off_origin(err: &reqwest::Error) -> Option<&OffOriginRedirect> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(c) = cause {
-        if let Some(found) = c.downcast_ref::<OffOriginRedirect>() {
-            return Some(found);
-        }
-        cause = c.source();
-    }
-    None
-}
+pub use crate::http_guard::{
+    BodyError, OffOriginRedirect, TooManyRedirects, off_origin, read_limited, redirect_policy,
+};
 
 /// A warning when `url` is plain `http://` to a host that is not loopback: the token then
 /// crosses the network unencrypted.
@@ -87,8 +38,6 @@ pub fn plain_http_warning(url: &Url) -> Option<String> {
         url.origin().ascii_serialization()
     ))
 }
-
-pub use crate::http_body::{BodyError, read_limited};
 
 /// The causes of a `reqwest` error in one line, without its URL (which may carry a query).
 pub fn reason(err: &reqwest::Error) -> String {

@@ -140,7 +140,7 @@ impl Transport {
         })?;
         token.set_sensitive(true);
         let http = reqwest::Client::builder()
-            .redirect(guard::redirect_policy(&instance))
+            .redirect(guard::redirect_policy())
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(
                 "gitlab-openstack-autoscaler/",

@@ -47,6 +47,16 @@ struct Scenario {
     reconciler: Reconciler<FakeGitLab, FakeCloud>,
 }
 
+/// Every job ran to its end (none pending, running or killed).
+fn assert_every_job_done(gitlab: &FakeGitLab) {
+    let jobs = gitlab.jobs();
+    assert!(
+        jobs.iter()
+            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_))),
+        "{jobs:?}"
+    );
+}
+
 fn epoch() -> Timestamp {
     chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
         .unwrap()
@@ -136,11 +146,7 @@ async fn pending_jobs_get_vms_which_run_them_and_are_removed_when_idle() {
         .await;
     let jobs = s.gitlab.jobs();
     assert_eq!(jobs.len(), 3);
-    assert!(
-        jobs.iter()
-            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_))),
-        "every job ran to the end: {jobs:?}"
-    );
+    assert_every_job_done(&s.gitlab);
     assert!(s.gitlab.killed_jobs().is_empty());
     assert_eq!(s.servers(), 0, "idle VMs are deleted after idle_time");
     assert!(s.gitlab.runner_ids().is_empty(), "and their runners too");
@@ -295,12 +301,7 @@ async fn drain_all_removes_every_vm_after_its_job_and_kills_nothing() {
     assert_eq!(s.servers(), 0);
     assert!(s.gitlab.runner_ids().is_empty());
     assert!(s.gitlab.killed_jobs().is_empty());
-    assert!(
-        s.gitlab
-            .jobs()
-            .iter()
-            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_)))
-    );
+    assert_every_job_done(&s.gitlab);
 }
 
 #[tokio::test(start_paused = true)]
@@ -540,10 +541,7 @@ async fn a_busy_vm_whose_runner_a_listing_skips_is_kept() {
         tokio::time::advance(Duration::from_secs(10)).await;
     }
     assert!(fake.killed_jobs().is_empty());
-    assert!(matches!(
-        fake.jobs()[0].state,
-        crate::testing::gitlab::FakeJobState::Done(_)
-    ));
+    assert_every_job_done(&fake);
     assert_eq!(cloud.servers().len(), 0, "idle after the job: removed");
 }
 
@@ -608,13 +606,8 @@ async fn a_create_that_times_out_but_succeeds_later_never_exceeds_the_limit() {
         1,
         "limit = 1 held at every step"
     );
-    assert!(
-        fake.jobs()
-            .iter()
-            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_))),
-        "the late server ran both jobs: {:?}",
-        fake.jobs()
-    );
+    // The late server ran both jobs.
+    assert_every_job_done(&fake);
     assert!(fake.killed_jobs().is_empty());
 }
 
@@ -663,12 +656,7 @@ async fn a_runner_gone_offline_is_replaced_and_removed_safely() {
     );
     assert!(!s.gitlab.runner_ids().contains(&dead));
     assert!(s.gitlab.killed_jobs().is_empty());
-    assert!(
-        s.gitlab
-            .jobs()
-            .iter()
-            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_)))
-    );
+    assert_every_job_done(&s.gitlab);
 }
 
 /// Fails on the code before issue 11: every nudge started a full tick at once (and during

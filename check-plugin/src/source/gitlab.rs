@@ -137,7 +137,7 @@ impl GitLab {
             tracing::warn!("{w}");
         }
         let http = reqwest::Client::builder()
-            .redirect(autoscaler::gitlab::guard::redirect_policy(&base))
+            .redirect(autoscaler::gitlab::guard::redirect_policy())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(
