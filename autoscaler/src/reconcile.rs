@@ -158,8 +158,9 @@ struct State {
     deleting_since: BTreeMap<String, Timestamp>,
     /// Since when GitLab cannot be read, and why (`None` while it can).
     gitlab_down: Option<(Timestamp, String)>,
-    /// Each pool's flavor size, resolved once (a failed lookup is retried next tick).
-    flavors: BTreeMap<String, crate::model::FlavorSize>,
+    /// Each pool's flavor size as the cloud states it (`None`: the cloud does not say),
+    /// resolved once; a failed lookup is retried next tick.
+    flavors: BTreeMap<String, Option<crate::model::FlavorSize>>,
 }
 
 /// The least time between the starts of two ticks, whatever nudges arrive.
@@ -415,7 +416,12 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         let mut obs = join(&servers, &runners, &links);
         obs.quota = quota;
         self.resolve_flavors().await;
-        obs.flavors = self.state.flavors.clone();
+        obs.flavors = self
+            .state
+            .flavors
+            .iter()
+            .filter_map(|(pool, size)| Some((pool.clone(), (*size)?)))
+            .collect();
         if let Some(jobs) = &pending {
             self.learn(jobs, now);
         }
@@ -455,10 +461,9 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                 continue;
             }
             match self.cloud.flavor_size(&pool.server.flavor).await {
-                Ok(Some(size)) => {
+                Ok(size) => {
                     self.state.flavors.insert(pool.name.clone(), size);
                 }
-                Ok(None) => {}
                 Err(e) => {
                     warn!(pool = %pool.name, error = %e, "flavor size unknown: budgeting instances only");
                 }
