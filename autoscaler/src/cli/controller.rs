@@ -260,19 +260,7 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
         let plan = crate::plan::plan(&obs, &policy, when);
         let gitlab_error = r.gitlab_down().map(|(_, why)| why.clone());
         let out = match args.format {
-            Format::Text => {
-                let mut t = plan_text(&config, &obs, &plan, when);
-                if let Some(why) = &gitlab_error {
-                    t = t.replacen(
-                        "GitLab could not be read: no action is taken this tick",
-                        &format!(
-                            "GitLab could not be read ({why}): no action is taken; VMs whose runner cannot be checked are shown as unknown"
-                        ),
-                        1,
-                    );
-                }
-                t
-            }
+            Format::Text => plan_text(&config, &obs, &plan, when, gitlab_error.as_deref()),
             Format::Json => {
                 let mut j = plan_json(&config, &plan, when);
                 j.gitlab_error = gitlab_error.clone();
@@ -290,11 +278,21 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
 }
 
 /// Text rendering of a plan: per pool the period, demand, VMs by state and actions.
-pub fn plan_text(config: &Config, obs: &Observed, plan: &Plan, at: Timestamp) -> String {
+pub fn plan_text(
+    config: &Config,
+    obs: &Observed,
+    plan: &Plan,
+    at: Timestamp,
+    gitlab_error: Option<&str>,
+) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "plan at {}", at.to_rfc3339());
     if plan.gitlab_unavailable {
-        let _ = writeln!(o, "GitLab could not be read: no action is taken this tick");
+        let why = gitlab_error.map(|e| format!(" ({e})")).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "GitLab could not be read{why}: no action is taken; VMs whose runner cannot be checked are shown as unknown"
+        );
     }
     for (pool, summary) in config.pools.iter().zip(&plan.pools) {
         let _ = writeln!(o, "\npool {}", pool.name);
@@ -556,5 +554,42 @@ fn human(secs: i64) -> String {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
         s => format!("{}h", s / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Fails on the code before issue 11: `plan` said neither why GitLab could not be read
+    /// nor that the VMs it cannot check are unknown (it labelled a busy VM "failed").
+    #[test]
+    fn plan_text_says_why_gitlab_could_not_be_read() {
+        let config = autoscaler_config::parse(
+            include_str!("../../../docs/examples/reference-setup.toml"),
+            "reference-setup.toml",
+        )
+        .unwrap();
+        let obs = Observed::default();
+        let plan = Plan {
+            gitlab_unavailable: true,
+            ..Plan::default()
+        };
+        let at = chrono::Utc::now();
+        let text = plan_text(
+            &config,
+            &obs,
+            &plan,
+            at,
+            Some("gitlab unreachable: connection refused"),
+        );
+        assert!(
+            text.contains(
+                "GitLab could not be read (gitlab unreachable: connection refused): no action is taken"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("shown as unknown"), "{text}");
     }
 }
