@@ -7,9 +7,15 @@
 //! * [`forecast`]: learned pre-warming for bursts that recur at the same time of day.
 //! * [`import`]: a docker+machine `config.toml` converted into this project's config.
 //! * [`ports`]: the narrow `GitLab` and `Cloud` traits the reconciler talks through.
-//! * [`gitlab`]: the GitLab adapter (REST + GraphQL, keyset paging, rate-limit budget).
+//! * [`gitlab`]: the GitLab adapter (REST + GraphQL, keyset paging for jobs, checked offset paging
+//!   for runners, rate-limit budget).
 //! * [`openstack`]: the OpenStack adapter (Keystone, Nova, Glance, Neutron).
-//! * `testing` (feature `testing`): in-memory `FakeCloud` and `FakeGitLab`.
+//! * [`http_guard`]: what every HTTP client does so credentials stay on their origin and
+//!   bodies stay bounded.
+//! * [`memory`]: the controller's durable memory (`state_dir/memory.json`): creates not
+//!   known to have finished, runners of ours seen without a server.
+//! * `testing` (feature `testing`): in-memory `FakeCloud` and `FakeGitLab`, and the
+//!   fault injector the seeded fault simulation drives them with.
 //! * [`model`]: domain types (jobs, VMs, policy). No I/O.
 //! * [`plan`]: the pure planner, `plan(&Observed, &Policy, now) -> Plan`.
 //! * [`reconcile`]: the loop: observe → plan → apply, with the drain protocol.
