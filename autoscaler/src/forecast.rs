@@ -36,10 +36,38 @@ impl Default for ForecastSettings {
     }
 }
 
-/// Arrival times per pool, kept for `days` days plus the look-ahead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Arrival times per pool, kept for `days` days plus the look-ahead. Stored as whole Unix
+/// seconds per pool (the forecast counts per minute).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    from = "BTreeMap<String, Vec<i64>>",
+    into = "BTreeMap<String, Vec<i64>>"
+)]
 pub struct ArrivalHistory {
     arrivals: BTreeMap<String, VecDeque<Timestamp>>,
+}
+
+impl From<ArrivalHistory> for BTreeMap<String, Vec<i64>> {
+    fn from(h: ArrivalHistory) -> Self {
+        h.arrivals
+            .into_iter()
+            .map(|(pool, q)| (pool, q.iter().map(Timestamp::timestamp).collect()))
+            .collect()
+    }
+}
+
+impl From<BTreeMap<String, Vec<i64>>> for ArrivalHistory {
+    fn from(stored: BTreeMap<String, Vec<i64>>) -> Self {
+        let mut h = ArrivalHistory::default();
+        for (pool, times) in stored {
+            for t in times {
+                if let Some(t) = Timestamp::from_timestamp(t, 0) {
+                    h.record(&pool, t);
+                }
+            }
+        }
+        h
+    }
 }
 
 const DAY: chrono::TimeDelta = chrono::TimeDelta::days(1);

@@ -1,29 +1,38 @@
-//! The controller's durable memory: what must survive a restart for "one observation is
-//! never proof" to hold across it.
+//! The controller's memory: what it knows that one observation does not show, in one type
+//! ([`Memory`]) shared by `run`, `plan` and the simulator.
 //!
-//! A create is recorded **before** it starts (write-ahead) and forgotten once its outcome is
-//! known; a create whose outcome stays unknown (a timeout, a 5xx, a kill mid-way) keeps
-//! counting against `limit` after a restart until its server is listed or the pool's
-//! `boot_timeout` has passed. Runners of ours seen without a server are remembered too, so
-//! that a runner listing that lacks one (a shifted page, an admin's edit) right after a
-//! restart does not let the pool grow past `limit`.
+//! * Safety: a create is recorded **before** it starts (write-ahead) and forgotten once its
+//!   outcome is known; a create whose outcome stays unknown (a timeout, a 5xx, a kill
+//!   mid-way) keeps counting against `limit`, across a restart too, until its server is
+//!   listed or the pool's `boot_timeout` has passed. Runners of ours seen without a server
+//!   are remembered, so that a listing that lacks one (a shifted page, an admin's edit)
+//!   does not let the pool grow past `limit`; first 404s of runner probes and deletes in
+//!   progress are remembered so that "gone" and "delete stuck" need two looks.
+//! * Policy: failures per pool (backoff, circuit breaker) and job arrivals (the forecast),
+//!   learned by [`Memory::learn`] from each observation.
 //!
-//! The memory is a small versioned JSON document. [`FileStore`] keeps it in
+//! The memory is a versioned JSON document. [`FileStore`] keeps it in
 //! `[controller] state_dir` (written to a temporary file, synced, then renamed over the
 //! old one); a missing file is an empty memory, a corrupt or newer one is reported and
 //! ignored (the controller then knows only what it observes, as without a `state_dir`).
+//! `autoscaler plan` reads the same file, so it shows the backoff, breaker and forecast
+//! that the running controller acts on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{RunnerId, Timestamp};
+use crate::forecast::ArrivalHistory;
+use crate::model::{
+    CloudPhase, FailureHistory, Observed, Policy, RunnerId, Timestamp, chrono_duration,
+};
 
 /// Version of the memory document this build writes and reads.
-pub const MEMORY_VERSION: u32 = 1;
+pub const MEMORY_VERSION: u32 = 2;
 
 /// File name of the memory document inside `state_dir`.
 pub const MEMORY_FILE: &str = "memory.json";
@@ -129,25 +138,47 @@ pub struct OrphanMemo {
     pub pool: Option<String>,
 }
 
-/// The durable part of the controller's memory.
+/// The controller's memory between ticks: everything it knows that one observation does
+/// not show. One type, updated by the pure functions below from each tick's observation and
+/// outcome, used alike by `run` (which persists it), `plan` (which reads what `run` wrote)
+/// and the simulator.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Durable {
+pub struct Memory {
     /// Creates not known to have finished, by server name.
     #[serde(default)]
     pub creates: BTreeMap<String, PendingCreate>,
     /// Runners of ours seen without a server.
     #[serde(default)]
     pub orphans: BTreeMap<RunnerId, OrphanMemo>,
+    /// Recent create and boot failures per pool: the backoff and the circuit breaker.
+    #[serde(default)]
+    pub failures: BTreeMap<String, FailureHistory>,
+    /// Servers whose failure (ERROR, boot timeout) was counted, so each counts once.
+    #[serde(default)]
+    pub counted_failures: BTreeSet<String>,
+    /// First `GET /runners/:id` 404 per runner id that a server carries: the runner counts
+    /// as gone only when a later probe, at least one poll interval on, says 404 again.
+    #[serde(default)]
+    pub runner_404: BTreeMap<RunnerId, Timestamp>,
+    /// When each server was first seen deleting (a delete that does not finish is re-issued).
+    #[serde(default)]
+    pub deleting_since: BTreeMap<String, Timestamp>,
+    /// When jobs became pending, per pool: the forecast's input.
+    #[serde(default)]
+    pub arrivals: ArrivalHistory,
+    /// Pending jobs already recorded in `arrivals`.
+    #[serde(default)]
+    pub seen_jobs: BTreeSet<u64>,
 }
 
 /// The stored form (no `flatten`: it would lose the runner ids' integer keys).
 #[derive(Serialize, Deserialize)]
 struct Document {
     version: u32,
-    memory: Durable,
+    memory: Memory,
 }
 
-impl Durable {
+impl Memory {
     /// The document text.
     pub fn to_text(&self) -> String {
         serde_json::to_string_pretty(&Document {
@@ -157,12 +188,29 @@ impl Durable {
         .unwrap_or_default()
     }
 
-    /// Parses a document.
+    /// The part written as soon as it changes, as text: what a safety rule needs (creates
+    /// in flight, orphans, 404s, deletes in progress) and the failures (backoff, breaker),
+    /// which `plan` must show as `run` acts on them. Job arrivals change with every new job
+    /// and may wait for the next write.
+    pub fn urgent_text(&self) -> String {
+        serde_json::to_string(&(
+            &self.creates,
+            &self.orphans,
+            &self.runner_404,
+            &self.deleting_since,
+            &self.failures,
+            &self.counted_failures,
+        ))
+        .unwrap_or_default()
+    }
+
+    /// Parses a document (version 1 documents, which held only creates and orphans, read
+    /// as a memory with no failure or arrival history).
     ///
     /// # Errors
     ///
     /// Not JSON of this shape, or written by a newer version.
-    pub fn from_text(text: &str) -> anyhow::Result<Durable> {
+    pub fn from_text(text: &str) -> anyhow::Result<Memory> {
         let doc: Document = serde_json::from_str(text).context("not a memory document")?;
         if doc.version > MEMORY_VERSION {
             anyhow::bail!(
@@ -172,6 +220,106 @@ impl Durable {
         }
         Ok(doc.memory)
     }
+
+    /// Learns from one tick's observation (GitLab read): records the arrival of every
+    /// pending job not seen before under the first pool that can run it, and of every
+    /// running job not seen before under its VM's pool (taken before a poll saw it
+    /// pending), counts each
+    /// failed VM once (ERROR, or a runner that never contacted GitLab within the pool's
+    /// `boot_timeout`), and clears a pool's failures once one of its runners has contacted
+    /// GitLab after the last failure. Drops arrivals too old for any pool's forecast.
+    pub fn learn(&mut self, obs: &Observed, policy: &Policy, now: Timestamp) {
+        if let Some(jobs) = &obs.pending {
+            for job in jobs {
+                if self.seen_jobs.insert(job.id) {
+                    if let Some(p) = policy.pools.iter().find(|p| p.can_run(&job.tags)) {
+                        self.arrivals.record(&p.name, job.queued_since.min(now));
+                    }
+                }
+            }
+            // A job a warm VM took between two polls was never seen pending: its arrival
+            // is learned from the runner that runs it, for that runner's pool.
+            for vm in &obs.vms {
+                for job in vm.runner.iter().flat_map(|r| &r.running) {
+                    if self.seen_jobs.insert(job.id) {
+                        self.arrivals.record(&vm.pool, job.queued_since.min(now));
+                    }
+                }
+            }
+            let live: BTreeSet<u64> = jobs
+                .iter()
+                .map(|j| j.id)
+                .chain(
+                    obs.vms
+                        .iter()
+                        .flat_map(|v| v.runner.iter().flat_map(|r| &r.running))
+                        .map(|j| j.id),
+                )
+                .collect();
+            self.seen_jobs.retain(|id| live.contains(id));
+        }
+        let keep = policy
+            .pools
+            .iter()
+            .map(|p| p.forecast)
+            .max_by_key(|f| (f.days, f.lookahead))
+            .unwrap_or_default();
+        self.arrivals.prune(now, keep);
+
+        if obs.pending.is_none() {
+            return; // runners unknown: neither a failure nor a contact can be judged
+        }
+        for vm in &obs.vms {
+            let boot_timeout = policy
+                .pools
+                .iter()
+                .find(|p| p.name == vm.pool)
+                .map_or(Duration::from_secs(600), |p| p.limits.boot_timeout);
+            let failed = matches!(vm.phase, CloudPhase::Error(_))
+                || (vm.runner.as_ref().is_some_and(|r| r.contacted_at.is_none())
+                    && now - vm.created_at > chrono_duration(boot_timeout));
+            if failed && self.counted_failures.insert(vm.id.0.clone()) {
+                self.count_failure(&vm.pool, now);
+            }
+        }
+        for vm in &obs.vms {
+            if let Some(contacted) = vm.runner.as_ref().and_then(|r| r.contacted_at) {
+                self.count_contact(&vm.pool, contacted);
+            }
+        }
+        let ids: BTreeSet<&str> = obs.vms.iter().map(|v| v.id.0.as_str()).collect();
+        self.counted_failures.retain(|id| ids.contains(id.as_str()));
+    }
+
+    /// A create or boot of `pool` failed at `at`.
+    pub fn count_failure(&mut self, pool: &str, at: Timestamp) {
+        let f = self.failures.entry(pool.to_string()).or_default();
+        f.consecutive += 1;
+        f.last_failure_at = Some(at);
+    }
+
+    /// A runner of `pool` contacted GitLab at `contacted`: if that is after the last
+    /// failure, the pool's failures are over.
+    pub fn count_contact(&mut self, pool: &str, contacted: Timestamp) {
+        if let Some(f) = self.failures.get_mut(pool) {
+            if f.last_failure_at.is_none_or(|t| contacted > t) {
+                *f = FailureHistory::default();
+            }
+        }
+    }
+
+    /// The learned burst expected for each pool soon after `now` (pools expecting none are
+    /// left out), for [`Observed::expected`].
+    pub fn expected(&self, policy: &Policy, now: Timestamp) -> BTreeMap<String, u32> {
+        policy
+            .pools
+            .iter()
+            .filter_map(|p| {
+                let e = self.arrivals.expected(&p.name, now, p.forecast);
+                (e > 0).then(|| (p.name.clone(), e))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -179,11 +327,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn sample() -> Durable {
+    fn sample() -> Memory {
         let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
             .unwrap()
             .to_utc();
-        let mut d = Durable::default();
+        let mut d = Memory::default();
         d.creates.insert(
             "ci-docker-1-1".into(),
             PendingCreate {
@@ -209,7 +357,7 @@ mod tests {
         assert_eq!(store.load().unwrap(), None, "no file: empty memory");
         store.save(&sample().to_text()).unwrap();
         store.save(&sample().to_text()).unwrap();
-        let back = Durable::from_text(&store.load().unwrap().unwrap()).unwrap();
+        let back = Memory::from_text(&store.load().unwrap().unwrap()).unwrap();
         assert_eq!(back, sample());
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -224,12 +372,146 @@ mod tests {
 
     #[test]
     fn corrupt_and_newer_documents_are_refused_with_a_reason() {
-        let e = Durable::from_text("{not json").unwrap_err();
+        let e = Memory::from_text("{not json").unwrap_err();
         assert!(format!("{e:#}").contains("not a memory document"), "{e:#}");
         let newer = sample()
             .to_text()
-            .replace("\"version\": 1", "\"version\": 99");
-        let e = Durable::from_text(&newer).unwrap_err();
+            .replace(&format!("\"version\": {MEMORY_VERSION}"), "\"version\": 99");
+        let e = Memory::from_text(&newer).unwrap_err();
         assert!(format!("{e:#}").contains("newer version"), "{e:#}");
+    }
+
+    #[test]
+    fn a_version_1_document_reads_with_no_failure_or_arrival_history() {
+        let v1 = r#"{"version": 1, "memory": {"creates": {}, "orphans": {"9": {"since": "2026-12-06T10:00:00Z", "pool": "docker"}}}}"#;
+        let m = Memory::from_text(v1).unwrap();
+        assert_eq!(m.orphans.len(), 1);
+        assert!(m.failures.is_empty() && m.arrivals.is_empty());
+    }
+
+    #[test]
+    fn failures_and_arrivals_survive_the_round_trip() {
+        let mut m = sample();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:07Z")
+            .unwrap()
+            .to_utc();
+        m.count_failure("docker", at);
+        m.arrivals.record("docker", at);
+        m.seen_jobs.insert(42);
+        let back = Memory::from_text(&m.to_text()).unwrap();
+        assert_eq!(back, m);
+        assert_ne!(
+            m.urgent_text(),
+            sample().urgent_text(),
+            "a failure is written at once"
+        );
+    }
+
+    fn policy() -> Policy {
+        let config = autoscaler_config::parse_at(
+            r#"
+[controller]
+id = "ci"
+[gitlab]
+url = "https://gitlab.example.com/"
+token_file = "/etc/token"
+[gitlab.scope]
+projects = ["g/p"]
+[[pools]]
+name = "docker"
+limit = 4
+boot_timeout = "5m"
+[pools.server]
+flavor = "f"
+image = "i"
+networks = ["n"]
+[pools.runner]
+tags = ["docker"]
+"#,
+            "t.toml",
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        crate::settings::policy_at(&config, chrono::Utc::now())
+    }
+
+    fn vm(
+        id: &str,
+        phase: CloudPhase,
+        runner: Option<crate::model::RunnerView>,
+    ) -> crate::model::Vm {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        crate::model::Vm {
+            id: crate::model::VmId(id.into()),
+            name: id.into(),
+            pool: "docker".into(),
+            created_at: t0,
+            phase,
+            runner,
+            runner_link: crate::model::RunnerLink::Seen,
+            deleting_since: None,
+            address: None,
+        }
+    }
+
+    /// The one learning rule: each failed VM counts once however many ticks see it; a
+    /// runner's contact after the last failure clears the pool's failures; a running job
+    /// never seen pending is learned as an arrival once.
+    #[test]
+    fn learn_counts_each_failure_once_and_learns_jobs_taken_between_polls() {
+        let policy = policy();
+        let t = |s: i64| {
+            chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
+                .unwrap()
+                .to_utc()
+                + chrono::Duration::seconds(s)
+        };
+        let mut m = Memory::default();
+        let broken = Observed {
+            pending: Some(Vec::new()),
+            vms: vec![vm("a", CloudPhase::Error(None), None)],
+            ..Observed::default()
+        };
+        m.learn(&broken, &policy, t(10));
+        m.learn(&broken, &policy, t(20));
+        assert_eq!(
+            m.failures["docker"].consecutive, 1,
+            "one ERROR VM, one failure"
+        );
+        assert_eq!(m.failures["docker"].last_failure_at, Some(t(10)));
+        // GitLab unreadable: nothing is judged.
+        let blind = Observed {
+            pending: None,
+            ..broken.clone()
+        };
+        m.learn(&blind, &policy, t(30));
+        assert_eq!(m.failures["docker"].consecutive, 1);
+        let runner = crate::model::RunnerView {
+            id: 7,
+            paused: false,
+            contacted_at: Some(t(35)),
+            running_jobs: 1,
+            jobs_run: 1,
+            last_job_at: Some(t(34)),
+            running: vec![crate::model::JobArrival {
+                id: 99,
+                queued_since: t(33),
+            }],
+        };
+        let healthy = Observed {
+            pending: Some(Vec::new()),
+            vms: vec![vm("b", CloudPhase::Active, Some(runner))],
+            ..Observed::default()
+        };
+        m.learn(&healthy, &policy, t(40));
+        m.learn(&healthy, &policy, t(50));
+        assert_eq!(
+            m.failures["docker"].consecutive, 0,
+            "a contact after the failure"
+        );
+        assert_eq!(m.arrivals.len(), 1, "job 99 learned once: {m:?}");
+        assert!(m.counted_failures.is_empty(), "the ERROR VM is gone");
     }
 }

@@ -64,6 +64,19 @@ pub struct RunnerView {
     pub jobs_run: u32,
     /// When a job last started or finished on this runner; idle time is measured from it.
     pub last_job_at: Option<Timestamp>,
+    /// The running jobs with when each was created (as far as GitLab says): a job taken by
+    /// a warm VM between two polls is never seen pending, and the forecast learns its
+    /// arrival from here.
+    pub running: Vec<JobArrival>,
+}
+
+/// A job and when it became pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobArrival {
+    /// Job id.
+    pub id: u64,
+    /// When it was created (queued).
+    pub queued_since: Timestamp,
 }
 
 /// How much the observation knows about a VM's runner.
@@ -148,8 +161,8 @@ pub struct FlavorSize {
     pub ram_mb: u64,
 }
 
-/// Recent create/boot failures of one pool, kept by the reconciler between ticks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Recent create/boot failures of one pool, kept in the controller's memory between ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FailureHistory {
     /// Failures since the last VM of this pool came up successfully.
     pub consecutive: u32,
@@ -207,6 +220,8 @@ pub struct PoolPolicy {
     pub park_surplus: bool,
     /// Values in force now.
     pub limits: Limits,
+    /// How bursts that recur at the same time of day are learned and pre-warmed for.
+    pub forecast: crate::forecast::ForecastSettings,
 }
 
 impl PoolPolicy {

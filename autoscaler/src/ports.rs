@@ -628,6 +628,9 @@ pub struct OwnedRunner {
     pub jobs_run: u32,
     /// Latest start or finish of one of its jobs: idle time counts from here.
     pub last_job_at: Option<DateTime<Utc>>,
+    /// The running jobs with their creation time, where GitLab gives it (the forecast
+    /// learns arrivals that no poll saw pending from these).
+    pub running: Vec<crate::model::JobArrival>,
 }
 
 impl OwnedRunner {
@@ -640,6 +643,7 @@ impl OwnedRunner {
             running_jobs: self.running_jobs,
             jobs_run: self.jobs_run,
             last_job_at: self.last_job_at,
+            running: self.running.clone(),
         }
     }
 

@@ -27,11 +27,9 @@ use secrecy::SecretString;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use crate::forecast::{ArrivalHistory, ForecastSettings};
-use crate::memory::{Durable, OrphanMemo, PendingCreate, StateStore};
+use crate::memory::{Memory, OrphanMemo, PendingCreate, StateStore};
 use crate::model::{
-    CloudPhase, FailureHistory, Observed, QuotaHeadroom, RunnerId, RunnerLink, Timestamp, Vm, VmId,
-    chrono_duration,
+    CloudPhase, Observed, QuotaHeadroom, RunnerId, RunnerLink, Timestamp, Vm, VmId, chrono_duration,
 };
 use crate::plan::{Action, Plan, plan};
 use crate::ports::{
@@ -129,23 +127,13 @@ struct PoolRuntime {
     create_runner: CreateRunner,
 }
 
-/// The controller's memory between ticks (all of it can be lost: it only tunes backoff and
-/// the forecast).
+/// The reconciler's state between ticks: the one [`Memory`] (persisted when a store is
+/// configured) and what only this process needs.
 #[derive(Debug, Default)]
 struct State {
-    failures: BTreeMap<String, FailureHistory>,
-    history: ArrivalHistory,
-    seen_jobs: BTreeSet<u64>,
-    counted_failures: BTreeSet<String>,
+    /// Everything learned that one observation does not show (see [`crate::memory`]).
+    memory: Memory,
     seq: u64,
-    /// First `GET /runners/:id` 404 per runner id that a server carries: the runner counts
-    /// as gone only when a later probe, at least one poll interval on, says 404 again.
-    runner_404: BTreeMap<RunnerId, Timestamp>,
-    /// What survives a restart when a store is configured: creates not known to have
-    /// finished (written before they start), and runners of ours seen without a server
-    /// (one listing that lacks such a runner proves nothing: it is probed by id and keeps
-    /// counting against `limit` until proven gone).
-    durable: Durable,
     /// Pools of remembered orphans this tick could not see (counted against `limit`).
     unseen_orphans: Vec<String>,
     /// When GitLab's runners were first read since the start, and whether they have been
@@ -154,8 +142,6 @@ struct State {
     /// one listing lacks would not be counted).
     first_listing: Option<Timestamp>,
     warmed_up: bool,
-    /// When each server was first seen deleting.
-    deleting_since: BTreeMap<String, Timestamp>,
     /// Since when GitLab cannot be read, and why (`None` while it can).
     gitlab_down: Option<(Timestamp, String)>,
     /// Each pool's flavor size as the cloud states it (`None`: the cloud does not say),
@@ -165,6 +151,9 @@ struct State {
 
 /// The least time between the starts of two ticks, whatever nudges arrive.
 pub const MIN_TICK_SPACING: Duration = Duration::from_secs(2);
+
+/// The longest a change to the memory's job arrivals waits to be written.
+const MEMORY_WRITE_SPACING: Duration = Duration::from_secs(30);
 
 /// At most this many `GET /runners/:id` probes per tick (the rest stay unknown).
 const MAX_PROBES_PER_TICK: usize = 64;
@@ -190,6 +179,11 @@ pub struct Reconciler<G, C> {
     store: Option<Arc<dyn StateStore>>,
     /// The memory document last written, to skip identical writes.
     saved: String,
+    /// Its safety part, and when it was written.
+    saved_safety: String,
+    saved_at: Option<tokio::time::Instant>,
+    /// `plan` and `status`: observe only, never write the memory.
+    read_only: bool,
 }
 
 /// What one tick saw and decided.
@@ -295,6 +289,9 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             view: None,
             store: None,
             saved: String::new(),
+            saved_safety: String::new(),
+            saved_at: None,
+            read_only: !prepare,
         })
     }
 
@@ -309,14 +306,15 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     /// what it observes.
     pub fn with_store(mut self, store: Arc<dyn StateStore>) -> Self {
         match store.load() {
-            Ok(Some(text)) => match Durable::from_text(&text) {
+            Ok(Some(text)) => match Memory::from_text(&text) {
                 Ok(d) => {
                     info!(
                         creates = d.creates.len(),
                         orphans = d.orphans.len(),
                         "memory restored"
                     );
-                    self.state.durable = d;
+                    self.saved_safety = d.urgent_text();
+                    self.state.memory = d;
                     self.saved = text;
                     self.state.warmed_up = true;
                 }
@@ -329,19 +327,40 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         self
     }
 
-    /// Writes the durable memory when it changed.
+    /// Writes the memory when it changed: at once when its urgent part changed (safety
+    /// records, failures), otherwise (job arrivals) at most every [`MEMORY_WRITE_SPACING`].
     fn persist(&mut self) {
         let Some(store) = &self.store else {
             return;
         };
-        let text = self.state.durable.to_text();
+        if self.read_only {
+            return;
+        }
+        let safety = self.state.memory.urgent_text();
+        let due = self
+            .saved_at
+            .is_none_or(|t| t.elapsed() >= MEMORY_WRITE_SPACING);
+        if safety == self.saved_safety && !due {
+            return;
+        }
+        let text = self.state.memory.to_text();
         if text == self.saved {
             return;
         }
         match store.save(&text) {
-            Ok(()) => self.saved = text,
+            Ok(()) => {
+                self.saved = text;
+                self.saved_safety = safety;
+                self.saved_at = Some(tokio::time::Instant::now());
+            }
             Err(e) => warn!(error = %format!("{e:#}"), "memory not saved"),
         }
+    }
+
+    /// Writes whatever of the memory is not written yet (on shutdown).
+    pub fn flush(&mut self) {
+        self.saved_at = None;
+        self.persist();
     }
 
     /// Publishes every tick's observation, plan and summary on `view`.
@@ -422,12 +441,11 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             .iter()
             .filter_map(|(pool, size)| Some((pool.clone(), (*size)?)))
             .collect();
-        if let Some(jobs) = &pending {
-            self.learn(jobs, now);
-        }
         obs.pending = pending;
+        // One function learns from the observation, in `run`, `plan` and the simulator.
+        let policy = settings::policy_at(&self.config, now);
+        self.state.memory.learn(&obs, &policy, now);
         if gitlab_ok {
-            self.update_failures(&servers, &runners, now);
             self.track_orphans(&mut obs, &links, now);
             let first = *self.state.first_listing.get_or_insert(now);
             if now - first >= chrono_duration(MIN_TICK_SPACING) {
@@ -438,17 +456,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         }
         self.track_deleting(&mut obs, now);
         self.settle_creates(&mut obs, &servers, now);
-        obs.failures = self.state.failures.clone();
-        for pool in &self.config.pools {
-            let f = ForecastSettings {
-                days: pool.forecast_days,
-                lookahead: pool.forecast_lookahead,
-            };
-            let e = self.state.history.expected(&pool.name, now, f);
-            if e > 0 {
-                obs.expected.insert(pool.name.clone(), e);
-            }
-        }
+        obs.failures = self.state.memory.failures.clone();
+        obs.expected = self.state.memory.expected(&policy, now);
         Ok((obs, now))
     }
 
@@ -497,7 +506,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         // Runners seen without a server before and missing from this listing.
         ids.extend(
             self.state
-                .durable
+                .memory
                 .orphans
                 .keys()
                 .copied()
@@ -508,9 +517,12 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         let carried: BTreeSet<RunnerId> = servers
             .iter()
             .filter_map(|s| s.runner_id)
-            .chain(self.state.durable.orphans.keys().copied())
+            .chain(self.state.memory.orphans.keys().copied())
             .collect();
-        self.state.runner_404.retain(|id, _| carried.contains(id));
+        self.state
+            .memory
+            .runner_404
+            .retain(|id, _| carried.contains(id));
         let mut links = BTreeMap::new();
         let mut found = Vec::new();
         for chunk in ids.chunks(8).take(MAX_PROBES_PER_TICK / 8) {
@@ -521,12 +533,12 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             for (&id, answer) in chunk.iter().zip(answers) {
                 let link = match answer {
                     Ok(Some(mut r)) => {
-                        self.state.runner_404.remove(&id);
+                        self.state.memory.runner_404.remove(&id);
                         if r.pool.is_none() {
                             // An admin edited the note: the pool we knew still holds.
                             r.pool = self
                                 .state
-                                .durable
+                                .memory
                                 .orphans
                                 .get(&id)
                                 .and_then(|o| o.pool.clone());
@@ -535,7 +547,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                         RunnerLink::Seen
                     }
                     Ok(None) => {
-                        let first = *self.state.runner_404.entry(id).or_insert(now);
+                        let first = *self.state.memory.runner_404.entry(id).or_insert(now);
                         if now - first >= chrono_duration(self.config.controller.poll_interval) {
                             RunnerLink::Gone
                         } else {
@@ -575,7 +587,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             .filter_map(|v| v.runner.as_ref().map(|r| r.id))
             .collect();
         let mut unseen: Vec<String> = Vec::new();
-        self.state.durable.orphans.retain(|id, memo| {
+        self.state.memory.orphans.retain(|id, memo| {
             if seen.contains(id) {
                 return true;
             }
@@ -593,15 +605,10 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             }
         });
         for r in &mut obs.orphan_runners {
-            let memo = self
-                .state
-                .durable
-                .orphans
-                .entry(r.id)
-                .or_insert(OrphanMemo {
-                    since: now,
-                    pool: r.pool.clone(),
-                });
+            let memo = self.state.memory.orphans.entry(r.id).or_insert(OrphanMemo {
+                since: now,
+                pool: r.pool.clone(),
+            });
             r.confirmed = now - memo.since >= poll;
         }
         self.state.unseen_orphans = unseen;
@@ -616,6 +623,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             .map(|v| v.id.0.as_str())
             .collect();
         self.state
+            .memory
             .deleting_since
             .retain(|id, _| ids.contains(id.as_str()));
         for vm in obs
@@ -625,6 +633,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         {
             let first = *self
                 .state
+                .memory
                 .deleting_since
                 .entry(vm.id.0.clone())
                 .or_insert(now);
@@ -638,7 +647,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     fn settle_creates(&mut self, obs: &mut Observed, servers: &[CloudServer], now: Timestamp) {
         let names: BTreeSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
         let config = Arc::clone(&self.config);
-        self.state.durable.creates.retain(|name, u| {
+        self.state.memory.creates.retain(|name, u| {
             if names.contains(name.as_str()) {
                 return false;
             }
@@ -651,13 +660,13 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             .orphan_runners
             .iter()
             .map(|r| r.id)
-            .chain(self.state.durable.orphans.keys().copied())
+            .chain(self.state.memory.orphans.keys().copied())
             .collect();
         obs.unsettled_creates.clear();
         for pool in &self.state.unseen_orphans {
             *obs.unsettled_creates.entry(pool.clone()).or_insert(0) += 1;
         }
-        for u in self.state.durable.creates.values() {
+        for u in self.state.memory.creates.values() {
             if u.runner.is_some_and(|r| orphans.contains(&r)) {
                 continue;
             }
@@ -782,6 +791,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                 tokio::select! {
                     () = &mut shutdown => {
                         info!("shutting down after the current tick");
+                        self.flush();
                         return;
                     }
                     () = tokio::time::sleep_until(next) => break,
@@ -831,82 +841,6 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         }
     }
 
-    fn learn(&mut self, jobs: &[crate::model::PendingJob], now: Timestamp) {
-        let policy = settings::policy_at(&self.config, now);
-        for job in jobs {
-            if self.state.seen_jobs.insert(job.id) {
-                if let Some(p) = policy.pools.iter().find(|p| p.can_run(&job.tags)) {
-                    self.state
-                        .history
-                        .record(&p.name, job.queued_since.min(now));
-                }
-            }
-        }
-        let live: BTreeSet<u64> = jobs.iter().map(|j| j.id).collect();
-        self.state.seen_jobs.retain(|id| live.contains(id));
-        let keep = self
-            .config
-            .pools
-            .iter()
-            .map(|p| ForecastSettings {
-                days: p.forecast_days,
-                lookahead: p.forecast_lookahead,
-            })
-            .max_by_key(|f| (f.days, f.lookahead))
-            .unwrap_or_default();
-        self.state.history.prune(now, keep);
-    }
-
-    /// Counts each ERROR server and boot timeout once; a pool's count resets when one of its
-    /// runners has contacted GitLab since the last failure.
-    fn update_failures(
-        &mut self,
-        servers: &[CloudServer],
-        runners: &[OwnedRunner],
-        now: Timestamp,
-    ) {
-        for s in servers {
-            let Some(pool) = s.pool.as_deref() else {
-                continue;
-            };
-            let boot_timeout = self
-                .config
-                .pool(pool)
-                .map_or(Duration::from_secs(600), |p| p.policy.boot_timeout);
-            let runner = s
-                .runner_id
-                .and_then(|id| runners.iter().find(|r| r.id == id));
-            let failed = matches!(s.status, CloudStatus::Error { .. })
-                || (runner.is_some_and(|r| r.contacted_at.is_none())
-                    && now - s.created > crate::model::chrono_duration(boot_timeout));
-            if failed && self.state.counted_failures.insert(s.id.0.clone()) {
-                let f = self.state.failures.entry(pool.to_string()).or_default();
-                f.consecutive += 1;
-                f.last_failure_at = Some(now);
-            }
-        }
-        for r in runners {
-            let (Some(pool), Some(contacted)) = (r.pool.as_deref(), r.contacted_at) else {
-                continue;
-            };
-            if let Some(f) = self.state.failures.get_mut(pool) {
-                if f.last_failure_at.is_none_or(|t| contacted > t) {
-                    *f = FailureHistory::default();
-                }
-            }
-        }
-        let ids: BTreeSet<&str> = servers.iter().map(|s| s.id.0.as_str()).collect();
-        self.state
-            .counted_failures
-            .retain(|id| ids.contains(id.as_str()));
-    }
-
-    fn record_create_failure(&mut self, pool: &str, now: Timestamp) {
-        let f = self.state.failures.entry(pool.to_string()).or_default();
-        f.consecutive += 1;
-        f.last_failure_at = Some(now);
-    }
-
     async fn apply(&mut self, plan: &Plan, now: Timestamp, summary: &mut TickSummary) {
         let mut tasks = tokio::task::JoinSet::new();
         let mut actions = Vec::with_capacity(plan.actions.len());
@@ -923,7 +857,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                     );
                     // Write-ahead: a create counts against `limit` from before it starts
                     // until its outcome is known, across a restart too.
-                    self.state.durable.creates.insert(
+                    self.state.memory.creates.insert(
                         name.clone(),
                         PendingCreate {
                             pool: pool.clone(),
@@ -968,7 +902,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             // A create that finished or certainly failed is no longer pending.
             if let Some(n) = &name {
                 if !matches!(result, Ok(Outcome::CreateUnsettled { .. })) {
-                    self.state.durable.creates.remove(n);
+                    self.state.memory.creates.remove(n);
                 }
             }
             match result {
@@ -989,8 +923,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                     if let Action::Create { pool, .. } = &action {
                         // Backoff counts from when the failure happened, not the tick's start.
                         let at = self.clock.now();
-                        self.record_create_failure(pool, at);
-                        self.state.durable.creates.insert(
+                        self.state.memory.count_failure(pool, at);
+                        self.state.memory.creates.insert(
                             name,
                             PendingCreate {
                                 pool: pool.clone(),
@@ -1011,7 +945,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                     if let Action::Create { pool, .. } = &action {
                         // Backoff counts from when the failure happened, not the tick's start.
                         let at = self.clock.now();
-                        self.record_create_failure(pool, at);
+                        self.state.memory.count_failure(pool, at);
                     }
                     summary.failures.push(msg);
                 }

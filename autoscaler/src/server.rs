@@ -70,6 +70,10 @@ pub struct ControllerPoolStatus {
     pub pending_jobs: u32,
     /// The pool's circuit breaker is open.
     pub circuit_open: bool,
+    /// What held the pool's growth back in the last plan (limit, quota, backoff, breaker),
+    /// worded as `plan` words it.
+    #[serde(default)]
+    pub held_back: Vec<String>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -235,6 +239,7 @@ impl Telemetry {
                             .caps
                             .iter()
                             .any(|c| matches!(c, crate::plan::Cap::CircuitOpen(_))),
+                        held_back: p.caps.iter().map(ToString::to_string).collect(),
                     })
                     .collect();
                 for p in &plan.pools {

@@ -20,6 +20,10 @@ pub fn pool_policy(pool: &Pool, now: Timestamp) -> PoolPolicy {
         capacity: pool.capacity.get(),
         park_surplus: pool.park_surplus,
         limits: pool.policy_at(now).policy,
+        forecast: ForecastSettings {
+            days: pool.forecast_days,
+            lookahead: pool.forecast_lookahead,
+        },
     }
 }
 
@@ -56,10 +60,6 @@ pub fn sim_pool(pool: &Pool) -> SimPool {
                 }
             })
             .collect(),
-        forecast: ForecastSettings {
-            days: pool.forecast_days,
-            lookahead: pool.forecast_lookahead,
-        },
     }
 }
 

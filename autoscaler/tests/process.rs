@@ -101,6 +101,7 @@ async fn world(pool: Pool, quota_instances: u64) -> World {
 id = "proc"
 poll_interval = "{poll}"
 listen = "{listen}"
+state_dir = "{state}"
 
 {connection}
 [[pools]]
@@ -127,6 +128,7 @@ qemu_binfmt = false
 {extra}
 "#,
             poll = pool.poll,
+            state = dir.path().join("state").display(),
             idle_count = pool.idle_count,
             limit = pool.limit,
             idle_time = pool.idle_time,
@@ -440,7 +442,7 @@ async fn an_off_peak_period_shrinks_the_warm_pool_and_its_end_restores_it() {
     )
     .await;
     w.start();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let second = || chrono::Utc::now().timestamp().rem_euclid(60);
     // Whichever half it starts in, the pool is seen in both. The first look waits until the
     // controller has been up for a while (its start-up warm-up takes two runner listings), so
@@ -460,6 +462,80 @@ async fn an_off_peak_period_shrinks_the_warm_pool_and_its_end_restores_it() {
     assert_eq!(w.terminate().await, Some(0));
     assert_eq!(w.gitlab.killed_jobs(), Vec::<u64>::new());
     assert!(w.peak.load(Ordering::SeqCst) <= 4);
+}
+
+/// Issue 12: `plan` on the same host shows what the running controller acts on. A create
+/// is refused by Nova, so `run` backs off; `plan`, run beside it, reads the memory `run`
+/// keeps in `state_dir` and shows the same failure and the same backoff (its end included)
+/// as `run`'s `/status`. Before, `plan` planned from an empty memory and showed a create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_beside_run_shows_the_backoff_run_acts_on() {
+    let mut w = world(Pool::default(), 20).await;
+    w.cloud
+        .fail_next_create(400, "Image not usable for this flavor");
+    let jobs = w.add_jobs(1, 0.5);
+    w.start();
+    let status = format!("http://{}/status", w.listen);
+    let http = reqwest::Client::new();
+    let mut held_back = Vec::new();
+    for _ in 0..300 {
+        if let Ok(r) = http.get(&status).send().await {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                held_back = v["pools"][0]["held_back"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if held_back
+                    .iter()
+                    .any(|c| c.as_str().is_some_and(|c| c.starts_with("backing off")))
+                {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!held_back.is_empty(), "run never backed off");
+    let out = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+        .args(["plan", "--format", "json", "--config"])
+        .arg(&w.config)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "plan output: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let pool = &plan["pools"][0];
+    assert_eq!(
+        pool["caps"].as_array().cloned().unwrap_or_default(),
+        held_back,
+        "plan holds back as run does: {plan}"
+    );
+    assert_eq!(pool["failures"], 1, "{plan}");
+    assert!(
+        plan["actions"]
+            .as_array()
+            .is_some_and(|a| !a.iter().any(|a| a["kind"] == "create")),
+        "plan shows no create while run backs off: {plan}"
+    );
+    let text = Command::new(env!("CARGO_BIN_EXE_autoscaler"))
+        .args(["plan", "--config"])
+        .arg(&w.config)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("create/boot failures: 1 in a row"), "{text}");
+    assert!(text.contains("growth held back: backing off"), "{text}");
+    // After the backoff, run creates and the job runs.
+    w.until("the job done after the backoff", 90, |w| w.jobs_done(&jobs))
+        .await;
+    w.assert_clean(0).await;
+    assert_eq!(w.terminate().await, Some(0));
 }
 
 /// `autoscaler import` of the reference docker+machine config.toml, pointed at the fakes,

@@ -68,6 +68,7 @@ fn heartbeat(success_age: i64) -> ControllerStatus {
             desired: 2,
             pending_jobs: 0,
             circuit_open: false,
+            held_back: Vec::new(),
         }],
     }
 }

@@ -25,6 +25,7 @@ fn served() -> ControllerStatus {
             desired: 9,
             pending_jobs: 3,
             circuit_open: true,
+            held_back: Vec::new(),
         }],
     }
 }

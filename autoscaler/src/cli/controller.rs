@@ -13,7 +13,7 @@ use crate::gitlab::{GitLabAdapter, GitLabSettings};
 use crate::model::{Observed, Timestamp};
 use crate::openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
 use crate::plan::{Plan, VmState, idle_since};
-use crate::ports::ControllerId;
+use crate::ports::{Cloud, ControllerId, GitLab};
 use crate::reconcile::{Reconciler, SystemClock};
 use crate::settings;
 
@@ -237,6 +237,21 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
+/// The read-only reconciler of `plan` and `status`: it starts from the memory the running
+/// controller keeps in `state_dir` (failures, backoff and breaker, learned bursts, creates
+/// in flight, runners seen missing), so it decides as `run` does; it never writes it.
+fn observer<G: GitLab + 'static, C: Cloud + 'static>(
+    gitlab: G,
+    cloud: C,
+    config: &Arc<Config>,
+) -> anyhow::Result<Reconciler<G, C>> {
+    let r = Reconciler::read_only(gitlab, cloud, Arc::clone(config), Arc::new(SystemClock))?;
+    Ok(match &config.controller.state_dir {
+        Some(dir) => r.with_store(Arc::new(crate::memory::FileStore::in_dir(dir))),
+        None => r,
+    })
+}
+
 /// `autoscaler plan`: what `run` would do now; exit 0 no change, 2 changes pending.
 pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
     let config = load(&args.config)?;
@@ -252,8 +267,7 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
     };
     runtime()?.block_on(async {
         let (gitlab, cloud) = connect(&config).await?;
-        let mut r =
-            Reconciler::read_only(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock))?;
+        let mut r = observer(gitlab, cloud, &config)?;
         let (obs, now) = r.observe().await?;
         let when = at.unwrap_or(now);
         let policy = settings::policy_at(&config, when);
@@ -262,7 +276,7 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
         let out = match args.format {
             Format::Text => plan_text(&config, &obs, &plan, when, gitlab_error.as_deref()),
             Format::Json => {
-                let mut j = plan_json(&config, &plan, when);
+                let mut j = plan_json(&config, &obs, &plan, when);
                 j.gitlab_error = gitlab_error.clone();
                 serde_json::to_string_pretty(&j)? + "\n"
             }
@@ -321,6 +335,17 @@ pub fn plan_text(
                 states.join(", ")
             }
         );
+        if let Some(f) = obs.failures.get(&pool.name).filter(|f| f.consecutive > 0) {
+            let last = f
+                .last_failure_at
+                .map(|t| format!(", the last at {}", t.to_rfc3339()))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  create/boot failures: {} in a row{last}",
+                f.consecutive
+            );
+        }
         for cap in &summary.caps {
             let _ = writeln!(o, "  growth held back: {cap}");
         }
@@ -390,6 +415,11 @@ struct PoolJson {
     target: u32,
     vms: std::collections::BTreeMap<&'static str, u32>,
     caps: Vec<String>,
+    /// The learned burst expected soon (from the running controller's memory).
+    expected_burst: u32,
+    /// Consecutive create/boot failures, and the last one (backoff and breaker).
+    failures: u32,
+    last_failure_at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -400,7 +430,7 @@ struct ActionJson {
     description: String,
 }
 
-fn plan_json(config: &Config, plan: &Plan, at: Timestamp) -> PlanJson {
+fn plan_json(config: &Config, obs: &Observed, plan: &Plan, at: Timestamp) -> PlanJson {
     PlanJson {
         at: at.to_rfc3339(),
         gitlab_unavailable: plan.gitlab_unavailable,
@@ -426,6 +456,13 @@ fn plan_json(config: &Config, plan: &Plan, at: Timestamp) -> PlanJson {
                         .filter(|(_, n)| *n > 0)
                         .collect(),
                     caps: s.caps.iter().map(ToString::to_string).collect(),
+                    expected_burst: obs.expected.get(&pool.name).copied().unwrap_or(0),
+                    failures: obs.failures.get(&pool.name).map_or(0, |f| f.consecutive),
+                    last_failure_at: obs
+                        .failures
+                        .get(&pool.name)
+                        .and_then(|f| f.last_failure_at)
+                        .map(|t| t.to_rfc3339()),
                 }
             })
             .collect(),
@@ -447,8 +484,7 @@ pub(super) fn status(args: &PlanArgs) -> anyhow::Result<i32> {
     let config = load(&args.config)?;
     runtime()?.block_on(async {
         let (gitlab, cloud) = connect(&config).await?;
-        let mut r =
-            Reconciler::read_only(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock))?;
+        let mut r = observer(gitlab, cloud, &config)?;
         let (obs, now) = r.observe().await?;
         let policy = settings::policy_at(&config, now);
         let plan = crate::plan::plan(&obs, &policy, now);

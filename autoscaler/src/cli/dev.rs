@@ -540,7 +540,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
 fn empty_memory() -> crate::memory::MemoryStore {
     let store = crate::memory::MemoryStore::default();
     // Saving into memory cannot fail.
-    let _ = crate::memory::StateStore::save(&store, &crate::memory::Durable::default().to_text());
+    let _ = crate::memory::StateStore::save(&store, &crate::memory::Memory::default().to_text());
     store
 }
 

@@ -91,7 +91,7 @@ pub(crate) fn spec(config: &Config, args: &SimulateArgs) -> SimSpec {
     let mut pools: Vec<sim::SimPool> = config.pools.iter().map(settings::sim_pool).collect();
     if let Some(days) = args.forecast_days {
         for p in pools.iter_mut() {
-            p.forecast.days = days;
+            p.policy.forecast.days = days;
         }
     }
     SimSpec {

@@ -37,6 +37,9 @@ pub(crate) struct Job {
 pub(crate) struct RunnerJob {
     pub id: u64,
     pub status: String,
+    /// When the job was created (queued); absent in old or partial answers.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
 }

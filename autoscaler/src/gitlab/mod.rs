@@ -48,7 +48,7 @@ use url::Url;
 use self::counter::{JobCounter, SeenJob};
 use self::http::Transport;
 use self::schedule::{Budget, Cadence};
-use crate::model::{PendingJob, RunnerId};
+use crate::model::{JobArrival, PendingJob, RunnerId};
 use crate::ports::{
     ControllerId, CreateRunner, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner,
     RunnerScope, ScopeProblem, runner_maintenance_note, runner_ownership,
@@ -170,7 +170,7 @@ struct CachedRunner {
     /// `job_execution_status` of the list when the job history was read.
     exec: Option<String>,
     /// Ids of the jobs it ran when the job history was read.
-    running: Vec<u64>,
+    running: Vec<JobArrival>,
     /// Totals from the job history and when they were read.
     totals: Option<(counter::Totals, Instant)>,
 }
@@ -771,6 +771,7 @@ impl GitLabAdapter {
             _ => self.running_job_ids(id).await?,
         };
         let running_jobs = u32::try_from(running.len()).unwrap_or(u32::MAX);
+        let arrivals = running.clone();
         // The job history only when the runner started, changed or ended work since it was
         // last read, or after HISTORY_REFRESH (a whole job between two observations).
         let now = Instant::now();
@@ -808,6 +809,7 @@ impl GitLabAdapter {
             running_jobs,
             jobs_run: totals.jobs_run,
             last_job_at: totals.last_job_at,
+            running: arrivals,
         };
         self.cache_runner(id, entry);
         Ok(Some(runner))
@@ -849,11 +851,14 @@ impl GitLabAdapter {
             running_jobs: u32::try_from(running.len()).unwrap_or(u32::MAX),
             jobs_run: totals.jobs_run,
             last_job_at: totals.last_job_at,
+            running,
         }))
     }
 
-    /// Ids of the jobs a runner runs now (`GET /runners/:id/jobs?status=running`).
-    async fn running_job_ids(&self, id: RunnerId) -> GitLabResult<Vec<u64>> {
+    /// The jobs a runner runs now (`GET /runners/:id/jobs?status=running`), by id, with
+    /// when each was created (a job whose answer lacks `created_at` counts as created now:
+    /// it is running, so it arrived no later).
+    async fn running_job_ids(&self, id: RunnerId) -> GitLabResult<Vec<JobArrival>> {
         let ep = RunnerJobs::builder()
             .runner(id)
             .status(RunnerJobStatus::Running)
@@ -862,9 +867,17 @@ impl GitLabAdapter {
         let what = format!("running jobs of runner {id}");
         let base = self.transport.url_of(&ep)?;
         let jobs: Vec<dto::RunnerJob> = self.offset_pages(&what, base).await?;
-        let mut ids: Vec<u64> = jobs.iter().map(|j| j.id).collect();
-        ids.sort_unstable();
-        Ok(ids)
+        let now = chrono::Utc::now();
+        let mut running: Vec<JobArrival> = jobs
+            .iter()
+            .map(|j| JobArrival {
+                id: j.id,
+                queued_since: j.created_at.unwrap_or(now),
+            })
+            .collect();
+        running.sort_unstable_by_key(|j| j.id);
+        running.dedup_by_key(|j| j.id);
+        Ok(running)
     }
 
     fn cache_runner(&self, id: RunnerId, entry: CachedRunner) {

@@ -38,6 +38,7 @@ fn pool(name: &str, tag_list: &[&str]) -> PoolPolicy {
             max_growth: 0,
             boot_timeout: Duration::from_secs(600),
         },
+        forecast: crate::forecast::ForecastSettings::default(),
     }
 }
 
@@ -76,6 +77,7 @@ impl VmB {
                 running_jobs: 0,
                 jobs_run: 1,
                 last_job_at: Some(t0() - mins(5)),
+                running: Vec::new(),
             }),
             runner_link: RunnerLink::Seen,
             deleting_since: None,
@@ -731,6 +733,7 @@ fn apply(obs: &Observed, plan: &Plan, now: Timestamp) -> Observed {
                         running_jobs: 0,
                         jobs_run: 0,
                         last_job_at: None,
+                        running: Vec::new(),
                     }),
                     runner_link: RunnerLink::Seen,
                     deleting_since: None,

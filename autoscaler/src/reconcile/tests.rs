@@ -809,3 +809,92 @@ async fn a_cores_quota_that_binds_before_instances_is_budgeted() {
         pool.caps
     );
 }
+
+/// Fails on the code before (issue 12): `plan` planned from an empty memory, so it never
+/// showed the backoff, breaker or forecast that the running controller acted on. Now a
+/// read-only reconciler (what `plan` and `status` build) restores the memory the running
+/// one wrote and plans exactly as it does: same failures, same learned burst, same caps.
+#[tokio::test(start_paused = true)]
+async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
+    let config_text = CONFIG.replace("forecast_days = 0", "forecast_days = 1");
+    let config = Arc::new(autoscaler_config::parse_at(&config_text, "test.toml", epoch()).unwrap());
+    let id = ControllerId::new("ci").unwrap();
+    let gitlab = FakeGitLab::new(id.clone());
+    let cloud = FakeCloud::new(id);
+    cloud.set_boot_delay(Duration::from_secs(60));
+    let store = crate::memory::MemoryStore::default();
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(epoch()));
+    let running = Reconciler::new(
+        gitlab.clone(),
+        cloud.clone(),
+        Arc::clone(&config),
+        Arc::clone(&clock),
+        4,
+    )
+    .unwrap()
+    .with_store(Arc::new(store.clone()) as Arc<dyn crate::memory::StateStore>);
+    let mut s = Scenario {
+        gitlab,
+        cloud,
+        reconciler: running,
+    };
+    s.warm_up().await;
+    // Day 1, just after midnight: a burst of three jobs (a nightly pipeline).
+    for _ in 0..3 {
+        s.gitlab.add_job(&["docker"], Duration::from_secs(60));
+    }
+    s.run_for(Duration::from_secs(30 * 60), Duration::from_secs(10))
+        .await;
+    assert_every_job_done(&s.gitlab);
+    // Three minutes before the same minute on day 2, a create fails.
+    let next_burst = epoch() + chrono::Duration::days(1) - chrono::Duration::minutes(3);
+    let wait = (next_burst - clock.now()).to_std().unwrap();
+    tokio::time::advance(wait).await;
+    s.cloud.fail_next_create(crate::ports::CloudError::new(
+        CloudErrorKind::Rejected,
+        "image not usable",
+    ));
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(
+        t.planned.get("create"),
+        Some(&3),
+        "the burst is pre-warmed: {t:?}"
+    );
+    assert!(!t.failures.is_empty(), "one create failed: {t:?}");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    s.reconciler.tick().await.unwrap();
+    let run_plan = s.reconciler.last_plan.clone().unwrap();
+    let run_pool = run_plan.pool("docker").unwrap().clone();
+    assert!(
+        run_pool
+            .caps
+            .iter()
+            .any(|c| matches!(c, crate::plan::Cap::Backoff(_))),
+        "run backs off: {:?}",
+        run_pool.caps
+    );
+
+    // `plan` at the same moment, on the same memory.
+    let mut planner = Reconciler::read_only(
+        s.gitlab.clone(),
+        s.cloud.clone(),
+        Arc::clone(&config),
+        Arc::clone(&clock),
+    )
+    .unwrap()
+    .with_store(Arc::new(store.clone()) as Arc<dyn crate::memory::StateStore>);
+    let (obs, now) = planner.observe().await.unwrap();
+    let plan = crate::plan::plan(&obs, &settings::policy_at(&config, now), now);
+    assert_eq!(obs.expected.get("docker"), Some(&3), "the learned burst");
+    assert_eq!(obs.failures.get("docker").map(|f| f.consecutive), Some(1));
+    assert_eq!(
+        plan.pool("docker").unwrap(),
+        &run_pool,
+        "plan decides as run does"
+    );
+    assert_eq!(plan.actions, run_plan.actions);
+    // `plan` never writes the memory.
+    let before = crate::memory::StateStore::load(&store).unwrap();
+    drop(planner);
+    assert_eq!(crate::memory::StateStore::load(&store).unwrap(), before);
+}

@@ -56,8 +56,6 @@ pub struct SimPool {
     pub policy: PoolPolicy,
     /// Period blocks in config order (the last matching one wins).
     pub periods: Vec<SimPeriod>,
-    /// Learned pre-warming (this project's policy only).
-    pub forecast: crate::forecast::ForecastSettings,
 }
 
 /// How unset fields of a matching period are filled.

@@ -4,14 +4,12 @@
 //! world, calls the real planner and applies the plan the way the reconciler does: creates
 //! take a boot time, pauses are instant, deletes take the cloud's delete time.
 
-use std::collections::BTreeMap;
-
 use super::report::PolicyReport;
 use super::world::{Phase, Secs, World};
 use super::{LimitsCache, PeriodRule, SimSpec, Trace, ts};
-use crate::forecast::ArrivalHistory;
+use crate::memory::Memory;
 use crate::model::{
-    CloudPhase, FailureHistory, Observed, PendingJob, Policy, RunnerLink, RunnerView, Vm, VmId,
+    CloudPhase, JobArrival, Observed, PendingJob, Policy, RunnerLink, RunnerView, Vm, VmId,
 };
 use crate::plan::{Action, plan};
 
@@ -27,7 +25,6 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
         spec.seed,
     );
     let mut cache = LimitsCache::new(PeriodRule::Inherit);
-    let mut failures: BTreeMap<String, FailureHistory> = BTreeMap::new();
     let poll = (spec.poll_interval.as_secs() as Secs).max(1);
     let mut policy = Policy {
         pools: spec.pools.iter().map(|p| p.policy.clone()).collect(),
@@ -38,31 +35,12 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
     let mut ids: Vec<VmId> = Vec::new();
     let mut refused_deletes = 0u32;
     let names: Vec<String> = spec.pools.iter().map(|p| p.policy.name.clone()).collect();
-
-    let mut history = ArrivalHistory::default();
-    let keep = spec
-        .pools
-        .iter()
-        .map(|p| p.forecast)
-        .max_by_key(|f| (f.days, f.lookahead))
-        .unwrap_or_default();
+    // The controller's own memory, learned by the controller's own rules from what each
+    // poll observes (failures, backoff and breaker, job arrivals for the forecast).
+    let mut memory = Memory::default();
     for t in start..=end {
-        for j in world.arrivals(t) {
-            if let Some(p) = world.records[j].pool {
-                history.record(&names[p], world.jobs[j].submitted);
-            }
-        }
-        let (ready, failed) = world.lifecycle(t, ERROR_AFTER_S);
-        for p in ready {
-            failures.insert(spec.pools[p].policy.name.clone(), FailureHistory::default());
-        }
-        for p in failed {
-            let f = failures
-                .entry(spec.pools[p].policy.name.clone())
-                .or_default();
-            f.consecutive += 1;
-            f.last_failure_at = Some(ts(t));
-        }
+        let _ = world.arrivals(t);
+        let _ = world.lifecycle(t, ERROR_AFTER_S);
         world.finish_jobs(t);
         world.runner_polls(t);
 
@@ -74,14 +52,10 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
             while ids.len() < world.vms.len() {
                 ids.push(VmId(format!("vm{}", ids.len())));
             }
-            let mut obs = observe(&world, &ids, &names, &failures, t);
-            history.prune(ts(t), keep);
-            for (name, sp) in names.iter().zip(&spec.pools) {
-                let e = history.expected(name, ts(t), sp.forecast);
-                if e > 0 {
-                    obs.expected.insert(name.clone(), e);
-                }
-            }
+            let mut obs = observe(&world, &ids, &names, t);
+            memory.learn(&obs, &policy, ts(t));
+            obs.failures = memory.failures.clone();
+            obs.expected = memory.expected(&policy, ts(t));
             let plan = plan(&obs, &policy, ts(t));
             for action in &plan.actions {
                 match action {
@@ -126,13 +100,7 @@ fn index(vm: &VmId) -> usize {
 }
 
 /// Builds the planner's snapshot from the simulated world, as `observe` does from the APIs.
-fn observe(
-    world: &World<'_>,
-    ids: &[VmId],
-    names: &[String],
-    failures: &BTreeMap<String, FailureHistory>,
-    t: Secs,
-) -> Observed {
+fn observe(world: &World<'_>, ids: &[VmId], names: &[String], t: Secs) -> Observed {
     let pending = world
         .pending
         .iter()
@@ -168,6 +136,14 @@ fn observe(
                     running_jobs: v.running.len() as u32,
                     jobs_run: v.jobs_run,
                     last_job_at: v.last_job_at.map(ts),
+                    running: v
+                        .running
+                        .iter()
+                        .map(|&(j, _)| JobArrival {
+                            id: j as u64,
+                            queued_since: world.jobs[j].submitted,
+                        })
+                        .collect(),
                 }),
                 runner_link: RunnerLink::Seen,
                 deleting_since: None,
@@ -178,7 +154,6 @@ fn observe(
     Observed {
         pending: Some(pending),
         vms,
-        failures: failures.clone(),
         ..Observed::default()
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn reference_spec() -> SimSpec {
                 max_growth: 0,
                 boot_timeout: Duration::from_secs(600),
             },
+            forecast: crate::forecast::ForecastSettings::default(),
         },
         periods: vec![SimPeriod {
             label: "off-peak".into(),
@@ -37,7 +38,6 @@ pub(crate) fn reference_spec() -> SimSpec {
                 ..Overrides::default()
             },
         }],
-        forecast: crate::forecast::ForecastSettings::default(),
     };
     SimSpec {
         pools: vec![
@@ -88,9 +88,9 @@ fn one_pool(idle_count: u32, limit: u32, max_builds: u32) -> SimPool {
                 max_growth: 0,
                 boot_timeout: Duration::from_secs(600),
             },
+            forecast: crate::forecast::ForecastSettings::default(),
         },
         periods: Vec::new(),
-        forecast: crate::forecast::ForecastSettings::default(),
     }
 }
 

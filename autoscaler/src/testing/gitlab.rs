@@ -345,6 +345,17 @@ impl State {
             .filter(|j| j.state == FakeJobState::Running(id))
             .count() as u32
     }
+
+    fn arrivals_on(&self, id: RunnerId) -> Vec<crate::model::JobArrival> {
+        self.jobs
+            .values()
+            .filter(|j| j.state == FakeJobState::Running(id))
+            .map(|j| crate::model::JobArrival {
+                id: j.id,
+                queued_since: j.created,
+            })
+            .collect()
+    }
 }
 
 impl GitLab for FakeGitLab {
@@ -379,6 +390,7 @@ impl GitLab for FakeGitLab {
                     running_jobs: s.running_on(r.id),
                     jobs_run: r.jobs_run,
                     last_job_at: r.last_job_at,
+                    running: s.arrivals_on(r.id),
                 })
             })
             .collect())
@@ -397,6 +409,7 @@ impl GitLab for FakeGitLab {
             running_jobs: s.running_on(r.id),
             jobs_run: r.jobs_run,
             last_job_at: r.last_job_at,
+            running: s.arrivals_on(r.id),
         }))
     }
 
