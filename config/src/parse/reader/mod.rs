@@ -68,19 +68,6 @@ impl Node<'_> {
     }
 }
 
-// === impl Sp ===
-
-impl<T> Sp<T> {
-    /// `v` in place of the value, at the same place.
-    fn with<U>(self, v: U) -> Sp<U> {
-        Sp {
-            v,
-            span: self.span,
-            path: self.path,
-        }
-    }
-}
-
 // === impl Ctx ===
 
 impl<'s> Ctx<'s> {

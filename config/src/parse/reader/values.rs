@@ -16,22 +16,11 @@ use crate::secret::SecretSource;
 impl Ctx<'_> {
     /// A string, possibly empty.
     pub(in crate::parse) fn any_str(&mut self, node: &Node<'_>, key: &str) -> Option<Sp<String>> {
-        let (path, span, item) = self.entry(node, key)?;
-        match item.as_str() {
-            Some(s) => Some(Sp {
-                v: s.to_owned(),
-                span,
-                path,
-            }),
-            None => {
-                self.err(
-                    &span,
-                    &path,
-                    format!("expected a string, found {}", type_name(item)),
-                );
-                None
-            }
-        }
+        self.convert(node, key, |item| {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("expected a string, found {}", type_name(item)))
+        })
     }
 
     /// A string that is not blank.
@@ -56,88 +45,80 @@ impl Ctx<'_> {
     }
 
     pub(in crate::parse) fn bool(&mut self, node: &Node<'_>, key: &str) -> Option<bool> {
-        let (path, span, item) = self.entry(node, key)?;
-        let b = item.as_bool();
-        if b.is_none() {
-            self.err(
-                &span,
-                &path,
-                format!("expected true or false, found {}", type_name(item)),
-            );
-        }
-        b
+        self.convert(node, key, |item| {
+            item.as_bool()
+                .ok_or_else(|| format!("expected true or false, found {}", type_name(item)))
+        })
+        .map(|s| s.v)
     }
 
-    fn int(&mut self, node: &Node<'_>, key: &str) -> Option<Sp<i64>> {
+    /// The entry `key` turned into a `T` by `convert`, or refused with its message.
+    fn convert<T>(
+        &mut self,
+        node: &Node<'_>,
+        key: &str,
+        convert: impl FnOnce(&Item) -> Result<T, String>,
+    ) -> Option<Sp<T>> {
         let (path, span, item) = self.entry(node, key)?;
-        match item.as_integer() {
-            Some(i) => Some(Sp { v: i, span, path }),
-            None => {
-                self.err(
-                    &span,
-                    &path,
-                    format!("expected an integer, found {}", type_name(item)),
-                );
+        match convert(item) {
+            Ok(v) => Some(Sp { v, span, path }),
+            Err(msg) => {
+                self.err(&span, &path, msg);
                 None
             }
         }
     }
 
+    /// An integer, turned into a `T` by `convert` or refused with its message.
+    fn int<T>(
+        &mut self,
+        node: &Node<'_>,
+        key: &str,
+        convert: impl FnOnce(i64) -> Result<T, String>,
+    ) -> Option<Sp<T>> {
+        self.convert(node, key, |item| match item.as_integer() {
+            Some(i) => convert(i),
+            None => Err(format!("expected an integer, found {}", type_name(item))),
+        })
+    }
+
+    /// A count that fits in a `u32`.
     pub(in crate::parse) fn u32(&mut self, node: &Node<'_>, key: &str) -> Option<Sp<u32>> {
-        let i = self.int(node, key)?;
-        match u32::try_from(i.v) {
-            Ok(v) => Some(i.with(v)),
-            Err(_) if i.v < 0 => {
-                self.err(
-                    &i.span,
-                    &i.path,
-                    format!("must not be negative, found {}", i.v),
-                );
-                None
-            }
-            Err(_) => {
-                self.err(&i.span, &i.path, format!("{} is too large", i.v));
-                None
-            }
-        }
+        self.int(node, key, |i| {
+            u32::try_from(i).map_err(|_| {
+                if i < 0 {
+                    format!("must not be negative, found {i}")
+                } else {
+                    format!("{i} is too large")
+                }
+            })
+        })
     }
 
     /// An id as GitLab counts them: 1 and up.
     pub(in crate::parse) fn positive_u64(&mut self, node: &Node<'_>, key: &str) -> Option<u64> {
-        let i = self.int(node, key)?;
-        match u64::try_from(i.v) {
-            Ok(v) if v > 0 => Some(v),
-            _ => {
-                self.err(
-                    &i.span,
-                    &i.path,
-                    format!("must be a positive id, found {}", i.v),
-                );
-                None
-            }
-        }
+        self.int(node, key, |i| {
+            u64::try_from(i)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| format!("must be a positive id, found {i}"))
+        })
+        .map(|s| s.v)
     }
 
-    /// A [`Self::u32`]-like count within `min..=max`; outside, an error naming the value
-    /// and the bounds.
+    /// A count within `min..=max`; outside, an error naming the value and the bounds.
     pub(in crate::parse) fn bounded_u32(
         &mut self,
         node: &Node<'_>,
         key: &str,
         (min, max): (u32, u32),
     ) -> Option<Sp<u32>> {
-        let i = self.int(node, key)?;
-        match u32::try_from(i.v) {
-            Ok(v) if (min..=max).contains(&v) => Some(i.with(v)),
-            _ => {
-                self.err(
-                    &i.span,
-                    &i.path,
-                    format!("{} is out of range: must be between {min} and {max}", i.v),
-                );
-                None
-            }
-        }
+        self.int(node, key, |i| {
+            u32::try_from(i)
+                .ok()
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| format!("{i} is out of range: must be between {min} and {max}"))
+        })
     }
 
     /// A humantime string (`"30m"`, `"1h 30m"`) or integer seconds.
@@ -146,8 +127,7 @@ impl Ctx<'_> {
         node: &Node<'_>,
         key: &str,
     ) -> Option<Sp<Duration>> {
-        let (path, span, item) = self.entry(node, key)?;
-        let parsed = match item.as_value() {
+        self.convert(node, key, |item| match item.as_value() {
             Some(Value::String(s)) => humantime::parse_duration(s.value().trim())
                 .map_err(|e| format!("invalid duration `{}`: {e}; use e.g. \"90s\", \"30m\", \"1h\" or integer seconds", s.value())),
             Some(Value::Integer(i)) => u64::try_from(*i.value())
@@ -157,14 +137,7 @@ impl Ctx<'_> {
                 "expected a duration such as \"30m\" or integer seconds, found {}",
                 type_name(item)
             )),
-        };
-        match parsed {
-            Ok(v) => Some(Sp { v, span, path }),
-            Err(msg) => {
-                self.err(&span, &path, msg);
-                None
-            }
-        }
+        })
     }
 
     /// A [`Self::duration`] within `min..=max`; outside, an error naming the value as
