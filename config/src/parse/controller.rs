@@ -22,15 +22,16 @@ pub(super) fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> 
         ],
         &[],
     );
-    let id = ctx.required(n, "id", Ctx::str).and_then(|id| {
-        if valid_name(&id.v, 31) {
-            return Some(id.v);
-        }
-        ctx.err(&id.span, &id.path, format!(
-            "`{}` must match ^[a-z0-9][a-z0-9-]{{0,30}}$ (lowercase letters, digits, dashes; at most 31)",
-            id.v
-        ));
-        None
+    let id = ctx.required(n, "id", |c, n, k| {
+        c.str_as(n, k, |id| {
+            if valid_name(id, 31) {
+                Ok(id.to_owned())
+            } else {
+                Err(format!(
+                    "`{id}` must match ^[a-z0-9][a-z0-9-]{{0,30}}$ (lowercase letters, digits, dashes; at most 31)"
+                ))
+            }
+        })
     });
     let poll_interval = ctx.defaulted(
         n,
@@ -44,9 +45,17 @@ pub(super) fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> 
         |c, n, k| c.bounded_duration(n, k, bounds::OFFLINE_AFTER).map(|d| d.v),
         || Controller::DEFAULT_OFFLINE_AFTER,
     );
-    let listen = ctx.defaulted(n, "listen", listen, || {
-        SocketAddr::from(([127, 0, 0, 1], 9252))
-    });
+    let listen = ctx.defaulted(
+        n,
+        "listen",
+        |c, n, k| {
+            c.str_as(n, k, |s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|_| format!("`{s}` is not an address such as 127.0.0.1:9252"))
+            })
+        },
+        || SocketAddr::from(([127, 0, 0, 1], 9252)),
+    );
     let state_dir = ctx.path(n, "state_dir");
     Some(Controller {
         id: id?,
@@ -55,20 +64,6 @@ pub(super) fn controller(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Controller> 
         listen: listen?,
         state_dir,
     })
-}
-
-/// `listen`: a socket address.
-fn listen(ctx: &mut Ctx<'_>, n: &Node<'_>, key: &str) -> Option<SocketAddr> {
-    let s = ctx.str(n, key)?;
-    let addr = s.v.parse::<SocketAddr>().ok();
-    if addr.is_none() {
-        ctx.err(
-            &s.span,
-            &s.path,
-            format!("`{}` is not an address such as 127.0.0.1:9252", s.v),
-        );
-    }
-    addr
 }
 
 #[cfg(test)]

@@ -76,16 +76,14 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
         &[],
     );
     let mark = ctx.mark();
-    let name = ctx.required(n, "name", Ctx::str).and_then(|s| {
-        if valid_name(&s.v, usize::MAX) {
-            return Some(s.v);
-        }
-        ctx.err(
-            &s.span,
-            &s.path,
-            format!("`{}` must match ^[a-z0-9][a-z0-9-]*$", s.v),
-        );
-        None
+    let name = ctx.required(n, "name", |c, n, k| {
+        c.str_as(n, k, |name| {
+            if valid_name(name, usize::MAX) {
+                Ok(name.to_owned())
+            } else {
+                Err(format!("`{name}` must match ^[a-z0-9][a-z0-9-]*$"))
+            }
+        })
     });
     let capacity = ctx.defaulted(
         n,

@@ -88,21 +88,16 @@ fn schedule(ctx: &mut Ctx<'_>, s: Sp<String>) -> Option<Schedule> {
 
 /// `timezone`: an IANA name; a wrong case gets a hint.
 fn timezone(ctx: &mut Ctx<'_>, n: &Node<'_>, key: &str) -> Option<Tz> {
-    let s = ctx.str(n, key)?;
-    let tz = s.v.parse::<Tz>().ok();
-    if tz.is_none() {
-        let hint = chrono_tz::TZ_VARIANTS
-            .iter()
-            .find(|tz| tz.name().eq_ignore_ascii_case(&s.v))
-            .map(|tz| format!(", did you mean `{}`?", tz.name()))
-            .unwrap_or_else(|| " (use an IANA name such as \"Europe/Berlin\")".to_owned());
-        ctx.err(
-            &s.span,
-            &s.path,
-            format!("unknown timezone `{}`{hint}", s.v),
-        );
-    }
-    tz
+    ctx.str_as(n, key, |s| {
+        s.parse::<Tz>().map_err(|_| {
+            let hint = chrono_tz::TZ_VARIANTS
+                .iter()
+                .find(|tz| tz.name().eq_ignore_ascii_case(s))
+                .map(|tz| format!(", did you mean `{}`?", tz.name()))
+                .unwrap_or_else(|| " (use an IANA name such as \"Europe/Berlin\")".to_owned());
+            format!("unknown timezone `{s}`{hint}")
+        })
+    })
 }
 
 #[cfg(test)]

@@ -174,20 +174,30 @@ impl Ctx<'_> {
         }
     }
 
-    /// An http(s) URL with a host.
-    pub(in crate::parse) fn url(&mut self, node: &Node<'_>, key: &str) -> Option<Url> {
+    /// A [`Self::str`] turned into a `T` by `parse`, or refused with its message.
+    pub(in crate::parse) fn str_as<T>(
+        &mut self,
+        node: &Node<'_>,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let s = self.str(node, key)?;
-        match Url::parse(&s.v) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-            Ok(_) => {
-                self.err(&s.span, &s.path, format!("`{}` is not an http(s) URL", s.v));
-                None
-            }
-            Err(e) => {
-                self.err(&s.span, &s.path, format!("invalid URL `{}`: {e}", s.v));
+        match parse(&s.v) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.err(&s.span, &s.path, msg);
                 None
             }
         }
+    }
+
+    /// An http(s) URL with a host.
+    pub(in crate::parse) fn url(&mut self, node: &Node<'_>, key: &str) -> Option<Url> {
+        self.str_as(node, key, |s| match Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+            Ok(_) => Err(format!("`{s}` is not an http(s) URL")),
+            Err(e) => Err(format!("invalid URL `{s}`: {e}")),
+        })
     }
 
     /// One of `choices` (TOML spelling → value).
@@ -197,23 +207,19 @@ impl Ctx<'_> {
         key: &str,
         choices: &[(&str, T)],
     ) -> Option<T> {
-        let s = self.str(node, key)?;
-        match choices.iter().find(|(name, _)| *name == s.v) {
-            Some((_, v)) => Some(*v),
-            None => {
-                let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
-                self.err(
-                    &s.span,
-                    &s.path,
-                    format!(
-                        "unknown value `{}`, expected one of {}",
-                        s.v,
+        self.str_as(node, key, |s| {
+            match choices.iter().find(|(name, _)| *name == s) {
+                Some((_, v)) => Ok(*v),
+                None => {
+                    let names: Vec<String> =
+                        choices.iter().map(|(n, _)| format!("`{n}`")).collect();
+                    Err(format!(
+                        "unknown value `{s}`, expected one of {}",
                         names.join(", ")
-                    ),
-                );
-                None
+                    ))
+                }
             }
-        }
+        })
     }
 
     /// [`Self::choice`], the first choice when unset; `None` when set but wrong.
