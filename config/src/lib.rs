@@ -9,6 +9,10 @@
 //! # Layout
 //!
 //! * [`parse`] / [`load`]: entry points; [`ConfigErrors`] lists every problem found.
+//! * `parse/`: the text-to-[`Config`] step. `parse/reader` is the positioned reader
+//!   (typed values with spans, unknown keys, durations, bounds, secrets, errors with
+//!   file:line:col); `controller`, `gitlab`, `openstack` and `pools/` (`server`,
+//!   `runner`, `bootstrap`, `periods`) read one section each.
 //! * `model`: [`Config`] and the section types other crates use.
 //! * `policy`: [`Policy`], [`Period`], [`Pool::policy_at`], [`Pool::next_transition`].
 //! * [`schedule`]: 5/7-field cron windows and the DST rule.
