@@ -5,6 +5,7 @@
 
 mod bootstrap;
 pub mod controller;
+#[cfg(feature = "dev")]
 mod dev;
 mod simulate;
 mod validate;
