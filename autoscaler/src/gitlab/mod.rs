@@ -17,6 +17,10 @@
 //!   Jobs run so far are counted incrementally ([`counter`]). Runner lists are offset-paged
 //!   and checked ([`paging`]): truncated or inconsistent is an error, never a short list.
 //! * Scope entries that cannot be read are skipped and reported ([`GitLab::skipped_scope`]).
+//! * Read-only calls for the check plugin, which has no client of its own:
+//!   [`GitLabAdapter::new`] (no startup probe), [`GitLabAdapter::runner_candidates`] and
+//!   [`GitLabAdapter::runner_state`] (state from the list, ownership by the same rule),
+//!   [`GitLabAdapter::queued_jobs`] (pending jobs with project and queue time).
 //!
 //! The token lives only inside the transport; no error, log line or `Debug` output of this
 //! module contains one.
