@@ -440,7 +440,7 @@ async fn an_off_peak_period_shrinks_the_warm_pool_and_its_end_restores_it() {
     )
     .await;
     w.start();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let second = || chrono::Utc::now().timestamp().rem_euclid(60);
     // Whichever half it starts in, the pool is seen in both. The first look waits until the
     // controller has been up for a while (its start-up warm-up takes two runner listings), so
