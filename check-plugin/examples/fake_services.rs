@@ -1,5 +1,6 @@
-//! Runs the check plugin's fakes (GitLab, Keystone/Nova, controller `/status`) for
-//! `tests/icinga/run.sh` and the benchmark. Not part of the plugin.
+//! Runs the check plugin's scenarios on the project's shared fakes (`autoscaler-fakes`:
+//! GitLab, Keystone/Nova) plus a controller `/status`, for `tests/icinga/run.sh` and the
+//! benchmark. Not part of the plugin.
 //!
 //! ```text
 //! cargo run -p autoscaler-check --example fake_services -- DIR [SCENARIO...]
@@ -10,7 +11,7 @@
 //! everything listens), then serves until stdin closes or the process is killed. The token
 //! and password the fakes accept are in `DIR/env` (`FAKE_GITLAB_TOKEN`, `OS_PASSWORD`).
 
-#[path = "../tests/support/fake.rs"]
+#[path = "../tests/support/scenario.rs"]
 mod fake;
 
 use std::path::PathBuf;
@@ -47,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             dir.join(format!("{name}.toml")),
             f.config(controller_up, closed),
         )?;
-        println!("{name} http://{}", f.addr);
+        println!("{name} {}", f.gitlab.url());
         running.push(f);
     }
     std::fs::write(
@@ -71,10 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     })
     .await?;
-    let total: u64 = running
-        .iter()
-        .map(|f| f.requests.load(std::sync::atomic::Ordering::Relaxed))
-        .sum();
+    let total: u64 = running.iter().map(Fake::requests).sum();
     eprintln!("fake services: {total} requests served");
     Ok(())
 }

@@ -95,6 +95,14 @@ pub enum SourceError {
         /// From which origin to which.
         reason: String,
     },
+    /// A read of the controller's GitLab adapter failed.
+    #[error("{what}: {reason}")]
+    GitLab {
+        /// The read, e.g. `gitlab runner list`.
+        what: &'static str,
+        /// The request and what GitLab answered (never a token).
+        reason: String,
+    },
     /// Something the configuration or the environment lacks.
     #[error("{0}")]
     Setup(String),

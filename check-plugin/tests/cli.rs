@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{DateTime, Utc};
-use support::fake::{self, Fake, World};
+use support::scenario::{self as fake, Fake, World};
 
 const NOW: &str = "2026-03-02T12:00:00Z";
 

@@ -1,5 +1,6 @@
-//! The live source against the fakes at the HTTP level: paging (GitLab offset pages, Nova
-//! markers), the ownership filters, runner/server pairing, quota, jobs and `/status`.
+//! The live source against the shared HTTP fakes (`autoscaler-fakes`): paging (GitLab
+//! offset pages, Nova markers), the ownership rule, runner/server pairing, quota, jobs and
+//! `/status`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use autoscaler_check::model::{Fetched, RunnerStatus, ServerStatus, Snapshot};
 use autoscaler_check::{LiveSource, Progress, Source, Subcheck};
 use chrono::{DateTime, TimeDelta, Utc};
-use support::fake::{self, Fake, World};
+use support::scenario::{self as fake, Fake, World};
 
 fn env() -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -33,7 +34,7 @@ async fn snapshot(world: World, now: DateTime<Utc>) -> (Snapshot, Progress, u64)
     .await
     .expect("in time")
     .expect("snapshot");
-    let requests = f.requests.load(std::sync::atomic::Ordering::Relaxed);
+    let requests = f.requests();
     (snap, progress, requests)
 }
 
@@ -135,7 +136,10 @@ async fn missing_openstack_password_fails_only_the_openstack_parts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_scope_reads_pending_jobs_through_graphql_pages() {
     let now = Utc::now();
-    let w = World::scenario("warning", now).unwrap();
+    let mut w = World::scenario("warning", now).unwrap();
+    for j in &mut w.jobs {
+        j.queued_at = j.created_at + TimeDelta::seconds(10);
+    }
     let created: Vec<_> = w.jobs.iter().map(|j| (j.id, j.created_at)).collect();
     let f = Fake::start(w).await.unwrap();
     let text = f

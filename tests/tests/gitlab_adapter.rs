@@ -1239,9 +1239,19 @@ async fn adapter_refuses_a_body_over_the_limit_naming_the_path() {
     assert!(!msg.contains('?'), "no query in the message: {msg}");
 }
 
+/// The check plugin's GitLab source (the controller's adapter underneath) for controller
+/// `ctl` with one instance-runner pool, so runners are listed with `/runners/all`.
 fn check_client(url: &str) -> autoscaler_check::source::gitlab::GitLab {
+    let text = format!(
+        "[controller]\nid = \"ctl\"\n\n[gitlab]\nurl = \"{url}\"\ntoken_env = \"T\"\n\n\
+         [gitlab.scope]\nprojects = [1]\n\n[openstack]\nauth_url = \"http://127.0.0.1:1/v3\"\n\
+         username = \"u\"\nproject_name = \"p\"\npassword_env = \"P\"\n\n[[pools]]\n\
+         name = \"docker\"\nlimit = 1\n[pools.server]\nflavor = \"f\"\nimage = \"i\"\n\
+         networks = [\"n\"]\n[pools.runner]\ntags = [\"docker\"]\n"
+    );
+    let config = autoscaler_config::parse(&text, "check.toml").unwrap();
     autoscaler_check::source::gitlab::GitLab::new(
-        url.parse().unwrap(),
+        &config,
         SecretString::from(ADMIN_TOKEN),
         Duration::from_secs(5),
     )
@@ -1254,7 +1264,7 @@ async fn check_plugin_never_sends_the_token_on_a_cross_origin_redirect() {
     let gitlab = redirector(elsewhere.clone()).await;
     let progress = autoscaler_check::Progress::default();
     let err = check_client(&gitlab)
-        .runners(true, "ctl-", &[], &progress)
+        .runners(&[], &progress)
         .await
         .unwrap_err();
     let s = seen.lock().unwrap();
@@ -1275,7 +1285,7 @@ async fn check_plugin_refuses_a_body_over_the_limit() {
     let (url, _) = recording_server(huge_list).await;
     let progress = autoscaler_check::Progress::default();
     let err = check_client(&url)
-        .runners(true, "ctl-", &[], &progress)
+        .runners(&[], &progress)
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -1292,11 +1302,11 @@ async fn check_plugin_refuses_a_runner_list_that_shifted_between_pages() {
     let (others, ours) = ours_first_on_page_two(&f, &a).await;
     let progress = autoscaler_check::Progress::default();
     let check = check_client(&f.url());
-    let whole = check.runners(true, "ctl-", &[], &progress).await.unwrap();
+    let whole = check.runners(&[], &progress).await.unwrap();
     assert_eq!(whole.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ours]);
     f.delete_runner_after_list_page(1, others[0]);
     let err = check
-        .runners(true, "ctl-", &[], &progress)
+        .runners(&[], &progress)
         .await
         .expect_err("a shifted listing must be an error, not a list without our runner");
     let msg = err.to_string();

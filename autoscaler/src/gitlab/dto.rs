@@ -23,13 +23,25 @@ macro_rules! listed {
 
 listed!(Job, RunnerJob, Runner, Project);
 
-/// `Job` entity of `GET /projects/:id/jobs` (only what the planner needs).
+/// `Job` entity of `GET /projects/:id/jobs` (what the planner and the check plugin need).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Job {
     pub id: u64,
     #[serde(default)]
     pub tag_list: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Seconds since the job was queued (for a pending job: until the answer was made).
+    #[serde(default)]
+    pub queued_duration: Option<f64>,
+    #[serde(default)]
+    pub pipeline: Option<Pipeline>,
+}
+
+/// The `pipeline` of a [`Job`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct Pipeline {
+    #[serde(default)]
+    pub project_id: Option<u64>,
 }
 
 /// `JobBasicWithProject` of `GET /runners/:id/jobs`.
@@ -45,7 +57,7 @@ pub(crate) struct RunnerJob {
 }
 
 /// `Runner` entity of `GET /runners` and `GET /runners/all`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Runner {
     pub id: u64,
     #[serde(default)]
@@ -60,6 +72,8 @@ pub(crate) struct Runner {
     /// `active` (running a job) or `idle`; absent on older GitLab versions.
     #[serde(default)]
     pub job_execution_status: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 impl Runner {
@@ -153,6 +167,15 @@ pub(crate) struct GraphQlJob {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub queued_at: Option<DateTime<Utc>>,
+    /// `project { id }`, a global id.
+    #[serde(default)]
+    pub project: Option<GraphQlId>,
+}
+
+/// An object of which only the global id was asked for.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphQlId {
+    pub id: String,
 }
 
 /// Numeric id at the end of a GraphQL global id.

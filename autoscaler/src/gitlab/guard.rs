@@ -1,6 +1,7 @@
-//! What every HTTP client that carries the GitLab token must do, shared by the adapter and
-//! the check plugin: follow redirects only within the configured origin, read bodies up to a
-//! size limit, and warn about plain `http://` to another machine.
+//! What every HTTP client that carries the GitLab token must do (the adapter's, which the
+//! check plugin uses too; the check's `/status` reader also reads bodies with
+//! [`read_limited`]): follow redirects only within the configured origin, read bodies up to
+//! a size limit, and warn about plain `http://` to another machine.
 //!
 //! Why: `reqwest` drops `Authorization` and cookies when a redirect changes host, but
 //! forwards every other header, `PRIVATE-TOKEN` included; and GitLab answers redirects for

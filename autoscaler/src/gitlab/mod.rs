@@ -17,6 +17,10 @@
 //!   Jobs run so far are counted incrementally ([`counter`]). Runner lists are offset-paged
 //!   and checked ([`paging`]): truncated or inconsistent is an error, never a short list.
 //! * Scope entries that cannot be read are skipped and reported ([`GitLab::skipped_scope`]).
+//! * Read-only calls for the check plugin, which has no client of its own:
+//!   [`GitLabAdapter::new`] (no startup probe), [`GitLabAdapter::runner_candidates`] and
+//!   [`GitLabAdapter::runner_state`] (state from the list, ownership by the same rule),
+//!   [`GitLabAdapter::queued_jobs`] (pending jobs with project and queue time).
 //!
 //! The token lives only inside the transport; no error, log line or `Debug` output of this
 //! module contains one.
@@ -188,7 +192,7 @@ struct JobsState {
 #[derive(Debug)]
 struct ProjectState {
     cadence: Cadence,
-    last: Option<(Instant, Vec<PendingJob>)>,
+    last: Option<(Instant, Vec<QueuedJob>)>,
     /// Last poll attempt (good or not): the round-robin order.
     polled_at: Option<Instant>,
     /// Why the last poll failed (cleared by a good one), for `skipped_scope`.
@@ -226,6 +230,71 @@ pub struct PollStats {
     pub deferred: usize,
 }
 
+/// A pending job as [`GitLabAdapter::queued_jobs`] reports it: the planner's
+/// [`PendingJob`] plus its project and GitLab's own queue time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedJob {
+    /// Job id.
+    pub id: u64,
+    /// Its project (`pipeline.project_id`, else the polled project when configured by id;
+    /// GraphQL `project { id }`); `None` when GitLab did not say.
+    pub project_id: Option<u64>,
+    /// The job's tags.
+    pub tags: BTreeSet<String>,
+    /// When the job was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it entered the queue (GraphQL `queuedAt`); `None` from the REST list.
+    pub queued_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// How long it had been queued when GitLab answered (REST `queued_duration`).
+    pub queued_for: Option<Duration>,
+}
+
+impl QueuedJob {
+    /// The planner's view: queued since `queuedAt` when GitLab gave it, else since creation.
+    pub fn pending(&self) -> PendingJob {
+        PendingJob {
+            id: self.id,
+            tags: self.tags.clone(),
+            queued_since: self.queued_at.unwrap_or(self.created_at),
+        }
+    }
+}
+
+/// A runner of the runner list whose description carries this controller's prefix: a
+/// candidate, not yet known to be ours (see [`GitLabAdapter::runner_candidates`]).
+#[derive(Debug, Clone)]
+pub struct RunnerCandidate {
+    /// Runner id.
+    pub id: RunnerId,
+    /// Description as listed.
+    pub description: String,
+    item: dto::Runner,
+}
+
+/// A runner this controller owns, as GitLab reports it now (see
+/// [`GitLabAdapter::runner_state`]). State comes from the runner list; `contacted_at`
+/// and the ownership marker from the runner's details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerState {
+    /// Runner id.
+    pub id: RunnerId,
+    /// Description (the server name).
+    pub description: String,
+    /// Pool from the maintenance note, if it names one.
+    pub pool: Option<String>,
+    /// REST `status` from the list: `online`, `offline`, `stale`, `never_contacted`, or
+    /// `paused` (GitLab before 16 for paused runners); `None` when the list lacks it.
+    pub status: Option<String>,
+    /// `active` (running a job) or `idle` from the list; `None` on GitLab before 15.8.
+    pub job_execution_status: Option<String>,
+    /// Paused (parked or draining).
+    pub paused: bool,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last contact (details only); `None` when never contacted.
+    pub contacted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 // === impl GitLabAdapter ===
 
 impl GitLabAdapter {
@@ -238,12 +307,9 @@ impl GitLabAdapter {
     /// [`GitLabError::Auth`] when the token is refused (not retried), or the last transient
     /// error after `connect_attempts` tries.
     pub async fn connect(settings: GitLabSettings, token: SecretString) -> GitLabResult<Self> {
-        let transport = Transport::new(
-            &settings.url,
-            &token,
-            settings.request_timeout,
-            settings.max_body,
-        )?;
+        let adapter = Self::new(settings, &token)?;
+        let transport = &adapter.transport;
+        let settings = &adapter.settings;
         let user = transport.rest_url("user")?;
         let mut wait = settings.connect_backoff;
         let mut attempt = 1;
@@ -263,6 +329,24 @@ impl GitLabAdapter {
             wait = (wait * 2).min(Duration::from_secs(60));
             attempt += 1;
         }
+        Ok(adapter)
+    }
+
+    /// The adapter without the startup check of [`GitLabAdapter::connect`] (no request is
+    /// sent): for one-shot readers such as the check plugin, whose first real request
+    /// reports an unreachable GitLab or a refused token just as well. Warns when the URL is
+    /// plain `http://` to a non-loopback host.
+    ///
+    /// # Errors
+    ///
+    /// [`GitLabError::Misconfigured`] for an unusable URL or token.
+    pub fn new(settings: GitLabSettings, token: &SecretString) -> GitLabResult<Self> {
+        let transport = Transport::new(
+            &settings.url,
+            token,
+            settings.request_timeout,
+            settings.max_body,
+        )?;
         let budget = Budget::new(settings.jobs_per_minute, Duration::from_secs(60));
         let jobs = JobsState {
             projects: BTreeMap::new(),
@@ -309,6 +393,23 @@ impl GitLabAdapter {
     ///
     /// As [`GitLab::pending_jobs`].
     pub async fn pending_jobs_with_stats(&self) -> GitLabResult<(Vec<PendingJob>, PollStats)> {
+        let (jobs, stats) = self.queued_jobs_with_stats().await?;
+        Ok((jobs.iter().map(QueuedJob::pending).collect(), stats))
+    }
+
+    /// The pending jobs of the scope with their project and queue time ([`QueuedJob`]),
+    /// read exactly as [`GitLab::pending_jobs`] reads them (same requests, budget and
+    /// skipped entries, see [`GitLab::skipped_scope`]). For readers that report jobs, such
+    /// as the check plugin.
+    ///
+    /// # Errors
+    ///
+    /// As [`GitLab::pending_jobs`].
+    pub async fn queued_jobs(&self) -> GitLabResult<Vec<QueuedJob>> {
+        Ok(self.queued_jobs_with_stats().await?.0)
+    }
+
+    async fn queued_jobs_with_stats(&self) -> GitLabResult<(Vec<QueuedJob>, PollStats)> {
         if self.settings.scope.instance {
             let jobs = self.instance_pending().await;
             self.set_skipped(Vec::new());
@@ -358,7 +459,7 @@ impl GitLabAdapter {
             stats.deferred = due.len() - cap;
             due.truncate(cap);
         }
-        let results: Vec<(String, GitLabResult<Vec<PendingJob>>)> = stream::iter(due)
+        let results: Vec<(String, GitLabResult<Vec<QueuedJob>>)> = stream::iter(due)
             .map(|key| async move {
                 let result = self.poll_project(&key).await;
                 (key, result)
@@ -416,7 +517,7 @@ impl GitLabAdapter {
         }
         // Every project's last good poll when recent enough; the others are reported.
         let now = Instant::now();
-        let mut all: BTreeMap<u64, PendingJob> = BTreeMap::new();
+        let mut all: BTreeMap<u64, QueuedJob> = BTreeMap::new();
         let mut read = 0usize;
         let mut waiting: Vec<&String> = Vec::new();
         for key in &keys {
@@ -611,7 +712,7 @@ impl GitLabAdapter {
     }
 
     /// Pending jobs of one project, keyset-paged; each page costs one budget unit.
-    async fn poll_project(&self, key: &str) -> GitLabResult<Vec<PendingJob>> {
+    async fn poll_project(&self, key: &str) -> GitLabResult<Vec<QueuedJob>> {
         let ep = Jobs::builder()
             .project(key)
             .scope(JobScope::Pending)
@@ -636,10 +737,21 @@ impl GitLabAdapter {
             }
             let reply = self.transport.send(&what, Method::GET, &url, None).await?;
             let jobs: Vec<dto::Job> = reply.json(&what)?;
-            out.extend(jobs.into_iter().map(|j| PendingJob {
-                id: j.id,
-                tags: j.tag_list.into_iter().collect(),
-                queued_since: j.created_at,
+            out.extend(jobs.into_iter().map(|j| {
+                QueuedJob {
+                    id: j.id,
+                    project_id: j
+                        .pipeline
+                        .and_then(|p| p.project_id)
+                        .or_else(|| key.parse().ok()),
+                    tags: j.tag_list.into_iter().collect(),
+                    created_at: j.created_at,
+                    queued_at: None,
+                    queued_for: j
+                        .queued_duration
+                        .filter(|d| d.is_finite() && *d >= 0.0)
+                        .map(Duration::from_secs_f64),
+                }
             }));
             match reply.next_link() {
                 Some(next) => url = next_page_url(&url, &next, &what)?,
@@ -650,8 +762,8 @@ impl GitLabAdapter {
     }
 
     /// Instance-wide pending jobs through the admin GraphQL `jobs(statuses: [PENDING])`.
-    async fn instance_pending(&self) -> GitLabResult<Vec<PendingJob>> {
-        const QUERY: &str = "query($after: String) { jobs(statuses: [PENDING], first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { id status tags createdAt queuedAt } } }";
+    async fn instance_pending(&self) -> GitLabResult<Vec<QueuedJob>> {
+        const QUERY: &str = "query($after: String) { jobs(statuses: [PENDING], first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { id status tags createdAt queuedAt project { id } } } }";
         let what = "graphql pending jobs";
         let url = self.transport.instance_url("api/graphql")?;
         let mut after: Option<String> = None;
@@ -687,10 +799,13 @@ impl GitLabAdapter {
                     what: what.to_string(),
                     message: format!("job id {:?} is not a global id", n.id),
                 })?;
-                out.push(PendingJob {
+                out.push(QueuedJob {
                     id,
+                    project_id: n.project.and_then(|p| dto::gid_number(&p.id)),
                     tags: n.tags.into_iter().collect(),
-                    queued_since: n.queued_at.unwrap_or(n.created_at),
+                    created_at: n.created_at,
+                    queued_at: n.queued_at,
+                    queued_for: None,
                 });
             }
             if !jobs.page_info.has_next_page {
@@ -928,6 +1043,74 @@ impl GitLabAdapter {
         let totals = counter.update(&seen);
         self.counters.lock().await.insert(id, counter);
         Ok(totals)
+    }
+
+    /// The runners whose description starts with `<controller-id>-`, from one read of
+    /// `GET /runners` (or `/runners/all`, see [`GitLabSettings::list_all_runners`]), offset
+    /// paged and checked. Candidates only: ownership also needs the maintenance note,
+    /// which [`GitLabAdapter::runner_state`] reads.
+    ///
+    /// # Errors
+    ///
+    /// A [`GitLabError`] when the list cannot be read completely.
+    pub async fn runner_candidates(&self) -> GitLabResult<Vec<RunnerCandidate>> {
+        Ok(self
+            .candidate_runners()
+            .await?
+            .into_iter()
+            .map(|item| RunnerCandidate {
+                id: item.id,
+                description: item.description.clone().unwrap_or_default(),
+                item,
+            })
+            .collect())
+    }
+
+    /// A candidate's state when this controller owns it (the one rule,
+    /// [`runner_ownership`]: description prefix and [`crate::ports::RUNNER_MARKER`] in the
+    /// maintenance note); `None` when it does not, or when it was deleted since the list
+    /// (404). `status`, `job_execution_status` and `paused` come from the list; one
+    /// `GET /runners/:id` is still needed per candidate, because GitLab's runner list
+    /// (`Runner` entity) has neither `maintenance_note` nor `contacted_at`: both are
+    /// `RunnerDetails` only (`lib/api/entities/ci/runner_details.rb`, docs `api/runners`,
+    /// "Get runner's details").
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the details request other than 404.
+    pub async fn runner_state(&self, c: &RunnerCandidate) -> GitLabResult<Option<RunnerState>> {
+        let id = c.id;
+        let ep = Runner::builder()
+            .runner(id)
+            .build()
+            .map_err(|e| misconfigured(e.to_string()))?;
+        let what = format!("runner {id}");
+        let details: dto::RunnerDetails = match self.transport.send_endpoint(&what, &ep).await {
+            Ok(reply) => reply.json(&what)?,
+            Err(GitLabError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let description = details
+            .description
+            .clone()
+            .unwrap_or_else(|| c.description.clone());
+        let Some(pool) = runner_ownership(
+            &self.settings.controller,
+            &description,
+            details.maintenance_note.as_deref(),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(RunnerState {
+            id,
+            description,
+            pool,
+            status: c.item.status.clone(),
+            job_execution_status: c.item.job_execution_status.clone(),
+            paused: c.item.is_paused().unwrap_or_else(|| details.is_paused()),
+            created_at: c.item.created_at.unwrap_or(details.created_at),
+            contacted_at: details.contacted_at,
+        }))
     }
 
     /// Lists candidate runners (description prefix) with `GET /runners` or `/runners/all`.

@@ -1,9 +1,9 @@
 //! Where a [`Snapshot`] comes from: the [`Source`] trait, the stage reporter
 //! ([`Progress`]) that lets a timeout say how far the check got, and the live source.
 //!
-//! The live source ([`LiveSource`]) reads GitLab's REST API directly ([`gitlab`]), OpenStack
-//! through the autoscaler crate's client ([`openstack`]) and the controller's `/status`
-//! ([`controller`]), concurrently. It works whether the controller runs or not: only the
+//! The live source ([`LiveSource`]) reads GitLab ([`gitlab`]) and OpenStack ([`openstack`])
+//! through the controller's own adapters (`autoscaler::gitlab`, `autoscaler::openstack`),
+//! and the controller's `/status` ([`controller`]), concurrently. It works whether the controller runs or not: only the
 //! controller subcheck needs the controller.
 
 pub mod controller;
@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use autoscaler_config::{Config, Env, RunnerType};
+use autoscaler_config::{Config, Env};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
@@ -155,22 +155,12 @@ impl Source for LiveSource {
         let need_queue = wanted.contains(&Subcheck::Queue);
         let need_controller = wanted.contains(&Subcheck::Controller);
         let pools = pools_of(&self.config);
-        let prefix = format!("{}-", self.config.controller.id);
         let pool_names: Vec<String> = pools.iter().map(|p| p.name.clone()).collect();
 
         let gl = match &self.token {
-            Ok(t) => Ok(gitlab::GitLab::new(
-                self.config.gitlab.url.clone(),
-                t.clone(),
-                self.timeout,
-            )?),
+            Ok(t) => Ok(gitlab::GitLab::new(&self.config, t.clone(), self.timeout)?),
             Err(m) => Err(m.clone()),
         };
-        let all_runners = self
-            .config
-            .pools
-            .iter()
-            .any(|p| matches!(p.runner.runner_type, RunnerType::Instance));
 
         let runners = async {
             if !need_runners {
@@ -178,10 +168,7 @@ impl Source for LiveSource {
             }
             match &gl {
                 Err(m) => Fetched::Failed(m.clone()),
-                Ok(gl) => match gl
-                    .runners(all_runners, &prefix, &pool_names, progress)
-                    .await
-                {
+                Ok(gl) => match gl.runners(&pool_names, progress).await {
                     Ok(r) => {
                         progress.done("gitlab runners");
                         Fetched::Ok(r)
@@ -196,10 +183,7 @@ impl Source for LiveSource {
             }
             match &gl {
                 Err(m) => Fetched::Failed(m.clone()),
-                Ok(gl) => match gl
-                    .pending_jobs(&self.config.gitlab.scope, now, progress)
-                    .await
-                {
+                Ok(gl) => match gl.pending_jobs(now, progress).await {
                     Ok(j) => {
                         progress.done("gitlab jobs");
                         Fetched::Ok(j)

@@ -1,3 +1,3 @@
 //! Test support shared by the integration tests.
 
-pub mod fake;
+pub mod scenario;

@@ -325,6 +325,19 @@ impl FakeOpenStack {
         self.shared.snapshot.subscribe()
     }
 
+    /// Adds a server that already exists (as an earlier controller run, or someone else,
+    /// left it): no create request, no quota check, no boot. `project_id` empty means the
+    /// first user's project; status BUILD, ACTIVE or ERROR (with `fault`). Returns it as
+    /// stored (creation time in whole seconds, as Nova reports it).
+    pub fn insert_server(&self, server: FakeServer) -> FakeServer {
+        let mut st = self.shared.lock();
+        let stored = st.insert_server(server);
+        if self.shared.snapshot.receiver_count() > 0 {
+            self.shared.snapshot.send_replace(st.snapshot());
+        }
+        stored
+    }
+
     /// The next create is answered with `status` and Nova's error body carrying `message`
     /// (a status that is not valid HTTP becomes 500). Calls queue up.
     pub fn fail_next_create(&self, status: u16, message: impl Into<String>) {

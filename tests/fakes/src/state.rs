@@ -372,6 +372,53 @@ impl State {
         Ok((record, boot))
     }
 
+    /// Adds a server that already exists, without a create request or a quota check: in
+    /// BUILD, ACTIVE or ERROR as `server.status` says (ERROR with `server.fault`), in the
+    /// first user's project when `server.project_id` is empty, of its named flavor (else
+    /// the first one). Returns the server as stored.
+    pub fn insert_server(&mut self, mut server: FakeServer) -> FakeServer {
+        if server.project_id.is_empty() {
+            let project = self.users.first().map_or("demo", |u| u.project.as_str());
+            server.project_id = State::project(project).id;
+        }
+        let user_id = self
+            .users
+            .first()
+            .map(|u| State::user_id(&u.name))
+            .unwrap_or_default();
+        let flavor = self
+            .flavors
+            .iter()
+            .find(|f| f.name == server.flavor)
+            .or(self.flavors.first())
+            .cloned()
+            .unwrap_or_else(|| FakeFlavor::new(&server.flavor, 1, 1024, 10));
+        server.flavor = flavor.name.clone();
+        server.created = server.created.trunc_subsecs(0);
+        let vm_status = match server.status {
+            FakeStatus::Build => "BUILD",
+            FakeStatus::Error => "ERROR",
+            FakeStatus::Active | FakeStatus::Deleting => "ACTIVE",
+        };
+        self.seq += 1;
+        let record = Record {
+            seq: self.seq,
+            user_data: None,
+            vm_status,
+            deleting: server.status == FakeStatus::Deleting,
+            boot_fault: None,
+            flavor,
+            security_groups: vec!["default".into()],
+            user_id,
+            updated: server.created,
+            launched_at: (server.status == FakeStatus::Active).then_some(server.created),
+            availability_zone: "nova".into(),
+            server: server.clone(),
+        };
+        self.servers.insert(server.id.clone(), record);
+        server
+    }
+
     fn check_quota(&self, project: &Project, flavor: &FakeFlavor) -> Result<(), ApiError> {
         let (n, cores, ram) = self.usage(&project.id);
         let q = self.quota;

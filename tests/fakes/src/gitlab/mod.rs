@@ -140,6 +140,7 @@ impl FakeGitLabServer {
                 runner: None,
                 killed: false,
                 created_at,
+                queued_at: created_at,
                 started_at: None,
                 finished_at: None,
                 started: None,
@@ -172,6 +173,56 @@ impl FakeGitLabServer {
             .control
             .forbidden_projects
             .insert(project);
+    }
+
+    /// Sets when a job was created and when it became pending (`queued_at`, at or after
+    /// `created_at`: a job of a later stage waits as `created` first). GitLab's
+    /// `queued_duration` and GraphQL `queuedAt` follow `queued_at`.
+    pub fn set_job_times(
+        &self,
+        job: u64,
+        created_at: chrono::DateTime<chrono::Utc>,
+        queued_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        if let Some(j) = lock(&self.shared).world.jobs.get_mut(&job) {
+            j.created_at = created_at;
+            j.queued_at = queued_at.max(created_at);
+        }
+    }
+
+    /// Adds one `instance_type` runner directly (no request) with this description and
+    /// maintenance note, never contacted; returns its id. Unlike `POST /user/runners` this
+    /// needs no token, so tests can seed runners as an administrator (or an earlier
+    /// controller run) left them.
+    pub fn add_runner(&self, description: &str, maintenance_note: &str) -> u64 {
+        let id = self.add_runners(1, "").first().copied().unwrap_or_default();
+        if let Some(r) = lock(&self.shared).world.runners.get_mut(&id) {
+            r.description = description.to_string();
+            r.maintenance_note = maintenance_note.to_string();
+        }
+        id
+    }
+
+    /// The next object created (group, project, job, runner) gets id `next`, when that is
+    /// above every id given so far (ids only grow, as in GitLab). Lets a test pin the ids
+    /// its expected output names.
+    pub fn set_next_id(&self, next: u64) {
+        let mut s = lock(&self.shared);
+        s.world.next_id = s.world.next_id.max(next);
+    }
+
+    /// The fake's wall clock stands still at `now` from here on (runner statuses,
+    /// `queued_duration` and creation times are computed from it), so a test can pin the
+    /// time its expected output names. Job durations still run on `tokio::time`.
+    pub fn freeze_clock(&self, now: chrono::DateTime<chrono::Utc>) {
+        let mut s = lock(&self.shared);
+        s.world.frozen_at = Some(now);
+        s.world.clock_offset = chrono::Duration::zero();
+    }
+
+    /// Every token is refused with 401 from now on, as after it was revoked or expired.
+    pub fn revoke_tokens(&self) {
+        lock(&self.shared).control.tokens_revoked = true;
     }
 
     /// Adds `n` runners directly (no request), described `<prefix><id>`, of `runner_type`

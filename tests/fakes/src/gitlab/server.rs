@@ -37,6 +37,8 @@ pub(crate) struct Control {
     pub forbidden_groups: BTreeSet<u64>,
     /// Projects whose jobs answer 403, by id.
     pub forbidden_projects: BTreeSet<u64>,
+    /// Every token is refused (401), as after it was revoked.
+    pub tokens_revoked: bool,
 }
 
 impl Default for Control {
@@ -52,6 +54,7 @@ impl Default for Control {
             delete_after_list_page: Vec::new(),
             forbidden_groups: BTreeSet::new(),
             forbidden_projects: BTreeSet::new(),
+            tokens_revoked: false,
         }
     }
 }
@@ -312,6 +315,9 @@ pub(crate) async fn handle(
                 .map(str::to_string)
         });
     let admin = match token.as_deref() {
+        _ if inner.control.tokens_revoked => {
+            return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+        }
         Some(ADMIN_TOKEN) => true,
         Some(USER_TOKEN) => false,
         _ => return message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
@@ -792,9 +798,10 @@ fn graphql(world: &World, admin: bool, body: &[u8]) -> Response {
                 "status": "PENDING",
                 "tags": j.tags,
                 "createdAt": j.created_at,
-                "queuedAt": j.created_at,
-                "queuedDuration": (world.now() - j.created_at).num_milliseconds() as f64 / 1000.0,
-                "project": { "fullPath": world.projects.get(&j.project).map(|p| p.path.clone()) },
+                "queuedAt": j.queued_at,
+                "queuedDuration": (world.now() - j.queued_at).num_milliseconds() as f64 / 1000.0,
+                "project": { "id": format!("gid://gitlab/Project/{}", j.project),
+                             "fullPath": world.projects.get(&j.project).map(|p| p.path.clone()) },
                 "pipeline": { "id": format!("gid://gitlab/Ci::Pipeline/{}", j.id) },
                 "runner": null,
             })

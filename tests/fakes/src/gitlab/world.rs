@@ -50,6 +50,9 @@ pub struct Job {
     /// Its runner was deleted while it ran.
     pub killed: bool,
     pub(crate) created_at: DateTime<Utc>,
+    /// When it became pending (`queued_at`); later than `created_at` for a job that waited
+    /// for an earlier stage.
+    pub(crate) queued_at: DateTime<Utc>,
     pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
     pub(crate) started: Option<Instant>,
@@ -122,6 +125,8 @@ pub struct World {
     pub(crate) groups: BTreeMap<u64, Group>,
     pub(crate) deleted_runners: BTreeSet<u64>,
     pub(crate) clock_offset: chrono::Duration,
+    /// Set by [`crate::gitlab::FakeGitLabServer::freeze_clock`]: the wall clock stands still.
+    pub(crate) frozen_at: Option<DateTime<Utc>>,
     pub(crate) capacity: usize,
 }
 
@@ -135,6 +140,7 @@ impl Default for World {
             groups: BTreeMap::new(),
             deleted_runners: BTreeSet::new(),
             clock_offset: chrono::Duration::zero(),
+            frozen_at: None,
             capacity: 1,
         }
     }
@@ -143,7 +149,7 @@ impl Default for World {
 impl World {
     /// Wall-clock now of the fake.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.clock_offset
+        self.frozen_at.unwrap_or_else(Utc::now) + self.clock_offset
     }
 
     pub(crate) fn id(&mut self) -> u64 {
@@ -322,6 +328,7 @@ impl World {
             (Some(s), Some(f)) => json!((f - s).num_milliseconds() as f64 / 1000.0),
             _ => Value::Null,
         };
+        // `Ci::Build#queued_duration`: from `queued_at` until started (or now).
         let queued_end = j.started_at.unwrap_or_else(|| self.now());
         json!({
             "id": j.id,
@@ -337,7 +344,7 @@ impl World {
             "finished_at": j.finished_at,
             "erased_at": null,
             "duration": duration,
-            "queued_duration": (queued_end - j.created_at).num_milliseconds() as f64 / 1000.0,
+            "queued_duration": (queued_end - j.queued_at).num_milliseconds() as f64 / 1000.0,
             "user": {"id": 1, "username": "root"},
             "commit": {"id": "0ff3ae198f8601a285adcf5c0fff204ee6fba5fd"},
             "pipeline": {"id": j.id, "project_id": j.project, "ref": "main",
