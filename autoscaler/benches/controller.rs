@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler::ports::ControllerId;
+use autoscaler_core::ports::ControllerId;
 use autoscaler::reconcile::{Reconciler, SystemClock};
-use autoscaler::testing::cloud::FakeCloud;
-use autoscaler::testing::gitlab::FakeGitLab;
+use autoscaler_core::testing::cloud::FakeCloud;
+use autoscaler_core::testing::gitlab::FakeGitLab;
 
 fn config(limit: u32) -> autoscaler_config::Config {
     let text = format!(

@@ -23,7 +23,7 @@ fn spec() -> sim::SimSpec {
             .collect(),
         poll_interval: config.controller.poll_interval,
         cloud: sim::world::CloudModel::default(),
-        backoff: autoscaler::model::Backoff::default(),
+        backoff: autoscaler_core::model::Backoff::default(),
         seed: 1,
         tail_s: 4 * 3600,
         sample_every_s: 0,

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autoscaler::openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
-use autoscaler::ports::{
+use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
+use autoscaler_core::ports::{
     Cloud, CloudStatus, ControllerId, CreateServer, ServerId, ServerTemplateSpec,
 };
 use secrecy::SecretString;
@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     let all_deleted = del_start.elapsed();
     let after = cloud.stats();
 
-    let per = |op: &str, s: &autoscaler::openstack::ApiStats| {
+    let per = |op: &str, s: &autoscaler_openstack::ApiStats| {
         s.requests.get(op).copied().unwrap_or(0) - before.requests.get(op).copied().unwrap_or(0)
     };
     println!("servers: {count}, concurrency: {concurrency}, ERROR at the end of boot: {errors}");

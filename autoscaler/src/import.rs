@@ -1073,11 +1073,11 @@ fn item_kind(item: &Item) -> &'static str {
 mod tests {
     use std::sync::Arc;
 
-    use crate::plan::{Action, plan};
-    use crate::ports::ControllerId;
+    use autoscaler_core::plan::{Action, plan};
+    use autoscaler_core::ports::ControllerId;
     use crate::reconcile::{Reconciler, TokioClock};
-    use crate::testing::cloud::FakeCloud;
-    use crate::testing::gitlab::FakeGitLab;
+    use autoscaler_core::testing::cloud::FakeCloud;
+    use autoscaler_core::testing::gitlab::FakeGitLab;
 
     fn imported_config() -> autoscaler_config::Config {
         let src = std::fs::read_to_string(concat!(
@@ -1089,7 +1089,7 @@ mod tests {
         autoscaler_config::parse(&out, "imported.toml").unwrap()
     }
 
-    fn at(s: &str) -> crate::model::Timestamp {
+    fn at(s: &str) -> autoscaler_core::model::Timestamp {
         chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
     }
 

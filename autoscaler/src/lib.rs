@@ -24,15 +24,7 @@
 //!   docker+machine) against a simulated cloud.
 
 pub mod cli;
-pub mod forecast;
-pub mod gitlab;
-pub mod http_guard;
 pub mod import;
-pub mod memory;
-pub mod model;
-pub mod openstack;
-pub mod plan;
-pub mod ports;
 pub mod reconcile;
 pub mod server;
 pub mod settings;

@@ -4,7 +4,7 @@
 //!   quota) concurrently and joins servers with runners into the planner's [`Observed`].
 //!   When GitLab cannot be read, `Observed::pending` is `None` and the planner acts on
 //!   nothing. When the cloud cannot be listed the tick fails: nothing is planned blind.
-//! * **Plan** is the pure [`crate::plan::plan`].
+//! * **Plan** is the pure [`autoscaler_core::plan::plan`].
 //! * **Apply** runs the actions with bounded concurrency. A create makes the runner first,
 //!   renders that VM's user-data with its token, then creates the server; if the server
 //!   create fails, the runner is deleted. A delete pauses the runner, re-checks that it runs
@@ -27,12 +27,12 @@ use secrecy::SecretString;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use crate::memory::{Memory, OrphanMemo, PendingCreate, StateStore};
-use crate::model::{
+use autoscaler_core::memory::{Memory, OrphanMemo, PendingCreate, StateStore};
+use autoscaler_core::model::{
     CloudPhase, Observed, QuotaHeadroom, RunnerId, RunnerLink, Timestamp, Vm, VmId, chrono_duration,
 };
-use crate::plan::{Action, Plan, plan};
-use crate::ports::{
+use autoscaler_core::plan::{Action, Plan, plan};
+use autoscaler_core::ports::{
     Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateRunner, CreateServer,
     GitLab, GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
 };
@@ -45,14 +45,14 @@ pub trait Nudge {
     fn nudge(&self, project: u64) -> impl std::future::Future<Output = ()> + Send;
 }
 
-impl Nudge for crate::gitlab::GitLabAdapter {
+impl Nudge for autoscaler_gitlab::GitLabAdapter {
     async fn nudge(&self, project: u64) {
         self.nudge_project(project).await;
     }
 }
 
 #[cfg(any(test, feature = "testing"))]
-impl Nudge for crate::testing::gitlab::FakeGitLab {
+impl Nudge for autoscaler_core::testing::gitlab::FakeGitLab {
     async fn nudge(&self, _project: u64) {}
 }
 
@@ -131,7 +131,7 @@ struct PoolRuntime {
 /// configured) and what only this process needs.
 #[derive(Debug, Default)]
 struct State {
-    /// Everything learned that one observation does not show (see [`crate::memory`]).
+    /// Everything learned that one observation does not show (see [`autoscaler_core::memory`]).
     memory: Memory,
     seq: u64,
     /// Pools of remembered orphans this tick could not see (counted against `limit`).
@@ -146,7 +146,7 @@ struct State {
     gitlab_down: Option<(Timestamp, String)>,
     /// Each pool's flavor size as the cloud states it (`None`: the cloud does not say),
     /// resolved once; a failed lookup is retried next tick.
-    flavors: BTreeMap<String, Option<crate::model::FlavorSize>>,
+    flavors: BTreeMap<String, Option<autoscaler_core::model::FlavorSize>>,
 }
 
 /// The least time between the starts of two ticks, whatever nudges arrive.
@@ -1089,7 +1089,7 @@ async fn execute<G: GitLab, C: Cloud>(
 async fn drain_runner<G: GitLab>(gitlab: &G, runner: u64) -> anyhow::Result<Option<u32>> {
     match gitlab.set_paused(runner, true).await {
         Ok(()) => {}
-        Err(crate::ports::GitLabError::NotFound { .. }) => return Ok(None),
+        Err(autoscaler_core::ports::GitLabError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(anyhow::Error::from(e).context("pausing the runner")),
     }
     let running = gitlab

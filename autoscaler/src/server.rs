@@ -21,60 +21,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::model::Timestamp;
-use crate::plan::{Plan, VmState};
+use autoscaler_core::model::Timestamp;
+use autoscaler_core::plan::{Plan, VmState};
 
-/// `/status`: the document the check plugin reads. Field names are a wire contract (the
-/// check plugin deserialises exactly these; a test in `tests/` keeps them in step).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct ControllerStatus {
-    /// `[controller] id`.
-    pub controller_id: String,
-    /// Version of the controller.
-    pub version: String,
-    /// Start of the last tick, successful or not.
-    pub last_tick_at: Option<Timestamp>,
-    /// End of the last successful tick.
-    pub last_success_at: Option<Timestamp>,
-    /// Error of the most recent tick (no secrets), `None` when it succeeded.
-    pub last_error: Option<String>,
-    /// Since when GitLab cannot be read (`None` while it can): no action is taken then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gitlab_unavailable_since: Option<Timestamp>,
-    /// Why GitLab cannot be read (no secrets).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gitlab_error: Option<String>,
-    /// Since when the cloud cannot be listed (`None` while it can): ticks fail then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openstack_unavailable_since: Option<Timestamp>,
-    /// Why the cloud cannot be listed (no secrets).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openstack_error: Option<String>,
-    /// Per pool.
-    pub pools: Vec<ControllerPoolStatus>,
-}
-
-/// One pool in [`ControllerStatus`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ControllerPoolStatus {
-    /// Pool name.
-    pub name: String,
-    /// VMs in every state.
-    pub vms: u32,
-    /// Target after the last plan.
-    pub desired: u32,
-    /// Pending jobs attributed to the pool.
-    pub pending_jobs: u32,
-    /// The pool's circuit breaker is open.
-    pub circuit_open: bool,
-    /// What held the pool's growth back in the last plan (limit, quota, backoff, breaker),
-    /// worded as `plan` words it.
-    #[serde(default)]
-    pub held_back: Vec<String>,
-}
+pub use autoscaler_core::status::{ControllerPoolStatus, ControllerStatus};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolState {
@@ -238,7 +191,7 @@ impl Telemetry {
                         circuit_open: p
                             .caps
                             .iter()
-                            .any(|c| matches!(c, crate::plan::Cap::CircuitOpen(_))),
+                            .any(|c| matches!(c, autoscaler_core::plan::Cap::CircuitOpen(_))),
                         held_back: p.caps.iter().map(ToString::to_string).collect(),
                     })
                     .collect();
@@ -552,18 +505,18 @@ mod tests {
     async fn metrics_carry_vm_states_and_actions() {
         let (t, _rx) = telemetry();
         let plan = Plan {
-            pools: vec![crate::plan::PoolPlan {
+            pools: vec![autoscaler_core::plan::PoolPlan {
                 pool: "docker".into(),
                 pending: 3,
                 running: 1,
                 target: 4,
-                vms: vec![(crate::model::VmId("a".into()), VmState::Busy)],
+                vms: vec![(autoscaler_core::model::VmId("a".into()), VmState::Busy)],
                 caps: vec![],
                 unsettled: 0,
             }],
-            actions: vec![crate::plan::Action::Create {
+            actions: vec![autoscaler_core::plan::Action::Create {
                 pool: "docker".into(),
-                reason: crate::plan::CreateReason::Demand,
+                reason: autoscaler_core::plan::CreateReason::Demand,
             }],
             ..Plan::default()
         };

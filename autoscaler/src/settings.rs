@@ -7,8 +7,8 @@ use autoscaler_bootstrap as bs;
 use autoscaler_config::{self as cfg, Config, Pool, ProcessEnv};
 use secrecy::SecretString;
 
-use crate::forecast::ForecastSettings;
-use crate::model::{Backoff, Policy, PoolPolicy, Timestamp};
+use autoscaler_core::forecast::ForecastSettings;
+use autoscaler_core::model::{Backoff, Policy, PoolPolicy, Timestamp};
 use crate::sim::{SimPeriod, SimPool};
 
 /// One pool as the planner sees it at `now` (its period in force applied).

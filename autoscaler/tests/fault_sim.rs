@@ -26,14 +26,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler::ports::{CloudStatus, ControllerId};
+use autoscaler_core::ports::{CloudStatus, ControllerId};
 use autoscaler::reconcile::Reconciler;
-use autoscaler::testing::cloud::FakeCloud;
+use autoscaler_core::testing::cloud::FakeCloud;
 use autoscaler::testing::faults::{
     Arrival, Fault, FaultCloud, FaultGitLab, FaultRates, FaultSet, Faults, PoolBounds, SimRng,
     Violation, WorldPlan,
 };
-use autoscaler::testing::gitlab::{FakeGitLab, FakeJobState};
+use autoscaler_core::testing::gitlab::{FakeGitLab, FakeJobState};
 use tokio::time::Instant;
 
 /// Backoff of a failed tick, as `Reconciler::run` does it.
@@ -266,7 +266,7 @@ type Rec = Reconciler<FaultGitLab, FaultCloud>;
 fn reconciler(
     faults: &Faults,
     config: &Arc<autoscaler_config::Config>,
-    store: &autoscaler::memory::MemoryStore,
+    store: &autoscaler_core::memory::MemoryStore,
 ) -> Rec {
     Reconciler::new(
         faults.gitlab(),
@@ -326,7 +326,7 @@ async fn simulate(sc: Scenario, trace: bool) -> Outcome {
             .finish();
         tracing::subscriber::set_default(subscriber)
     });
-    let store = autoscaler::memory::MemoryStore::default();
+    let store = autoscaler_core::memory::MemoryStore::default();
     let mut rec = reconciler(&faults, &config, &store);
     let poll = Duration::from_secs(sc.poll);
     let start = Instant::now();

@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use autoscaler::openstack::{
+use autoscaler_openstack::{
     AuthSettings, ClientOptions, Error, OpenStack, preflight, resolve_auth,
 };
-use autoscaler::ports::{
+use autoscaler_core::ports::{
     Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateServer, ServerId,
     ServerTemplateSpec,
 };

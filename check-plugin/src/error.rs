@@ -113,7 +113,7 @@ pub enum SourceError {
         what: &'static str,
         /// The adapter's error.
         #[source]
-        source: autoscaler::openstack::Error,
+        source: autoscaler_openstack::Error,
     },
 }
 

@@ -206,4 +206,4 @@ pub struct PendingJob {
 /// `controller.listen` address. One definition for both sides: the controller serves
 /// `autoscaler::server::ControllerStatus` and the check parses the same type (the schema is
 /// documented in `docs/icinga.md`).
-pub use autoscaler::server::{ControllerPoolStatus, ControllerStatus};
+pub use autoscaler_core::status::{ControllerPoolStatus, ControllerStatus};

@@ -50,10 +50,10 @@ async fn a_runner_named_like_ours_without_the_marker_is_not_ours() {
     let admins = gitlab.add_runners(1, "ci-docker-");
     assert_eq!(admins.len(), 1);
     // One the controller created: prefix and marker.
-    let controller = autoscaler::ports::ControllerId::new("ci".to_string()).unwrap();
+    let controller = autoscaler_core::ports::ControllerId::new("ci".to_string()).unwrap();
     let ours = gitlab.add_runner(
         "ci-docker-7",
-        &autoscaler::ports::runner_maintenance_note(&controller, "docker"),
+        &autoscaler_core::ports::runner_maintenance_note(&controller, "docker"),
     );
     let config = autoscaler_config::parse(&config(&gitlab.url()), "c.toml").unwrap();
     let env = BTreeMap::from([("FAKE_GITLAB_TOKEN".to_string(), ADMIN_TOKEN.to_string())]);

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use autoscaler::gitlab::{GitLabAdapter, GitLabSettings};
-use autoscaler::ports::{
+use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
+use autoscaler_core::ports::{
     ControllerId, CreateRunner, GitLab, GitLabError, RunnerScope, runner_maintenance_note,
 };
 use autoscaler_config::{ProjectRef, Scope};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler::ports::{Cloud, GitLab};
+use autoscaler_core::ports::{Cloud, GitLab};
 use autoscaler::reconcile::{Reconciler, SystemClock};
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use base64::Engine as _;
@@ -298,7 +298,7 @@ async fn world_opts(name: &str, pool: &PoolOpts<'_>) -> World {
 
 async fn reconciler(
     w: &World,
-) -> Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack> {
+) -> Reconciler<autoscaler_gitlab::GitLabAdapter, autoscaler_openstack::OpenStack> {
     let (g, c) = autoscaler::cli::controller::connect(&w.config)
         .await
         .unwrap();
@@ -307,7 +307,7 @@ async fn reconciler(
 
 /// Ticks every 3 s until `done` holds or `limit` passes; returns whether it held.
 async fn tick_until<F>(
-    r: &mut Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack>,
+    r: &mut Reconciler<autoscaler_gitlab::GitLabAdapter, autoscaler_openstack::OpenStack>,
     limit: Duration,
     mut done: F,
 ) -> bool
@@ -326,7 +326,7 @@ where
 }
 
 async fn owned_servers(
-    r: &Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack>,
+    r: &Reconciler<autoscaler_gitlab::GitLabAdapter, autoscaler_openstack::OpenStack>,
 ) -> usize {
     r.cloud().list_owned_servers().await.unwrap().len()
 }
@@ -334,7 +334,7 @@ async fn owned_servers(
 /// Ticks every 3 s (at most `rounds` times) until no server and no runner of this
 /// controller is left; returns the servers left.
 async fn scale_in(
-    r: &mut Reconciler<autoscaler::gitlab::GitLabAdapter, autoscaler::openstack::OpenStack>,
+    r: &mut Reconciler<autoscaler_gitlab::GitLabAdapter, autoscaler_openstack::OpenStack>,
     rounds: usize,
 ) -> usize {
     let mut left = usize::MAX;
@@ -421,8 +421,8 @@ async fn a_crash_between_runner_and_server_create_leaves_no_runner_behind() {
     // What a controller killed right after POST /user/runners leaves behind.
     let orphan = r
         .gitlab()
-        .create_runner(autoscaler::ports::CreateRunner {
-            scope: autoscaler::ports::RunnerScope::Instance,
+        .create_runner(autoscaler_core::ports::CreateRunner {
+            scope: autoscaler_core::ports::RunnerScope::Instance,
             description: format!("{}-docker-1-1", w.config.controller.id),
             pool: "docker".into(),
             tags: ["docker".to_string()].into_iter().collect(),

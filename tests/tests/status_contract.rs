@@ -3,7 +3,7 @@
 //! parses `autoscaler_check::ControllerStatus`. This test fails when either drifts.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use autoscaler::server::{ControllerPoolStatus, ControllerStatus};
+use autoscaler_core::status::{ControllerPoolStatus, ControllerStatus};
 
 fn served() -> ControllerStatus {
     let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")

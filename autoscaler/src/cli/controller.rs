@@ -9,11 +9,11 @@ use autoscaler_config::{Config, ProcessEnv};
 use serde::Serialize;
 
 use super::{ConfigArg, Format, PlanArgs, RunArgs};
-use crate::gitlab::{GitLabAdapter, GitLabSettings};
-use crate::model::{Observed, Timestamp};
-use crate::openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
-use crate::plan::{Plan, VmState, idle_since};
-use crate::ports::{Cloud, ControllerId, GitLab};
+use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
+use autoscaler_core::model::{Observed, Timestamp};
+use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
+use autoscaler_core::plan::{Plan, VmState, idle_since};
+use autoscaler_core::ports::{Cloud, ControllerId, GitLab};
 use crate::reconcile::{Reconciler, SystemClock};
 use crate::settings;
 
@@ -125,7 +125,7 @@ pub struct ControllerOptions {
     pub view: Option<tokio::sync::watch::Sender<Option<crate::reconcile::TickView>>>,
     /// Where the durable memory is kept instead of `[controller] state_dir` (`run --dev`:
     /// in memory, for a world that starts empty).
-    pub memory: Option<Arc<dyn crate::memory::StateStore>>,
+    pub memory: Option<Arc<dyn autoscaler_core::memory::StateStore>>,
 }
 
 /// The controller as `run` starts it: connect, serve the HTTP endpoint on `listener`,
@@ -181,7 +181,7 @@ pub async fn serve_and_reconcile(
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating state_dir {}", dir.display()))?;
-            reconciler = reconciler.with_store(Arc::new(crate::memory::FileStore::in_dir(dir)));
+            reconciler = reconciler.with_store(Arc::new(autoscaler_core::memory::FileStore::in_dir(dir)));
         }
         None => tracing::warn!(
             "no [controller] state_dir: creates in flight are forgotten on a restart (see docs/operations.md)"
@@ -254,7 +254,7 @@ fn observer<G: GitLab + 'static, C: Cloud + 'static>(
 ) -> anyhow::Result<Reconciler<G, C>> {
     let r = Reconciler::read_only(gitlab, cloud, Arc::clone(config), Arc::new(SystemClock))?;
     Ok(match &config.controller.state_dir {
-        Some(dir) => r.with_store(Arc::new(crate::memory::FileStore::in_dir(dir))),
+        Some(dir) => r.with_store(Arc::new(autoscaler_core::memory::FileStore::in_dir(dir))),
         None => r,
     })
 }
@@ -278,7 +278,7 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
         let (obs, now) = r.observe().await?;
         let when = at.unwrap_or(now);
         let policy = settings::policy_at(&config, when);
-        let plan = crate::plan::plan(&obs, &policy, when);
+        let plan = autoscaler_core::plan::plan(&obs, &policy, when);
         let gitlab_error = r.gitlab_down().map(|(_, why)| why.clone());
         let out = match args.format {
             Format::Text => plan_text(&config, &obs, &plan, when, gitlab_error.as_deref()),
@@ -388,8 +388,8 @@ pub fn plan_text(
     o
 }
 
-fn action_pool(a: &crate::plan::Action) -> Option<&str> {
-    use crate::plan::Action;
+fn action_pool(a: &autoscaler_core::plan::Action) -> Option<&str> {
+    use autoscaler_core::plan::Action;
     match a {
         Action::Create { pool, .. }
         | Action::Pause { pool, .. }
@@ -494,7 +494,7 @@ pub(super) fn status(args: &PlanArgs) -> anyhow::Result<i32> {
         let mut r = observer(gitlab, cloud, &config)?;
         let (obs, now) = r.observe().await?;
         let policy = settings::policy_at(&config, now);
-        let plan = crate::plan::plan(&obs, &policy, now);
+        let plan = autoscaler_core::plan::plan(&obs, &policy, now);
         let rows = status_rows(&obs, &plan, now);
         match args.format {
             Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -529,7 +529,7 @@ pub struct StatusRow {
 
 /// Rows of `status`, in planning order.
 pub fn status_rows(obs: &Observed, plan: &Plan, now: Timestamp) -> Vec<StatusRow> {
-    let state_of = |id: &crate::model::VmId| {
+    let state_of = |id: &autoscaler_core::model::VmId| {
         plan.pools
             .iter()
             .flat_map(|p| p.vms.iter())

@@ -296,7 +296,7 @@ fn screen(view: &TickView, jobs: JobCounts, fed: usize, total: usize, pace: Pace
         jobs.pending, jobs.running, jobs.done, jobs.killed
     );
     for p in &view.plan.pools {
-        let states: Vec<String> = crate::plan::VmState::ALL
+        let states: Vec<String> = autoscaler_core::plan::VmState::ALL
             .iter()
             .filter_map(|s| {
                 let n = p.count(*s);
@@ -537,10 +537,10 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
 }
 
 /// A memory store holding an empty memory document.
-fn empty_memory() -> crate::memory::MemoryStore {
-    let store = crate::memory::MemoryStore::default();
+fn empty_memory() -> autoscaler_core::memory::MemoryStore {
+    let store = autoscaler_core::memory::MemoryStore::default();
     // Saving into memory cannot fail.
-    let _ = crate::memory::StateStore::save(&store, &crate::memory::Memory::default().to_text());
+    let _ = autoscaler_core::memory::StateStore::save(&store, &autoscaler_core::memory::Memory::default().to_text());
     store
 }
 

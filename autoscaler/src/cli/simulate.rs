@@ -104,7 +104,7 @@ pub(crate) fn spec(config: &Config, args: &SimulateArgs) -> SimSpec {
             create_failure_rate: args.create_failure_rate,
             delete_s: args.delete_time,
         },
-        backoff: crate::model::Backoff::default(),
+        backoff: autoscaler_core::model::Backoff::default(),
         seed: args.seed,
         tail_s: args.tail_hours * 3600,
         sample_every_s: if args.plot.is_some() { 60 } else { 0 },

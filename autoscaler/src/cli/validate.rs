@@ -40,27 +40,27 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
 /// `--online`: every pool's template resolved against the real cloud, every problem listed.
 fn online(config: &autoscaler_config::Config) -> anyhow::Result<i32> {
     use anyhow::Context as _;
-    let controller = crate::ports::ControllerId::new(config.controller.id.clone())
+    let controller = autoscaler_core::ports::ControllerId::new(config.controller.id.clone())
         .map_err(|e| anyhow::anyhow!("controller.id: {e}"))?;
     let auth = match &config.openstack {
-        Some(os) => crate::openstack::AuthSettings::from(os),
-        None => crate::openstack::AuthSettings::default(),
+        Some(os) => autoscaler_openstack::AuthSettings::from(os),
+        None => autoscaler_openstack::AuthSettings::default(),
     };
-    let resolved = crate::openstack::resolve_auth(&auth, &autoscaler_config::ProcessEnv)
+    let resolved = autoscaler_openstack::resolve_auth(&auth, &autoscaler_config::ProcessEnv)
         .context("OpenStack credentials")?;
-    let client = crate::openstack::OpenStack::new(
+    let client = autoscaler_openstack::OpenStack::new(
         resolved,
         controller,
-        crate::openstack::ClientOptions::default(),
+        autoscaler_openstack::ClientOptions::default(),
     )
     .context("building the OpenStack client")?;
-    let templates: Vec<(String, crate::ports::ServerTemplateSpec)> = config
+    let templates: Vec<(String, autoscaler_core::ports::ServerTemplateSpec)> = config
         .pools
         .iter()
         .map(|p| {
             (
                 p.name.clone(),
-                crate::ports::ServerTemplateSpec::from(&p.server),
+                autoscaler_core::ports::ServerTemplateSpec::from(&p.server),
             )
         })
         .collect();
@@ -68,7 +68,7 @@ fn online(config: &autoscaler_config::Config) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(crate::openstack::preflight(&client, &templates));
+        .block_on(autoscaler_openstack::preflight(&client, &templates));
     print!("{report}");
     Ok(if report.is_ok() { 0 } else { 1 })
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::plan::VmState;
-use crate::ports::{CloudErrorKind, ControllerId};
-use crate::testing::cloud::FakeCloud;
-use crate::testing::gitlab::{FakeGitLab, Op};
+use autoscaler_core::plan::VmState;
+use autoscaler_core::ports::{CloudErrorKind, ControllerId};
+use autoscaler_core::testing::cloud::FakeCloud;
+use autoscaler_core::testing::gitlab::{FakeGitLab, Op};
 
 const CONFIG: &str = r#"
 [controller]
@@ -52,7 +52,7 @@ fn assert_every_job_done(gitlab: &FakeGitLab) {
     let jobs = gitlab.jobs();
     assert!(
         jobs.iter()
-            .all(|j| matches!(j.state, crate::testing::gitlab::FakeJobState::Done(_))),
+            .all(|j| matches!(j.state, autoscaler_core::testing::gitlab::FakeJobState::Done(_))),
         "{jobs:?}"
     );
 }
@@ -157,7 +157,7 @@ async fn a_failed_server_create_deletes_its_runner_and_backs_off() {
     let mut s = scenario(CONFIG);
     s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(60));
-    s.cloud.fail_next_create(crate::ports::CloudError::new(
+    s.cloud.fail_next_create(autoscaler_core::ports::CloudError::new(
         CloudErrorKind::Quota,
         "Quota exceeded for instances",
     ));
@@ -189,7 +189,7 @@ async fn when_gitlab_cannot_be_read_nothing_is_deleted() {
     tokio::time::advance(Duration::from_secs(30 * 60)).await;
     s.gitlab.fail_next(
         Op::PendingJobs,
-        crate::ports::GitLabError::Unreachable {
+        autoscaler_core::ports::GitLabError::Unreachable {
             message: "connection refused".into(),
         },
     );
@@ -226,7 +226,7 @@ async fn a_restart_between_runner_and_server_create_converges_without_leaks() {
     let orphan = s
         .gitlab
         .create_runner(CreateRunner {
-            scope: crate::ports::RunnerScope::Instance,
+            scope: autoscaler_core::ports::RunnerScope::Instance,
             description: "ci-docker-1-1".into(),
             pool: "docker".into(),
             tags: ["docker".to_string()].into_iter().collect(),
@@ -368,12 +368,12 @@ impl Shifty {
 }
 
 impl GitLab for Shifty {
-    async fn pending_jobs(&self) -> crate::ports::GitLabResult<Vec<crate::model::PendingJob>> {
+    async fn pending_jobs(&self) -> autoscaler_core::ports::GitLabResult<Vec<autoscaler_core::model::PendingJob>> {
         self.pending_calls
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.pending_jobs().await
     }
-    async fn owned_runners(&self) -> crate::ports::GitLabResult<Vec<OwnedRunner>> {
+    async fn owned_runners(&self) -> autoscaler_core::ports::GitLabResult<Vec<OwnedRunner>> {
         let hidden = self.hidden.lock().unwrap().clone();
         let all = self.inner.owned_runners().await?;
         Ok(all
@@ -381,22 +381,22 @@ impl GitLab for Shifty {
             .filter(|r| !hidden.contains(&r.id))
             .collect())
     }
-    async fn runner_by_id(&self, id: RunnerId) -> crate::ports::GitLabResult<Option<OwnedRunner>> {
+    async fn runner_by_id(&self, id: RunnerId) -> autoscaler_core::ports::GitLabResult<Option<OwnedRunner>> {
         self.inner.runner_by_id(id).await
     }
     async fn create_runner(
         &self,
         req: CreateRunner,
-    ) -> crate::ports::GitLabResult<crate::ports::NewRunner> {
+    ) -> autoscaler_core::ports::GitLabResult<autoscaler_core::ports::NewRunner> {
         self.inner.create_runner(req).await
     }
-    async fn set_paused(&self, id: RunnerId, paused: bool) -> crate::ports::GitLabResult<()> {
+    async fn set_paused(&self, id: RunnerId, paused: bool) -> autoscaler_core::ports::GitLabResult<()> {
         self.inner.set_paused(id, paused).await
     }
-    async fn running_jobs(&self, id: RunnerId) -> crate::ports::GitLabResult<u32> {
+    async fn running_jobs(&self, id: RunnerId) -> autoscaler_core::ports::GitLabResult<u32> {
         self.inner.running_jobs(id).await
     }
-    async fn delete_runner(&self, id: RunnerId) -> crate::ports::GitLabResult<()> {
+    async fn delete_runner(&self, id: RunnerId) -> autoscaler_core::ports::GitLabResult<()> {
         self.inner.delete_runner(id).await
     }
 }
@@ -424,11 +424,11 @@ impl LateCloud {
 }
 
 impl Cloud for LateCloud {
-    async fn list_owned_servers(&self) -> crate::ports::CloudResult<Vec<CloudServer>> {
+    async fn list_owned_servers(&self) -> autoscaler_core::ports::CloudResult<Vec<CloudServer>> {
         self.note_peak();
         self.inner.list_owned_servers().await
     }
-    async fn create_server(&self, req: CreateServer) -> crate::ports::CloudResult<ServerId> {
+    async fn create_server(&self, req: CreateServer) -> autoscaler_core::ports::CloudResult<ServerId> {
         let late = self
             .late
             .fetch_update(
@@ -450,15 +450,15 @@ impl Cloud for LateCloud {
             let _ = inner.create_server(req).await;
             me.note_peak();
         });
-        Err(crate::ports::CloudError::new(
+        Err(autoscaler_core::ports::CloudError::new(
             CloudErrorKind::Transient,
             "timed out waiting for the compute API",
         ))
     }
-    async fn delete_server(&self, id: &ServerId) -> crate::ports::CloudResult<()> {
+    async fn delete_server(&self, id: &ServerId) -> autoscaler_core::ports::CloudResult<()> {
         self.inner.delete_server(id).await
     }
-    async fn quota(&self) -> crate::ports::CloudResult<crate::ports::QuotaHeadroom> {
+    async fn quota(&self) -> autoscaler_core::ports::CloudResult<autoscaler_core::ports::QuotaHeadroom> {
         self.inner.quota().await
     }
 }
@@ -521,7 +521,7 @@ async fn a_busy_vm_whose_runner_a_listing_skips_is_kept() {
     let runner = fake.runner_ids()[0];
     assert!(matches!(
         fake.jobs()[0].state,
-        crate::testing::gitlab::FakeJobState::Running(_)
+        autoscaler_core::testing::gitlab::FakeJobState::Running(_)
     ));
     // The listing skips the busy runner for several ticks (past boot_timeout = 5 min).
     gitlab.hide(runner, true);
@@ -698,7 +698,7 @@ async fn gitlab_down_is_reported_with_since_and_why() {
     for _ in 0..3 {
         s.gitlab.fail_next(
             Op::OwnedRunners,
-            crate::ports::GitLabError::Unreachable {
+            autoscaler_core::ports::GitLabError::Unreachable {
                 message: "connection refused".into(),
             },
         );
@@ -746,10 +746,10 @@ async fn a_delete_that_does_not_finish_is_reissued() {
 async fn a_restart_remembers_a_create_of_unknown_outcome() {
     let (one, fake, inner, cloud) = late_world(Duration::from_secs(5));
     let gitlab = Shifty::new(fake.clone());
-    let store = crate::memory::MemoryStore::default();
+    let store = autoscaler_core::memory::MemoryStore::default();
     let build = || {
         reconciler(&one, gitlab.clone(), cloud.clone())
-            .with_store(Arc::new(store.clone()) as Arc<dyn crate::memory::StateStore>)
+            .with_store(Arc::new(store.clone()) as Arc<dyn autoscaler_core::memory::StateStore>)
     };
     fake.add_job(&["docker"], Duration::from_secs(60));
     let mut r = build();
@@ -780,7 +780,7 @@ async fn a_cores_quota_that_binds_before_instances_is_budgeted() {
     let mut s = scenario(CONFIG);
     s.cloud.set_flavor(
         "s1.large",
-        crate::model::FlavorSize {
+        autoscaler_core::model::FlavorSize {
             vcpus: 4,
             ram_mb: 8192,
         },
@@ -804,7 +804,7 @@ async fn a_cores_quota_that_binds_before_instances_is_budgeted() {
         .unwrap()
         .clone();
     assert!(
-        pool.caps.contains(&crate::plan::Cap::Quota),
+        pool.caps.contains(&autoscaler_core::plan::Cap::Quota),
         "{:?}",
         pool.caps
     );
@@ -822,7 +822,7 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
     let gitlab = FakeGitLab::new(id.clone());
     let cloud = FakeCloud::new(id);
     cloud.set_boot_delay(Duration::from_secs(60));
-    let store = crate::memory::MemoryStore::default();
+    let store = autoscaler_core::memory::MemoryStore::default();
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(epoch()));
     let running = Reconciler::new(
         gitlab.clone(),
@@ -832,7 +832,7 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
         4,
     )
     .unwrap()
-    .with_store(Arc::new(store.clone()) as Arc<dyn crate::memory::StateStore>);
+    .with_store(Arc::new(store.clone()) as Arc<dyn autoscaler_core::memory::StateStore>);
     let mut s = Scenario {
         gitlab,
         cloud,
@@ -850,7 +850,7 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
     let next_burst = epoch() + chrono::Duration::days(1) - chrono::Duration::minutes(3);
     let wait = (next_burst - clock.now()).to_std().unwrap();
     tokio::time::advance(wait).await;
-    s.cloud.fail_next_create(crate::ports::CloudError::new(
+    s.cloud.fail_next_create(autoscaler_core::ports::CloudError::new(
         CloudErrorKind::Rejected,
         "image not usable",
     ));
@@ -869,7 +869,7 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
         run_pool
             .caps
             .iter()
-            .any(|c| matches!(c, crate::plan::Cap::Backoff(_))),
+            .any(|c| matches!(c, autoscaler_core::plan::Cap::Backoff(_))),
         "run backs off: {:?}",
         run_pool.caps
     );
@@ -882,9 +882,9 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
         Arc::clone(&clock),
     )
     .unwrap()
-    .with_store(Arc::new(store.clone()) as Arc<dyn crate::memory::StateStore>);
+    .with_store(Arc::new(store.clone()) as Arc<dyn autoscaler_core::memory::StateStore>);
     let (obs, now) = planner.observe().await.unwrap();
-    let plan = crate::plan::plan(&obs, &settings::policy_at(&config, now), now);
+    let plan = autoscaler_core::plan::plan(&obs, &settings::policy_at(&config, now), now);
     assert_eq!(obs.expected.get("docker"), Some(&3), "the learned burst");
     assert_eq!(obs.failures.get("docker").map(|f| f.consecutive), Some(1));
     assert_eq!(
@@ -894,7 +894,7 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
     );
     assert_eq!(plan.actions, run_plan.actions);
     // `plan` never writes the memory.
-    let before = crate::memory::StateStore::load(&store).unwrap();
+    let before = autoscaler_core::memory::StateStore::load(&store).unwrap();
     drop(planner);
-    assert_eq!(crate::memory::StateStore::load(&store).unwrap(), before);
+    assert_eq!(autoscaler_core::memory::StateStore::load(&store).unwrap(), before);
 }

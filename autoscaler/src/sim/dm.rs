@@ -107,7 +107,7 @@ fn acquire_loop(
     world: &mut World<'_>,
     spec: &SimSpec,
     pool: usize,
-    l: crate::model::Limits,
+    l: autoscaler_core::model::Limits,
     t: Secs,
 ) {
     let idle_time = l.idle_time.as_secs() as Secs;

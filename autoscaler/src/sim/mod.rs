@@ -1,7 +1,7 @@
 //! The simulator: replays a job trace through a policy against a simulated cloud.
 //!
 //! Policies compared side by side:
-//! * `autoscaler`: this project's controller, calling the real [`crate::plan::plan`] every
+//! * `autoscaler`: this project's controller, calling the real [`autoscaler_core::plan::plan`] every
 //!   poll interval against simulated VMs and runners;
 //! * `docker+machine`: a model of GitLab Runner's docker+machine executor built from its
 //!   source (`provider.go`, `idle_limit_strategy.go`; see `dm.rs`);
@@ -22,7 +22,7 @@ pub mod world;
 
 use std::time::Duration;
 
-use crate::model::{Backoff, Limits, PoolPolicy, Timestamp};
+use autoscaler_core::model::{Backoff, Limits, PoolPolicy, Timestamp};
 pub use report::{Figures, PolicyReport};
 pub use trace::{Trace, TraceError, TraceJob};
 use world::{CloudModel, PoolMatch, Secs};

@@ -7,11 +7,11 @@
 use super::report::PolicyReport;
 use super::world::{Phase, Secs, World};
 use super::{LimitsCache, PeriodRule, SimSpec, Trace, ts};
-use crate::memory::Memory;
-use crate::model::{
+use autoscaler_core::memory::Memory;
+use autoscaler_core::model::{
     CloudPhase, JobArrival, Observed, PendingJob, Policy, RunnerLink, RunnerView, Vm, VmId,
 };
-use crate::plan::{Action, plan};
+use autoscaler_core::plan::{Action, plan};
 
 /// Seconds after a failed create request before the server shows ERROR.
 const ERROR_AFTER_S: Secs = 20;

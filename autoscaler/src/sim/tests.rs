@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::model::Limits;
+use autoscaler_core::model::Limits;
 use chrono::{Datelike, Timelike};
 use std::collections::BTreeSet;
 
@@ -23,7 +23,7 @@ pub(crate) fn reference_spec() -> SimSpec {
                 max_growth: 0,
                 boot_timeout: Duration::from_secs(600),
             },
-            forecast: crate::forecast::ForecastSettings::default(),
+            forecast: autoscaler_core::forecast::ForecastSettings::default(),
         },
         periods: vec![SimPeriod {
             label: "off-peak".into(),
@@ -88,7 +88,7 @@ fn one_pool(idle_count: u32, limit: u32, max_builds: u32) -> SimPool {
                 max_growth: 0,
                 boot_timeout: Duration::from_secs(600),
             },
-            forecast: crate::forecast::ForecastSettings::default(),
+            forecast: autoscaler_core::forecast::ForecastSettings::default(),
         },
         periods: Vec::new(),
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::Timestamp;
+use autoscaler_core::model::Timestamp;
 
 /// One job of a trace.
 #[derive(Debug, Clone, PartialEq, Eq)]

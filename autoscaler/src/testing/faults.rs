@@ -39,10 +39,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use super::cloud::FakeCloud;
-use super::gitlab::{FakeGitLab, FakeJobState};
-use crate::model::{PendingJob, RunnerId, Timestamp};
-use crate::ports::{
+use autoscaler_core::testing::cloud::FakeCloud;
+use autoscaler_core::testing::gitlab::{FakeGitLab, FakeJobState};
+use autoscaler_core::model::{PendingJob, RunnerId, Timestamp};
+use autoscaler_core::ports::{
     Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, CreateRunner,
     CreateServer, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner, QuotaHeadroom,
     ServerId,

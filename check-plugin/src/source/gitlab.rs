@@ -1,6 +1,6 @@
 //! GitLab through the controller's own adapter ([`GitLabAdapter`]), so the check sees
 //! exactly the runners the controller owns (one ownership rule:
-//! [`autoscaler::ports::runner_ownership`], description prefix `<controller-id>-` AND the
+//! [`autoscaler_core::ports::runner_ownership`], description prefix `<controller-id>-` AND the
 //! maintenance-note marker) and the pending jobs it plans on. GitLab's JSON stays in the
 //! adapter; this module maps the adapter's reads to the check's [`model`](crate::model).
 //!
@@ -16,8 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler::gitlab::{GitLabAdapter, GitLabSettings, QueuedJob, RunnerState};
-use autoscaler::ports::{ControllerId, GitLab as _, GitLabError};
+use autoscaler_gitlab::{GitLabAdapter, GitLabSettings, QueuedJob, RunnerState};
+use autoscaler_core::ports::{ControllerId, GitLab as _, GitLabError};
 use autoscaler_config::{Config, RunnerType};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;

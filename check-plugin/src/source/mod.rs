@@ -2,7 +2,7 @@
 //! ([`Progress`]) that lets a timeout say how far the check got, and the live source.
 //!
 //! The live source ([`LiveSource`]) reads GitLab ([`gitlab`]) and OpenStack ([`openstack`])
-//! through the controller's own adapters (`autoscaler::gitlab`, `autoscaler::openstack`),
+//! through the controller's own adapters (`autoscaler_gitlab`, `autoscaler_openstack`),
 //! and the controller's `/status` ([`controller`]), concurrently. It works whether the controller runs or not: only the
 //! controller subcheck needs the controller.
 
@@ -102,7 +102,7 @@ pub fn pools_of(config: &Config) -> Vec<PoolInfo> {
 pub struct LiveSource {
     config: Config,
     token: Result<SecretString, String>,
-    os_auth: Result<autoscaler::openstack::ResolvedAuth, String>,
+    os_auth: Result<autoscaler_openstack::ResolvedAuth, String>,
     timeout: Duration,
 }
 
@@ -222,7 +222,7 @@ impl Source for LiveSource {
 }
 
 /// Largest response body read (the controller's adapter uses the same default).
-pub const MAX_BODY: usize = autoscaler::gitlab::guard::DEFAULT_MAX_BODY;
+pub const MAX_BODY: usize = autoscaler_gitlab::guard::DEFAULT_MAX_BODY;
 
 /// Sends `req`, requires a 2xx answer and parses its JSON body (at most [`MAX_BODY`]
 /// bytes). Errors name `what` and `shown` (the URL without query or credentials); `hint`
@@ -234,7 +234,7 @@ async fn send_json<T: DeserializeOwned>(
     hint: fn(u16) -> &'static str,
 ) -> Result<(T, HeaderMap), SourceError> {
     let transport = |source: reqwest::Error| {
-        if let Some(r) = autoscaler::gitlab::guard::off_origin(&source) {
+        if let Some(r) = autoscaler_gitlab::guard::off_origin(&source) {
             return SourceError::Redirect {
                 what: what.to_string(),
                 url: shown.to_string(),
@@ -259,15 +259,15 @@ async fn send_json<T: DeserializeOwned>(
         });
     }
     let headers = resp.headers().clone();
-    let bytes = autoscaler::gitlab::guard::read_limited(resp, MAX_BODY)
+    let bytes = autoscaler_gitlab::guard::read_limited(resp, MAX_BODY)
         .await
         .map_err(|e| match e {
-            autoscaler::gitlab::guard::BodyError::TooLarge { limit } => SourceError::TooLarge {
+            autoscaler_gitlab::guard::BodyError::TooLarge { limit } => SourceError::TooLarge {
                 what: what.to_string(),
                 url: shown.to_string(),
                 limit,
             },
-            autoscaler::gitlab::guard::BodyError::Read(source) => transport(source),
+            autoscaler_gitlab::guard::BodyError::Read(source) => transport(source),
         })?;
     let body = serde_json::from_slice(&bytes).map_err(|source| SourceError::Body {
         what: what.to_string(),

@@ -1,10 +1,10 @@
 //! Servers and quota through the autoscaler crate's OpenStack client
-//! (`autoscaler::openstack`), with the check's timeout and a single attempt per call.
+//! (`autoscaler_openstack`), with the check's timeout and a single attempt per call.
 
 use std::time::Duration;
 
-use autoscaler::openstack::{AuthSettings, ClientOptions, OpenStack, ResolvedAuth, resolve_auth};
-use autoscaler::ports::{CloudServer, CloudStatus, ControllerId};
+use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, ResolvedAuth, resolve_auth};
+use autoscaler_core::ports::{CloudServer, CloudStatus, ControllerId};
 use autoscaler_config::{Config, Env};
 
 use super::Progress;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use autoscaler::ports::{ControllerId, runner_maintenance_note};
+use autoscaler_core::ports::{ControllerId, runner_maintenance_note};
 use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use autoscaler_fakes::{
     FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeServer, FakeStatus, FakeUser,

@@ -3,7 +3,7 @@
 //! ([`gitlab::FakeGitLabServer`], which follows `shared/gitlab-api-notes.md`).
 //!
 //! [`FakeOpenStack::start`] serves, on `127.0.0.1`, the slice of Keystone v3, Nova (`/v2.1`),
-//! Glance (`/v2`) and Neutron (`/v2.0`) that the real client in `autoscaler::openstack`
+//! Glance (`/v2`) and Neutron (`/v2.0`) that the real client in `autoscaler_openstack`
 //! uses, with the same URLs, headers, bodies, paging, microversion rules and error shapes as
 //! the real services (see `docs/fakes.md` for the list and the known differences). Servers
 //! live in memory: BUILD for a boot delay, then ACTIVE (or ERROR with a scripted fault);

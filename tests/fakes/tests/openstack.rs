@@ -1,4 +1,4 @@
-//! The REAL OpenStack client of the autoscaler (`autoscaler::openstack::OpenStack`) against
+//! The REAL OpenStack client of the autoscaler (`autoscaler_openstack::OpenStack`) against
 //! [`FakeOpenStack`]: authentication from clouds.yaml and with an application credential,
 //! template lookups by name, create → ACTIVE, owned-only listing across pages, delete → 404,
 //! quota and fault classification, preflight; plus raw-HTTP checks of the microversion rules.
@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use autoscaler::openstack::auth::{AppCredential, AuthMethod};
-use autoscaler::openstack::{
+use autoscaler_openstack::auth::{AppCredential, AuthMethod};
+use autoscaler_openstack::{
     AuthSettings, ClientOptions, Interface, OpenStack, ResolvedAuth, preflight, resolve_auth,
 };
-use autoscaler::ports::{
+use autoscaler_core::ports::{
     Cloud, CloudErrorKind, CloudStatus, ControllerId, CreateServer, ServerId, ServerTemplateSpec,
 };
 use autoscaler_fakes::{

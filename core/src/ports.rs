@@ -1,7 +1,7 @@
 //! Ports: the narrow traits the reconciler talks through, and the domain types they carry.
 //!
 //! The reconciler never sees HTTP or OpenStack DTOs: it sees [`Cloud`] and the cloud-facing
-//! types below. The real adapter is [`crate::openstack::OpenStack`]; tests use
+//! types below. The real adapter is [`autoscaler_openstack::OpenStack`]; tests use
 //! `testing::cloud::FakeCloud`. Nothing in this module does I/O.
 //!
 //! # Ownership scheme

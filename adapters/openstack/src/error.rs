@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use reqwest::StatusCode;
 
-use crate::ports::{CloudError, CloudErrorKind, is_quota_message};
+use autoscaler_core::ports::{CloudError, CloudErrorKind, is_quota_message};
 
 /// Result alias of the OpenStack adapter.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

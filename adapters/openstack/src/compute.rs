@@ -15,7 +15,7 @@ use tracing::{debug, info};
 
 use super::client::{Call, OpenStack, Service};
 use super::error::{Error, Result};
-use crate::ports::{
+use autoscaler_core::ports::{
     Cloud, CloudResult, CloudServer, CloudStatus, CreateServer, META_POOL, META_RUNNER_ID,
     POOL_TAG_PREFIX, QuotaHeadroom, ServerId, owner_tag, ownership_labels,
 };
@@ -393,10 +393,10 @@ impl Cloud for OpenStack {
         Ok(self.limits().await?)
     }
 
-    async fn flavor_size(&self, flavor: &str) -> CloudResult<Option<crate::model::FlavorSize>> {
+    async fn flavor_size(&self, flavor: &str) -> CloudResult<Option<autoscaler_core::model::FlavorSize>> {
         let found = self.find_flavor(flavor).await?;
         Ok(match (found.vcpus, found.ram_mb) {
-            (Some(vcpus), Some(ram_mb)) => Some(crate::model::FlavorSize {
+            (Some(vcpus), Some(ram_mb)) => Some(autoscaler_core::model::FlavorSize {
                 vcpus: u32::try_from(vcpus).unwrap_or(u32::MAX),
                 ram_mb,
             }),

@@ -13,7 +13,7 @@
 //!   busy projects are polled on every call and dormant ones back off
 //!   ([`schedule::Cadence`]); a `429` blocks every request until its `Retry-After` passed.
 //! * Runners: created with `POST /user/runners`, owned when the description starts with
-//!   `<controller-id>-` and the maintenance note carries [`crate::ports::RUNNER_MARKER`].
+//!   `<controller-id>-` and the maintenance note carries [`autoscaler_core::ports::RUNNER_MARKER`].
 //!   Jobs run so far are counted incrementally ([`counter`]). Runner lists are offset-paged
 //!   and checked ([`paging`]): truncated or inconsistent is an error, never a short list.
 //! * Scope entries that cannot be read are skipped and reported ([`GitLab::skipped_scope`]).
@@ -52,8 +52,8 @@ use url::Url;
 use self::counter::{JobCounter, SeenJob};
 use self::http::Transport;
 use self::schedule::{Budget, Cadence};
-use crate::model::{JobArrival, PendingJob, RunnerId};
-use crate::ports::{
+use autoscaler_core::model::{JobArrival, PendingJob, RunnerId};
+use autoscaler_core::ports::{
     ControllerId, CreateRunner, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner,
     RunnerScope, ScopeProblem, runner_maintenance_note, runner_ownership,
 };
@@ -1067,7 +1067,7 @@ impl GitLabAdapter {
     }
 
     /// A candidate's state when this controller owns it (the one rule,
-    /// [`runner_ownership`]: description prefix and [`crate::ports::RUNNER_MARKER`] in the
+    /// [`runner_ownership`]: description prefix and [`autoscaler_core::ports::RUNNER_MARKER`] in the
     /// maintenance note); `None` when it does not, or when it was deleted since the list
     /// (404). `status`, `job_execution_status` and `paused` come from the list; one
     /// `GET /runners/:id` is still needed per candidate, because GitLab's runner list

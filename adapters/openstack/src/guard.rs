@@ -15,4 +15,4 @@
 /// is well under 1 MiB; a body this large is a broken or hostile endpoint.
 pub(crate) const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
-pub(crate) use crate::http_guard::{BodyError, off_origin, read_limited, redirect_policy};
+pub(crate) use autoscaler_http::{BodyError, off_origin, read_limited, redirect_policy};

@@ -8,7 +8,7 @@
 //! detected (a shift while GitLab sends no counts) is described in `docs/gitlab.md`.
 //! Pure: the caller does the requests. Used by the adapter and by the check plugin.
 
-use crate::ports::{GitLabError, GitLabResult};
+use autoscaler_core::ports::{GitLabError, GitLabResult};
 
 /// The paging headers of one answer (`None`: header absent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -870,7 +870,7 @@ clouds:
             ..AuthSettings::default()
         };
         let err = resolve_auth(&settings, &env(&[])).unwrap_err();
-        let chain = crate::openstack::error::render_chain(&err);
+        let chain = crate::error::render_chain(&err);
         assert_eq!(
             chain,
             "[openstack] application_credential_secret: cannot read the secret: environment variable AC_SECRET is not set"

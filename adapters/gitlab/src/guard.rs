@@ -15,7 +15,7 @@ use url::Url;
 /// Default limit of one response body (a page of 100 runners is a few hundred KiB).
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
-pub use crate::http_guard::{
+pub use autoscaler_http::{
     BodyError, OffOriginRedirect, TooManyRedirects, off_origin, read_limited, redirect_policy,
 };
 

@@ -1,6 +1,6 @@
 //! The OpenStack adapter: a thin Keystone v3 / Nova / Glance / Neutron client over reqwest.
 //!
-//! It implements [`crate::ports::Cloud`] for the servers of one controller id. Nova's and
+//! It implements [`autoscaler_core::ports::Cloud`] for the servers of one controller id. Nova's and
 //! Keystone's JSON never leaves this module: callers see the port types.
 //!
 //! * [`auth`]: where credentials come from (`[openstack]` section, clouds.yaml, `OS_*`).
@@ -16,8 +16,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use autoscaler::openstack::{AuthSettings, ClientOptions, OpenStack, ProcessEnv, resolve_auth};
-//! use autoscaler::ports::{Cloud, ControllerId};
+//! use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, ProcessEnv, resolve_auth};
+//! use autoscaler_core::ports::{Cloud, ControllerId};
 //! let auth = resolve_auth(&AuthSettings { cloud: Some("demo".into()), ..Default::default() }, &ProcessEnv)?;
 //! let cloud = OpenStack::new(auth, ControllerId::new("ci-1")?, ClientOptions::default())?;
 //! for server in cloud.list_owned_servers().await? {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::auth::{AuthMethod, Domain, Interface, NameOrId, ResolvedAuth};
 use super::mock::{MockServer, Reply, Request};
 use super::*;
-use crate::ports::{
+use autoscaler_core::ports::{
     Cloud, CloudErrorKind, CloudStatus, ControllerId, CreateServer, ServerId, ServerTemplateSpec,
 };
 
@@ -666,7 +666,7 @@ async fn debug_of_client_and_errors_never_shows_secrets() {
     });
     let c = client(&server);
     let err = c.limits().await.unwrap_err();
-    let cloud_err = crate::ports::CloudError::from(c.limits().await.unwrap_err());
+    let cloud_err = autoscaler_core::ports::CloudError::from(c.limits().await.unwrap_err());
     let shown = format!(
         "{c:?} {err} {err:?} {cloud_err} {cloud_err:?} {:?}",
         create_request()

@@ -32,7 +32,7 @@ use super::auth::ResolvedAuth;
 use super::error::{Error, Result};
 use super::guard::{self, BodyError};
 use super::keystone::{Token, TokenResponse, token_request_body};
-use crate::ports::ControllerId;
+use autoscaler_core::ports::ControllerId;
 
 /// The Nova microversion every compute request pins (tags in the create body need 2.52).
 pub const COMPUTE_MICROVERSION: &str = "2.52";
@@ -174,7 +174,7 @@ impl Counters {
 
 /// The OpenStack adapter: Keystone, Nova, Glance and Neutron over one HTTP client.
 ///
-/// Cheap to clone (shared state behind an `Arc`). Implements [`crate::ports::Cloud`] for
+/// Cheap to clone (shared state behind an `Arc`). Implements [`autoscaler_core::ports::Cloud`] for
 /// the servers owned by one controller id.
 #[derive(Clone)]
 pub struct OpenStack {

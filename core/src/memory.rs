@@ -408,31 +408,27 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        let config = autoscaler_config::parse_at(
-            r#"
-[controller]
-id = "ci"
-[gitlab]
-url = "https://gitlab.example.com/"
-token_file = "/etc/token"
-[gitlab.scope]
-projects = ["g/p"]
-[[pools]]
-name = "docker"
-limit = 4
-boot_timeout = "5m"
-[pools.server]
-flavor = "f"
-image = "i"
-networks = ["n"]
-[pools.runner]
-tags = ["docker"]
-"#,
-            "t.toml",
-            chrono::Utc::now(),
-        )
-        .unwrap();
-        crate::settings::policy_at(&config, chrono::Utc::now())
+        Policy {
+            pools: vec![crate::model::PoolPolicy {
+                name: "docker".into(),
+                tags: ["docker".to_string()].into_iter().collect(),
+                run_untagged: false,
+                capacity: 1,
+                park_surplus: true,
+                limits: crate::model::Limits {
+                    idle_count: 0,
+                    idle_time: Duration::from_secs(600),
+                    max_builds: 0,
+                    limit: 4,
+                    max_growth: 0,
+                    boot_timeout: Duration::from_secs(300),
+                },
+                forecast: crate::forecast::ForecastSettings::default(),
+            }],
+            backoff: crate::model::Backoff::default(),
+            offline_after: Policy::DEFAULT_OFFLINE_AFTER,
+            delete_retry: Policy::DEFAULT_DELETE_RETRY,
+        }
     }
 
     fn vm(

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::client::OpenStack;
 use super::error::render_chain;
-use crate::ports::{QuotaHeadroom, ServerTemplateSpec};
+use autoscaler_core::ports::{QuotaHeadroom, ServerTemplateSpec};
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::guard;
-use crate::ports::{GitLabError, GitLabResult};
+use autoscaler_core::ports::{GitLabError, GitLabResult};
 
 /// Fallback wait when a 429 carries no readable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
