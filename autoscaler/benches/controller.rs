@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler_core::ports::ControllerId;
 use autoscaler::reconcile::{Reconciler, SystemClock};
+use autoscaler_core::ports::ControllerId;
 use autoscaler_core::testing::cloud::FakeCloud;
 use autoscaler_core::testing::gitlab::FakeGitLab;
 

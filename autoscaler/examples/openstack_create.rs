@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
 use autoscaler_core::ports::{
     Cloud, CloudStatus, ControllerId, CreateServer, ServerId, ServerTemplateSpec,
 };
+use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;

@@ -1073,9 +1073,9 @@ fn item_kind(item: &Item) -> &'static str {
 mod tests {
     use std::sync::Arc;
 
+    use crate::reconcile::{Reconciler, TokioClock};
     use autoscaler_core::plan::{Action, plan};
     use autoscaler_core::ports::ControllerId;
-    use crate::reconcile::{Reconciler, TokioClock};
     use autoscaler_core::testing::cloud::FakeCloud;
     use autoscaler_core::testing::gitlab::FakeGitLab;
 

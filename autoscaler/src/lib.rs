@@ -1,27 +1,31 @@
-//! GitLab CI runner autoscaler for OpenStack.
+//! GitLab CI runner autoscaler for OpenStack: the application and the `autoscaler` binary.
 //!
-//! # Layout
+//! # What it owns
 //!
-//! * [`cli`]: the command line; one function per subcommand.
+//! * [`reconcile`]: the one tick path, observe → plan → apply, with the drain protocol; it
+//!   joins what the adapters report into the core's `Observed`, learns into the core's
+//!   `Memory`, calls the core's pure `plan`, applies the actions through the ports, and
+//!   publishes one `TickView` per tick on a watch channel.
+//! * [`server`]: the HTTP endpoint (`/metrics`, `/healthz`, `/status`, the job webhook).
 //! * [`settings`]: validated config to planner policy and simulator input.
-//! * [`forecast`]: learned pre-warming for bursts that recur at the same time of day.
-//! * [`import`]: a docker+machine `config.toml` converted into this project's config.
-//! * [`ports`]: the narrow `GitLab` and `Cloud` traits the reconciler talks through.
-//! * [`gitlab`]: the GitLab adapter (REST + GraphQL, keyset paging for jobs, checked offset paging
-//!   for runners, rate-limit budget).
-//! * [`openstack`]: the OpenStack adapter (Keystone, Nova, Glance, Neutron).
-//! * [`http_guard`]: what every HTTP client does so credentials stay on their origin and
-//!   bodies stay bounded.
-//! * [`memory`]: the controller's durable memory (`state_dir/memory.json`): creates not
-//!   known to have finished, runners of ours seen without a server.
-//! * `testing` (feature `testing`): in-memory `FakeCloud` and `FakeGitLab`, and the
-//!   fault injector the seeded fault simulation drives them with.
-//! * [`model`]: domain types (jobs, VMs, policy). No I/O.
-//! * [`plan`]: the pure planner, `plan(&Observed, &Policy, now) -> Plan`.
-//! * [`reconcile`]: the loop: observe → plan → apply, with the drain protocol.
-//! * [`server`]: `/metrics`, `/healthz`, `/status` and the GitLab job webhook.
 //! * [`sim`]: the simulator: a job trace through the planner (and through a model of
-//!   docker+machine) against a simulated cloud.
+//!   docker+machine) against a simulated cloud, learning with the controller's `Memory`.
+//! * [`import`]: a docker+machine `config.toml` converted into this project's config.
+//! * [`cli`]: the command line, thin: one function per subcommand over the above; `plan`,
+//!   `status` and `run` build the same reconciler. `run --dev` (its HTTP fakes) only with
+//!   cargo feature `dev`.
+//! * `testing` (feature `testing`): the fault injector the seeded fault simulation drives
+//!   the core's in-memory port fakes with.
+//!
+//! # What it must not do
+//!
+//! Decide anything outside `autoscaler_core::plan` (no second copy of a rule), or speak
+//! GitLab's or OpenStack's wire formats (that is `autoscaler_gitlab` and
+//! `autoscaler_openstack`, behind the core's ports). The release binary carries no fakes.
+//!
+//! Crates: `autoscaler_core` (model, ports, ownership, plan, memory, forecast, `/status`
+//! schema), `autoscaler_gitlab` and `autoscaler_openstack` (adapters), `autoscaler_http`
+//! (redirect guard, bounded bodies), `autoscaler_config`, `autoscaler_bootstrap`.
 
 pub mod cli;
 pub mod import;

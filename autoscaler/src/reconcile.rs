@@ -27,6 +27,7 @@ use secrecy::SecretString;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::settings;
 use autoscaler_core::memory::{Memory, OrphanMemo, PendingCreate, StateStore};
 use autoscaler_core::model::{
     CloudPhase, Observed, QuotaHeadroom, RunnerId, RunnerLink, Timestamp, Vm, VmId, chrono_duration,
@@ -36,7 +37,6 @@ use autoscaler_core::ports::{
     Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateRunner, CreateServer,
     GitLab, GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
 };
-use crate::settings;
 
 /// A GitLab port that can be told a project has a new pending job (from the job webhook),
 /// so its next poll of that project comes at once.

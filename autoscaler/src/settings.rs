@@ -7,9 +7,9 @@ use autoscaler_bootstrap as bs;
 use autoscaler_config::{self as cfg, Config, Pool, ProcessEnv};
 use secrecy::SecretString;
 
+use crate::sim::{SimPeriod, SimPool};
 use autoscaler_core::forecast::ForecastSettings;
 use autoscaler_core::model::{Backoff, Policy, PoolPolicy, Timestamp};
-use crate::sim::{SimPeriod, SimPool};
 
 /// One pool as the planner sees it at `now` (its period in force applied).
 pub fn pool_policy(pool: &Pool, now: Timestamp) -> PoolPolicy {

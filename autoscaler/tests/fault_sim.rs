@@ -26,13 +26,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler_core::ports::{CloudStatus, ControllerId};
 use autoscaler::reconcile::Reconciler;
-use autoscaler_core::testing::cloud::FakeCloud;
 use autoscaler::testing::faults::{
     Arrival, Fault, FaultCloud, FaultGitLab, FaultRates, FaultSet, Faults, PoolBounds, SimRng,
     Violation, WorldPlan,
 };
+use autoscaler_core::ports::{CloudStatus, ControllerId};
+use autoscaler_core::testing::cloud::FakeCloud;
 use autoscaler_core::testing::gitlab::{FakeGitLab, FakeJobState};
 use tokio::time::Instant;
 

@@ -15,12 +15,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use autoscaler_openstack::{
-    AuthSettings, ClientOptions, Error, OpenStack, preflight, resolve_auth,
-};
 use autoscaler_core::ports::{
     Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateServer, ServerId,
     ServerTemplateSpec,
+};
+use autoscaler_openstack::{
+    AuthSettings, ClientOptions, Error, OpenStack, preflight, resolve_auth,
 };
 use base64::Engine as _;
 use secrecy::SecretString;

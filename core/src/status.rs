@@ -54,4 +54,3 @@ pub struct ControllerPoolStatus {
     #[serde(default)]
     pub held_back: Vec<String>,
 }
-

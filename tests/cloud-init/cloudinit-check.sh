@@ -1,6 +1,6 @@
 #!/bin/bash
 # Offline validation of cloud-init user-data with Debian bookworm's cloud-init 22.4.2.
-# Adopted from shared/reference/cloud-init-check; owned by the bootstrap crate now.
+# Runs cloud-init's own schema validator on rendered user-data; owned by the bootstrap crate.
 #
 # Usage: ./cloudinit-check.sh                -> self-test on the example documents in examples/
 #                                               (exits non-zero if any gives the wrong verdict)

@@ -2,7 +2,7 @@
 # Wait until Icinga (started by icinga-up.sh) has a check result for service $2 of host $1,
 # then print one JSON object: the service's state attributes, and its performance_data as
 # Icinga's metric writers parse it (parse_performance_data() through the console API).
-# Adopted from shared/reference/icinga-loopback/check-run.sh.
+# Runs one check through the real Icinga 2 and prints its result.
 # Usage: check-run.sh HOST SERVICE [TIMEOUT_SECONDS]
 set -euo pipefail
 HOST=$1 SERVICE=$2 WAIT=${3:-60}

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Start a self-contained Icinga 2 (Debian bookworm icinga2-bin 2.13) under $ICINGA_DIR/icinga,
 # REST API on 127.0.0.1:5665 only, without touching /etc/icinga2 or /var/lib/icinga2.
-# Adopted from shared/reference/icinga-loopback; the demo objects are gone: the caller puts
+# A real Icinga 2 on loopback for the check plugin's suite; the caller puts
 # its objects (*.conf) in $ICINGA_CONF and the plugins in $ICINGA_PLUGIN_DIR.
 # Usage: icinga-up.sh        (starts the daemon, waits for the API; PID in icinga/icinga2.daemon.pid)
 #        icinga-up.sh install (installs icinga2 from Debian if missing: creates the nagios user)

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
+use autoscaler_config::{ProjectRef, Scope};
 use autoscaler_core::ports::{
     ControllerId, CreateRunner, GitLab, GitLabError, RunnerScope, runner_maintenance_note,
 };
-use autoscaler_config::{ProjectRef, Scope};
+use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer, USER_TOKEN};
 use reqwest::StatusCode;
 use secrecy::SecretString;

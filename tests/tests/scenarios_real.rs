@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler_core::ports::{Cloud, GitLab};
 use autoscaler::reconcile::{Reconciler, SystemClock};
+use autoscaler_core::ports::{Cloud, GitLab};
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use base64::Engine as _;
 use serde_json::{Value, json};

@@ -24,6 +24,9 @@
 //!
 //! The token lives only inside the transport; no error, log line or `Debug` output of this
 //! module contains one.
+//!
+//! It must not decide: which runners to create, pause or delete is the planner's job in
+//! `autoscaler_core`; ownership is the core's rule (`runner_ownership`), applied here.
 
 mod counter;
 mod dto;

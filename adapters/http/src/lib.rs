@@ -8,7 +8,7 @@
 //! several origins (Keystone and Nova), so the origin is taken from the first URL of each
 //! redirect chain. A body larger than the limit is refused whatever the server announces,
 //! so a broken or hostile endpoint cannot make a client buffer more. No I/O besides reading
-//! the given response.
+//! the given response; it knows nothing of GitLab, OpenStack or the controller.
 
 /// Redirects followed at most within the origin.
 const MAX_REDIRECTS: usize = 10;

@@ -393,7 +393,10 @@ impl Cloud for OpenStack {
         Ok(self.limits().await?)
     }
 
-    async fn flavor_size(&self, flavor: &str) -> CloudResult<Option<autoscaler_core::model::FlavorSize>> {
+    async fn flavor_size(
+        &self,
+        flavor: &str,
+    ) -> CloudResult<Option<autoscaler_core::model::FlavorSize>> {
         let found = self.find_flavor(flavor).await?;
         Ok(match (found.vcpus, found.ram_mb) {
             (Some(vcpus), Some(ram_mb)) => Some(autoscaler_core::model::FlavorSize {

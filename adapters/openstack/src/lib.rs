@@ -12,7 +12,8 @@
 //! * [`preflight`]: the operator's online check.
 //! * [`error`]: the classified error type.
 //!
-//! It does not decide anything: when to create or delete is the planner's job.
+//! It does not decide anything: when to create or delete is the planner's job in
+//! `autoscaler_core`, and which servers are ours is the core's ownership rule.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -9,13 +9,13 @@ use autoscaler_config::{Config, ProcessEnv};
 use serde::Serialize;
 
 use super::{ConfigArg, Format, PlanArgs, RunArgs};
-use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
-use autoscaler_core::model::{Observed, Timestamp};
-use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
-use autoscaler_core::plan::{Plan, VmState, idle_since};
-use autoscaler_core::ports::{Cloud, ControllerId, GitLab};
 use crate::reconcile::{Reconciler, SystemClock};
 use crate::settings;
+use autoscaler_core::model::{Observed, Timestamp};
+use autoscaler_core::plan::{Plan, VmState, idle_since};
+use autoscaler_core::ports::{Cloud, ControllerId, GitLab};
+use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
+use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, resolve_auth};
 
 /// Connects to GitLab and OpenStack as the configuration says (what `run`, `plan` and
 /// `status` use; scenario tests use it too).
@@ -181,7 +181,8 @@ pub async fn serve_and_reconcile(
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating state_dir {}", dir.display()))?;
-            reconciler = reconciler.with_store(Arc::new(autoscaler_core::memory::FileStore::in_dir(dir)));
+            reconciler =
+                reconciler.with_store(Arc::new(autoscaler_core::memory::FileStore::in_dir(dir)));
         }
         None => tracing::warn!(
             "no [controller] state_dir: creates in flight are forgotten on a restart (see docs/operations.md)"

@@ -540,7 +540,10 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
 fn empty_memory() -> autoscaler_core::memory::MemoryStore {
     let store = autoscaler_core::memory::MemoryStore::default();
     // Saving into memory cannot fail.
-    let _ = autoscaler_core::memory::StateStore::save(&store, &autoscaler_core::memory::Memory::default().to_text());
+    let _ = autoscaler_core::memory::StateStore::save(
+        &store,
+        &autoscaler_core::memory::Memory::default().to_text(),
+    );
     store
 }
 

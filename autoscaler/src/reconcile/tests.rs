@@ -51,8 +51,10 @@ struct Scenario {
 fn assert_every_job_done(gitlab: &FakeGitLab) {
     let jobs = gitlab.jobs();
     assert!(
-        jobs.iter()
-            .all(|j| matches!(j.state, autoscaler_core::testing::gitlab::FakeJobState::Done(_))),
+        jobs.iter().all(|j| matches!(
+            j.state,
+            autoscaler_core::testing::gitlab::FakeJobState::Done(_)
+        )),
         "{jobs:?}"
     );
 }
@@ -157,10 +159,11 @@ async fn a_failed_server_create_deletes_its_runner_and_backs_off() {
     let mut s = scenario(CONFIG);
     s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(60));
-    s.cloud.fail_next_create(autoscaler_core::ports::CloudError::new(
-        CloudErrorKind::Quota,
-        "Quota exceeded for instances",
-    ));
+    s.cloud
+        .fail_next_create(autoscaler_core::ports::CloudError::new(
+            CloudErrorKind::Quota,
+            "Quota exceeded for instances",
+        ));
     let t = s.reconciler.tick().await.unwrap();
     assert_eq!(t.failures.len(), 1, "{t:?}");
     assert_eq!(s.servers(), 0);
@@ -368,7 +371,9 @@ impl Shifty {
 }
 
 impl GitLab for Shifty {
-    async fn pending_jobs(&self) -> autoscaler_core::ports::GitLabResult<Vec<autoscaler_core::model::PendingJob>> {
+    async fn pending_jobs(
+        &self,
+    ) -> autoscaler_core::ports::GitLabResult<Vec<autoscaler_core::model::PendingJob>> {
         self.pending_calls
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.pending_jobs().await
@@ -381,7 +386,10 @@ impl GitLab for Shifty {
             .filter(|r| !hidden.contains(&r.id))
             .collect())
     }
-    async fn runner_by_id(&self, id: RunnerId) -> autoscaler_core::ports::GitLabResult<Option<OwnedRunner>> {
+    async fn runner_by_id(
+        &self,
+        id: RunnerId,
+    ) -> autoscaler_core::ports::GitLabResult<Option<OwnedRunner>> {
         self.inner.runner_by_id(id).await
     }
     async fn create_runner(
@@ -390,7 +398,11 @@ impl GitLab for Shifty {
     ) -> autoscaler_core::ports::GitLabResult<autoscaler_core::ports::NewRunner> {
         self.inner.create_runner(req).await
     }
-    async fn set_paused(&self, id: RunnerId, paused: bool) -> autoscaler_core::ports::GitLabResult<()> {
+    async fn set_paused(
+        &self,
+        id: RunnerId,
+        paused: bool,
+    ) -> autoscaler_core::ports::GitLabResult<()> {
         self.inner.set_paused(id, paused).await
     }
     async fn running_jobs(&self, id: RunnerId) -> autoscaler_core::ports::GitLabResult<u32> {
@@ -428,7 +440,10 @@ impl Cloud for LateCloud {
         self.note_peak();
         self.inner.list_owned_servers().await
     }
-    async fn create_server(&self, req: CreateServer) -> autoscaler_core::ports::CloudResult<ServerId> {
+    async fn create_server(
+        &self,
+        req: CreateServer,
+    ) -> autoscaler_core::ports::CloudResult<ServerId> {
         let late = self
             .late
             .fetch_update(
@@ -458,7 +473,9 @@ impl Cloud for LateCloud {
     async fn delete_server(&self, id: &ServerId) -> autoscaler_core::ports::CloudResult<()> {
         self.inner.delete_server(id).await
     }
-    async fn quota(&self) -> autoscaler_core::ports::CloudResult<autoscaler_core::ports::QuotaHeadroom> {
+    async fn quota(
+        &self,
+    ) -> autoscaler_core::ports::CloudResult<autoscaler_core::ports::QuotaHeadroom> {
         self.inner.quota().await
     }
 }
@@ -850,10 +867,11 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
     let next_burst = epoch() + chrono::Duration::days(1) - chrono::Duration::minutes(3);
     let wait = (next_burst - clock.now()).to_std().unwrap();
     tokio::time::advance(wait).await;
-    s.cloud.fail_next_create(autoscaler_core::ports::CloudError::new(
-        CloudErrorKind::Rejected,
-        "image not usable",
-    ));
+    s.cloud
+        .fail_next_create(autoscaler_core::ports::CloudError::new(
+            CloudErrorKind::Rejected,
+            "image not usable",
+        ));
     let t = s.reconciler.tick().await.unwrap();
     assert_eq!(
         t.planned.get("create"),
@@ -896,5 +914,8 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
     // `plan` never writes the memory.
     let before = autoscaler_core::memory::StateStore::load(&store).unwrap();
     drop(planner);
-    assert_eq!(autoscaler_core::memory::StateStore::load(&store).unwrap(), before);
+    assert_eq!(
+        autoscaler_core::memory::StateStore::load(&store).unwrap(),
+        before
+    );
 }

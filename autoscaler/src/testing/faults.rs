@@ -39,15 +39,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use autoscaler_core::testing::cloud::FakeCloud;
-use autoscaler_core::testing::gitlab::{FakeGitLab, FakeJobState};
+use crate::reconcile::Clock;
 use autoscaler_core::model::{PendingJob, RunnerId, Timestamp};
 use autoscaler_core::ports::{
     Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, CreateRunner,
     CreateServer, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner, QuotaHeadroom,
     ServerId,
 };
-use crate::reconcile::Clock;
+use autoscaler_core::testing::cloud::FakeCloud;
+use autoscaler_core::testing::gitlab::{FakeGitLab, FakeJobState};
 
 /// Largest offset between the controller's clock and the APIs' clocks ([`SkewClock`]):
 /// NTP-synchronised hosts are far closer; 30 s covers a host whose NTP daemon is broken

@@ -16,9 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscaler_gitlab::{GitLabAdapter, GitLabSettings, QueuedJob, RunnerState};
-use autoscaler_core::ports::{ControllerId, GitLab as _, GitLabError};
 use autoscaler_config::{Config, RunnerType};
+use autoscaler_core::ports::{ControllerId, GitLab as _, GitLabError};
+use autoscaler_gitlab::{GitLabAdapter, GitLabSettings, QueuedJob, RunnerState};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use tokio::sync::Semaphore;

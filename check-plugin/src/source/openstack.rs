@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, ResolvedAuth, resolve_auth};
-use autoscaler_core::ports::{CloudServer, CloudStatus, ControllerId};
 use autoscaler_config::{Config, Env};
+use autoscaler_core::ports::{CloudServer, CloudStatus, ControllerId};
+use autoscaler_openstack::{AuthSettings, ClientOptions, OpenStack, ResolvedAuth, resolve_auth};
 
 use super::Progress;
 use crate::error::SourceError;

@@ -1,6 +1,6 @@
 //! In-process HTTP fakes of the services the autoscaler talks to, for tests, benchmarks and
 //! `autoscaler run --dev`: OpenStack ([`FakeOpenStack`]) and GitLab
-//! ([`gitlab::FakeGitLabServer`], which follows `shared/gitlab-api-notes.md`).
+//! ([`gitlab::FakeGitLabServer`], which follows the GitLab facts in `docs/gitlab.md`).
 //!
 //! [`FakeOpenStack::start`] serves, on `127.0.0.1`, the slice of Keystone v3, Nova (`/v2.1`),
 //! Glance (`/v2`) and Neutron (`/v2.0`) that the real client in `autoscaler_openstack`

@@ -8,15 +8,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use autoscaler_openstack::auth::{AppCredential, AuthMethod};
-use autoscaler_openstack::{
-    AuthSettings, ClientOptions, Interface, OpenStack, ResolvedAuth, preflight, resolve_auth,
-};
 use autoscaler_core::ports::{
     Cloud, CloudErrorKind, CloudStatus, ControllerId, CreateServer, ServerId, ServerTemplateSpec,
 };
 use autoscaler_fakes::{
     FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeStatus, ServerEvent, ServerEventKind,
+};
+use autoscaler_openstack::auth::{AppCredential, AuthMethod};
+use autoscaler_openstack::{
+    AuthSettings, ClientOptions, Interface, OpenStack, ResolvedAuth, preflight, resolve_auth,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
