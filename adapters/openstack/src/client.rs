@@ -187,7 +187,7 @@ pub(crate) struct Inner {
     pub(crate) controller: ControllerId,
     pub(crate) options: ClientOptions,
     token: tokio::sync::Mutex<Option<Arc<Token>>>,
-    pub(crate) lookups: tokio::sync::Mutex<HashMap<(&'static str, String), super::lookup::Found>>,
+    pub(crate) lookups: tokio::sync::Mutex<HashMap<(&'static str, String), Found>>,
     counters: Counters,
 }
 
@@ -581,6 +581,24 @@ pub(crate) fn error_message(body: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// A resolved object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The cloud's id.
+    pub id: String,
+    /// vCPUs (flavors only).
+    pub vcpus: Option<u64>,
+    /// RAM in MiB (flavors only).
+    pub ram_mb: Option<u64>,
+}
+
+/// Percent-encodes one path segment (ids and names from settings go into paths).
+pub(crate) fn segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 #[cfg(test)]

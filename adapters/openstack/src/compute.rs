@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
-use super::client::{Call, OpenStack, Service};
+use super::client::{Call, OpenStack, Service, segment};
 use super::error::{Error, Result};
 use autoscaler_core::ports::{
     Cloud, CloudResult, CloudServer, CloudStatus, CreateServer, META_POOL, META_RUNNER_ID,
@@ -124,13 +124,6 @@ fn map_server(s: ServerDto) -> CloudServer {
         tags: s.tags,
         address,
     }
-}
-
-/// Percent-encodes one path segment (ids and names from settings go into paths).
-pub(crate) fn segment(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 /// Replaces the user data, and anything that looks like a long base64 run, in a message

@@ -7,20 +7,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::{Call, OpenStack, Service};
-use super::compute::segment;
+use super::client::{Call, OpenStack, Service, segment};
 use super::error::{Error, Result};
 
-/// A resolved object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    /// The cloud's id.
-    pub id: String,
-    /// vCPUs (flavors only).
-    pub vcpus: Option<u64>,
-    /// RAM in MiB (flavors only).
-    pub ram_mb: Option<u64>,
-}
+pub use crate::client::Found;
 
 #[derive(Deserialize)]
 struct Named {

@@ -67,16 +67,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `autoscaler run`: reconcile until SIGTERM or Ctrl-C, serving the HTTP endpoint.
 pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    if args.dev {
-        #[cfg(feature = "dev")]
-        return super::dev::run(args);
-        #[cfg(not(feature = "dev"))]
-        anyhow::bail!(
-            "this autoscaler was built without the `dev` feature, so it has no --dev demo \
-             (the production build carries no fakes); run it from the source tree with \
-             `cargo run --release --features dev --bin autoscaler -- run --dev`"
-        );
-    }
     let Some(path) = &args.config else {
         anyhow::bail!("--config is required (or --dev for the embedded demo)");
     };

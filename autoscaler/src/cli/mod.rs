@@ -243,6 +243,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Bootstrap(BootstrapCommand::Render(args)) => bootstrap::render(&args),
+        Command::Run(args) if args.dev => dev_run(&args),
         Command::Run(args) => controller::run(&args),
         Command::Plan(args) => controller::plan(&args),
         Command::Status(args) => controller::status(&args),
@@ -287,4 +288,20 @@ fn import(args: &ImportArgs) -> anyhow::Result<i32> {
         None => print!("{out}"),
     }
     Ok(0)
+}
+
+/// `run --dev`: the embedded demo, only in builds with the `dev` feature (the production
+/// binary carries no fakes).
+fn dev_run(args: &RunArgs) -> anyhow::Result<i32> {
+    #[cfg(feature = "dev")]
+    return dev::run(args);
+    #[cfg(not(feature = "dev"))]
+    {
+        let _ = args;
+        anyhow::bail!(
+            "this autoscaler was built without the `dev` feature, so it has no --dev demo \
+             (the production build carries no fakes); run it from the source tree with \
+             `cargo run --release --features dev --bin autoscaler -- run --dev`"
+        )
+    }
 }
