@@ -30,12 +30,12 @@ use tracing::{debug, info, warn};
 use crate::settings;
 use autoscaler_core::memory::{Memory, OrphanMemo, PendingCreate, StateStore};
 use autoscaler_core::model::{
-    CloudPhase, Observed, QuotaHeadroom, RunnerId, RunnerLink, Timestamp, Vm, VmId, chrono_duration,
+    CloudStatus, Observed, RunnerId, RunnerLink, Timestamp, Vm, VmId, chrono_duration,
 };
 use autoscaler_core::plan::{Action, Plan, plan};
 use autoscaler_core::ports::{
-    Cloud, CloudErrorKind, CloudServer, CloudStatus, ControllerId, CreateRunner, CreateServer,
-    GitLab, GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
+    Cloud, CloudErrorKind, CloudServer, ControllerId, CreateRunner, CreateServer, GitLab,
+    GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
 };
 
 /// A GitLab port that can be told a project has a new pending job (from the job webhook),
@@ -398,13 +398,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         );
         let servers = servers.context("listing owned servers")?;
         let quota = match quota {
-            Ok(q) => Some(QuotaHeadroom {
-                instances: q
-                    .max_instances
-                    .map(|m| u32::try_from(m.saturating_sub(q.used_instances)).unwrap_or(u32::MAX)),
-                cores: q.max_cores.map(|m| m.saturating_sub(q.used_cores)),
-                ram_mb: q.max_ram_mb.map(|m| m.saturating_sub(q.used_ram_mb)),
-            }),
+            Ok(q) => Some(q.headroom()),
             Err(e) => {
                 warn!(error = %e, "quota unknown this tick");
                 None
@@ -619,7 +613,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         let ids: BTreeSet<&str> = obs
             .vms
             .iter()
-            .filter(|v| v.phase == CloudPhase::Deleting)
+            .filter(|v| v.phase == CloudStatus::Deleting)
             .map(|v| v.id.0.as_str())
             .collect();
         self.state
@@ -629,7 +623,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         for vm in obs
             .vms
             .iter_mut()
-            .filter(|v| v.phase == CloudPhase::Deleting)
+            .filter(|v| v.phase == CloudStatus::Deleting)
         {
             let first = *self
                 .state
@@ -1125,13 +1119,7 @@ fn join(
         if let Some(r) = runner {
             paired.insert(r.id);
         }
-        let phase = match &s.status {
-            CloudStatus::Building => CloudPhase::Building,
-            CloudStatus::Active => CloudPhase::Active,
-            CloudStatus::Error { fault } => CloudPhase::Error(fault.clone()),
-            CloudStatus::Deleting => CloudPhase::Deleting,
-            CloudStatus::Other(_) => CloudPhase::Active,
-        };
+        let phase = s.status.clone();
         let runner_link = match (runner, s.runner_id) {
             (Some(_), _) => RunnerLink::Seen,
             (None, Some(id)) => links.get(&id).copied().unwrap_or(RunnerLink::Unknown),

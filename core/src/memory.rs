@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::forecast::ArrivalHistory;
 use crate::model::{
-    CloudPhase, FailureHistory, Observed, Policy, RunnerId, Timestamp, chrono_duration,
+    CloudStatus, FailureHistory, Observed, Policy, RunnerId, Timestamp, chrono_duration,
 };
 
 /// Version of the memory document this build writes and reads.
@@ -275,7 +275,7 @@ impl Memory {
                 .iter()
                 .find(|p| p.name == vm.pool)
                 .map_or(Duration::from_secs(600), |p| p.limits.boot_timeout);
-            let failed = matches!(vm.phase, CloudPhase::Error(_))
+            let failed = matches!(vm.phase, CloudStatus::Error { .. })
                 || (vm.runner.as_ref().is_some_and(|r| r.contacted_at.is_none())
                     && now - vm.created_at > chrono_duration(boot_timeout));
             if failed && self.counted_failures.insert(vm.id.0.clone()) {
@@ -433,7 +433,7 @@ mod tests {
 
     fn vm(
         id: &str,
-        phase: CloudPhase,
+        phase: CloudStatus,
         runner: Option<crate::model::RunnerView>,
     ) -> crate::model::Vm {
         let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
@@ -467,7 +467,7 @@ mod tests {
         let mut m = Memory::default();
         let broken = Observed {
             pending: Some(Vec::new()),
-            vms: vec![vm("a", CloudPhase::Error(None), None)],
+            vms: vec![vm("a", CloudStatus::Error { fault: None }, None)],
             ..Observed::default()
         };
         m.learn(&broken, &policy, t(10));
@@ -498,7 +498,7 @@ mod tests {
         };
         let healthy = Observed {
             pending: Some(Vec::new()),
-            vms: vec![vm("b", CloudPhase::Active, Some(runner))],
+            vms: vec![vm("b", CloudStatus::Active, Some(runner))],
             ..Observed::default()
         };
         m.learn(&healthy, &policy, t(40));

@@ -36,17 +36,33 @@ pub struct PendingJob {
     pub queued_since: Timestamp,
 }
 
-/// What the cloud says about a server.
+/// What the cloud says about a server, reduced to what the controller acts on (the one
+/// cloud-side state; the planner derives its [`crate::plan::VmState`] from it and the runner).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloudPhase {
-    /// Create accepted, server not ACTIVE yet (Nova BUILD).
+pub enum CloudStatus {
+    /// Nova `BUILD`: scheduled or booting.
     Building,
-    /// Server ACTIVE.
+    /// Nova `ACTIVE`: running.
     Active,
-    /// Server in ERROR, with Nova's fault message when it gave one.
-    Error(Option<String>),
-    /// Delete in progress (Nova DELETING, or SHUTOFF/DELETED on the way out).
+    /// Nova `ERROR`, with the fault message when Nova reports one (e.g. "No valid host",
+    /// "Quota exceeded for instances").
+    Error {
+        /// Nova's fault message.
+        fault: Option<String>,
+    },
+    /// Being deleted (`DELETED`, `SOFT_DELETED`, or task state `deleting`).
     Deleting,
+    /// Any other Nova status (`SHUTOFF`, `REBOOT`, ...), kept verbatim.
+    Other(String),
+}
+
+impl CloudStatus {
+    /// Whether the server exists and is not on its way out or broken: `ACTIVE`, or another
+    /// status such as `SHUTOFF` or `REBOOT`, which is judged like `ACTIVE` (a stopped VM's
+    /// runner stops contacting GitLab, so it goes offline and is replaced).
+    pub fn is_up(&self) -> bool {
+        matches!(self, CloudStatus::Active | CloudStatus::Other(_))
+    }
 }
 
 /// What GitLab says about the runner registered for one VM.
@@ -111,7 +127,7 @@ pub struct Vm {
     /// When the server was created; boot timeout and orphan grace count from here.
     pub created_at: Timestamp,
     /// The cloud's view.
-    pub phase: CloudPhase,
+    pub phase: CloudStatus,
     /// The runner, or `None` when GitLab has no runner for this server (an orphan server,
     /// or a runner deleted out of band).
     pub runner: Option<RunnerView>,

@@ -33,7 +33,7 @@ use crate::model::{
     Backoff, FailureHistory, Observed, Policy, PoolPolicy, QuotaHeadroom, RunnerId, Timestamp, Vm,
     VmId, chrono_duration,
 };
-use crate::model::{CloudPhase, RunnerLink, RunnerView};
+use crate::model::{CloudStatus, RunnerLink, RunnerView};
 
 /// Per-pool inputs of [`PoolCtx::plan_pool`] besides the VMs.
 struct PoolInputs {
@@ -422,7 +422,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
     unknown.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let mut unknown_actions = Vec::new();
     for vm in unknown {
-        let state = if vm.phase == CloudPhase::Deleting {
+        let state = if vm.phase == CloudStatus::Deleting {
             retry_stuck_delete(vm, policy.delete_retry, now, &mut unknown_actions);
             VmState::Deleting
         } else {
@@ -767,22 +767,22 @@ impl<'a> PoolCtx<'a> {
         let age = self.now - vm.created_at;
         let booting_too_long = age > chrono_duration(limits.boot_timeout);
         let offline = |r: &RunnerView| {
-            vm.phase == CloudPhase::Active
+            vm.phase.is_up()
                 && r.contacted_at
                     .is_some_and(|c| self.now - c > chrono_duration(self.offline_after))
         };
         let (state, remove) = match (&vm.phase, &vm.runner) {
-            (CloudPhase::Deleting, _) => (VmState::Deleting, None),
+            (CloudStatus::Deleting, _) => (VmState::Deleting, None),
             // Not proven gone: it might be running a job. Wait, count it, touch nothing.
             (_, None) if vm.runner_link != RunnerLink::Gone => (VmState::Unknown, None),
             // GitLab answered 404 twice: no job can run here.
             (_, None) => (VmState::Failed, Some(RemoveReason::RunnerMissing)),
-            (CloudPhase::Error(_), _) => (VmState::Failed, Some(RemoveReason::CloudError)),
+            (CloudStatus::Error { .. }, _) => (VmState::Failed, Some(RemoveReason::CloudError)),
             (_, Some(r)) if offline(r) => (VmState::Offline, Some(RemoveReason::RunnerOffline)),
             (phase, Some(r)) if r.contacted_at.is_none() && r.running_jobs == 0 => {
                 if booting_too_long {
                     (VmState::Failed, Some(RemoveReason::BootTimeout))
-                } else if *phase == CloudPhase::Building {
+                } else if *phase == CloudStatus::Building {
                     (VmState::Creating, None)
                 } else {
                     (VmState::Booting, None)

@@ -80,7 +80,7 @@ pub trait Cloud: Send + Sync {
     /// # Errors
     ///
     /// A [`CloudError`] when the limits cannot be read.
-    fn quota(&self) -> impl Future<Output = CloudResult<QuotaHeadroom>> + Send;
+    fn quota(&self) -> impl Future<Output = CloudResult<ComputeQuota>> + Send;
 
     /// vCPUs and RAM of a flavor given by id or name, so that the planner can budget the
     /// cores and RAM quota, not only the instance count. `Ok(None)` when the cloud does not
@@ -114,24 +114,7 @@ impl fmt::Display for ServerId {
     }
 }
 
-/// A server's state, reduced to what the reconciler acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloudStatus {
-    /// Nova `BUILD`: scheduled or booting.
-    Building,
-    /// Nova `ACTIVE`: running.
-    Active,
-    /// Nova `ERROR`, with the fault message when Nova reports one (e.g. "No valid host",
-    /// "Quota exceeded for instances").
-    Error {
-        /// Nova's fault message.
-        fault: Option<String>,
-    },
-    /// Being deleted (`DELETED`, `SOFT_DELETED`, or task state `deleting`).
-    Deleting,
-    /// Any other Nova status (`SHUTOFF`, `REBOOT`, ...), kept verbatim.
-    Other(String),
-}
+pub use crate::model::CloudStatus;
 
 impl CloudStatus {
     /// Whether this is an `Error` whose fault says the quota was exceeded: what the extras
@@ -220,9 +203,10 @@ pub struct CreateServer {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Compute quota of the project: limits (`None` = unlimited) and current use.
+/// Compute quota of the project as the cloud reports it: limits (`None` = unlimited) and
+/// current use. The planner takes what is left of it, [`ComputeQuota::headroom`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuotaHeadroom {
+pub struct ComputeQuota {
     /// Maximum number of servers, `None` when unlimited.
     pub max_instances: Option<u64>,
     /// Servers counted against the quota now.
@@ -237,7 +221,18 @@ pub struct QuotaHeadroom {
     pub used_ram_mb: u64,
 }
 
-impl QuotaHeadroom {
+impl ComputeQuota {
+    /// What is left: the planner's [`crate::model::QuotaHeadroom`].
+    pub fn headroom(&self) -> crate::model::QuotaHeadroom {
+        crate::model::QuotaHeadroom {
+            instances: self
+                .max_instances
+                .map(|m| u32::try_from(m.saturating_sub(self.used_instances)).unwrap_or(u32::MAX)),
+            cores: self.max_cores.map(|m| m.saturating_sub(self.used_cores)),
+            ram_mb: self.max_ram_mb.map(|m| m.saturating_sub(self.used_ram_mb)),
+        }
+    }
+
     /// How many more servers of `vcpus` cores and `ram_mb` MiB fit, `None` when unlimited.
     pub fn servers_left(&self, vcpus: u64, ram_mb: u64) -> Option<u64> {
         let left = |max: Option<u64>, used: u64, per: u64| {
@@ -496,7 +491,7 @@ mod tests {
 
     #[test]
     fn servers_left_is_the_tightest_limit_and_none_when_unlimited() {
-        let q = QuotaHeadroom {
+        let q = ComputeQuota {
             max_instances: Some(10),
             used_instances: 4,
             max_cores: Some(20),
@@ -506,7 +501,7 @@ mod tests {
         };
         assert_eq!(q.servers_left(2, 512), Some(4));
         assert_eq!(q.servers_left(1, 512), Some(6));
-        assert_eq!(QuotaHeadroom::default().servers_left(1, 1), None);
+        assert_eq!(ComputeQuota::default().servers_left(1, 1), None);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Nova: create, list by tag, get, delete, limits; and the [`Cloud`] port over them.
 //!
 //! Nova's JSON shapes (DTOs) stay private to this module: callers get
-//! [`CloudServer`] and [`QuotaHeadroom`].
+//! [`CloudServer`] and [`ComputeQuota`].
 
 use std::collections::BTreeMap;
 
@@ -16,8 +16,8 @@ use tracing::{debug, info};
 use super::client::{Call, OpenStack, Service, segment};
 use super::error::{Error, Result};
 use autoscaler_core::ports::{
-    Cloud, CloudResult, CloudServer, CloudStatus, CreateServer, META_POOL, META_RUNNER_ID,
-    POOL_TAG_PREFIX, QuotaHeadroom, ServerId, owner_tag, ownership_labels,
+    Cloud, CloudResult, CloudServer, CloudStatus, ComputeQuota, CreateServer, META_POOL,
+    META_RUNNER_ID, POOL_TAG_PREFIX, ServerId, owner_tag, ownership_labels,
 };
 
 // Largest base64 `user_data` Nova accepts (the bootstrap renderer refuses larger output too).
@@ -343,7 +343,7 @@ impl OpenStack {
     /// # Errors
     ///
     /// Transport or status errors, or a body without `limits.absolute`.
-    pub async fn limits(&self) -> Result<QuotaHeadroom> {
+    pub async fn limits(&self) -> Result<ComputeQuota> {
         let l: Limits = self
             .json(Call::get("limits", Service::Compute, "/limits"))
             .await?;
@@ -358,7 +358,7 @@ impl OpenStack {
                 .map(i64::unsigned_abs)
                 .unwrap_or(0)
         };
-        Ok(QuotaHeadroom {
+        Ok(ComputeQuota {
             max_instances: max("maxTotalInstances"),
             used_instances: used("totalInstancesUsed"),
             max_cores: max("maxTotalCores"),
@@ -382,7 +382,7 @@ impl Cloud for OpenStack {
         Ok(self.delete(id).await?)
     }
 
-    async fn quota(&self) -> CloudResult<QuotaHeadroom> {
+    async fn quota(&self) -> CloudResult<ComputeQuota> {
         Ok(self.limits().await?)
     }
 

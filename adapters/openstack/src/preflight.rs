@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::client::OpenStack;
 use super::error::render_chain;
-use autoscaler_core::ports::{QuotaHeadroom, ServerTemplateSpec};
+use autoscaler_core::ports::{ComputeQuota, ServerTemplateSpec};
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct PreflightReport {
     /// Every check, in the order made.
     pub checks: Vec<Check>,
     /// The quota headroom, when it could be read.
-    pub quota: Option<QuotaHeadroom>,
+    pub quota: Option<ComputeQuota>,
 }
 
 impl PreflightReport {
@@ -196,7 +196,7 @@ pub async fn preflight(
     report
 }
 
-fn describe_quota(q: &QuotaHeadroom) -> String {
+fn describe_quota(q: &ComputeQuota) -> String {
     let part = |used: u64, max: Option<u64>, unit: &str| match max {
         Some(m) => format!("{used}/{m} {unit}"),
         None => format!("{used}/unlimited {unit}"),
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn quota_description_shows_unlimited() {
-        let q = QuotaHeadroom {
+        let q = ComputeQuota {
             max_instances: Some(10),
             used_instances: 2,
             max_cores: None,

@@ -475,7 +475,7 @@ impl Cloud for LateCloud {
     }
     async fn quota(
         &self,
-    ) -> autoscaler_core::ports::CloudResult<autoscaler_core::ports::QuotaHeadroom> {
+    ) -> autoscaler_core::ports::CloudResult<autoscaler_core::ports::ComputeQuota> {
         self.inner.quota().await
     }
 }

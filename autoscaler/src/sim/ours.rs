@@ -9,7 +9,7 @@ use super::world::{Phase, Secs, World};
 use super::{LimitsCache, PeriodRule, SimSpec, Trace, ts};
 use autoscaler_core::memory::Memory;
 use autoscaler_core::model::{
-    CloudPhase, JobArrival, Observed, PendingJob, Policy, RunnerLink, RunnerView, Vm, VmId,
+    CloudStatus, JobArrival, Observed, PendingJob, Policy, RunnerLink, RunnerView, Vm, VmId,
 };
 use autoscaler_core::plan::{Action, plan};
 
@@ -117,10 +117,10 @@ fn observe(world: &World<'_>, ids: &[VmId], names: &[String], t: Secs) -> Observ
         .filter(|(_, v)| v.alive())
         .map(|(i, v)| {
             let phase = match v.phase {
-                Phase::Creating => CloudPhase::Building,
-                Phase::Ready => CloudPhase::Active,
-                Phase::Error => CloudPhase::Error(None),
-                Phase::Deleting(_) | Phase::Deleted => CloudPhase::Deleting,
+                Phase::Creating => CloudStatus::Building,
+                Phase::Ready => CloudStatus::Active,
+                Phase::Error => CloudStatus::Error { fault: None },
+                Phase::Deleting(_) | Phase::Deleted => CloudStatus::Deleting,
             };
             Vm {
                 id: ids[i].clone(),

@@ -42,8 +42,8 @@ use tokio::time::Instant;
 use crate::reconcile::Clock;
 use autoscaler_core::model::{PendingJob, RunnerId, Timestamp};
 use autoscaler_core::ports::{
-    Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, CreateRunner,
-    CreateServer, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner, QuotaHeadroom,
+    Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, ComputeQuota,
+    CreateRunner, CreateServer, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner,
     ServerId,
 };
 use autoscaler_core::testing::cloud::FakeCloud;
@@ -1293,7 +1293,7 @@ impl Cloud for FaultCloud {
         r
     }
 
-    async fn quota(&self) -> CloudResult<QuotaHeadroom> {
+    async fn quota(&self) -> CloudResult<ComputeQuota> {
         let (f, g, c) = (&self.faults, self.generation, Call::Quota);
         let d = f.enter(g, c, "").await;
         let r = match d {

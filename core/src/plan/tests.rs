@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::model::{
-    CloudPhase, FailureHistory, Limits, OrphanRunner, PendingJob, PoolPolicy, QuotaHeadroom,
+    CloudStatus, FailureHistory, Limits, OrphanRunner, PendingJob, PoolPolicy, QuotaHeadroom,
     RunnerLink, RunnerView, Vm, VmId,
 };
 use chrono::{TimeZone, Utc};
@@ -69,7 +69,7 @@ impl VmB {
             name: format!("runner-{id}"),
             pool: "p".into(),
             created_at: t0() - mins(180),
-            phase: CloudPhase::Active,
+            phase: CloudStatus::Active,
             runner: Some(RunnerView {
                 id: id.bytes().map(u64::from).sum(),
                 paused: false,
@@ -117,11 +117,13 @@ impl VmB {
     }
     fn building(mut self) -> Self {
         self = self.booting();
-        self.0.phase = CloudPhase::Building;
+        self.0.phase = CloudStatus::Building;
         self
     }
     fn error(mut self) -> Self {
-        self.0.phase = CloudPhase::Error(Some("No valid host was found".into()));
+        self.0.phase = CloudStatus::Error {
+            fault: Some("No valid host was found".into()),
+        };
         self
     }
     /// GitLab did not report the runner and its absence is not proven.
@@ -611,7 +613,7 @@ fn deleting_servers_count_towards_the_limit() {
     let mut p = pool("p", &["docker"]);
     p.limits.limit = 2;
     let mut d = VmB::new("d").vm();
-    d.phase = CloudPhase::Deleting;
+    d.phase = CloudStatus::Deleting;
     let plan = plan(
         &observed(vec![job(1, &["docker"]), job(2, &["docker"])], vec![d]),
         &policy(vec![p]),
@@ -725,7 +727,7 @@ fn apply(obs: &Observed, plan: &Plan, now: Timestamp) -> Observed {
                     name: format!("new{seq}"),
                     pool: pool.clone(),
                     created_at: now,
-                    phase: CloudPhase::Building,
+                    phase: CloudStatus::Building,
                     runner: Some(RunnerView {
                         id: 10_000 + seq,
                         paused: false,
@@ -755,7 +757,7 @@ fn apply(obs: &Observed, plan: &Plan, now: Timestamp) -> Observed {
             }
             Action::Delete { vm, .. } => {
                 if let Some(v) = next.vms.iter_mut().find(|v| &v.id == vm) {
-                    v.phase = CloudPhase::Deleting;
+                    v.phase = CloudStatus::Deleting;
                 }
             }
             Action::DeleteRunner { runner, .. } => next.orphan_runners.retain(|r| r.id != *runner),

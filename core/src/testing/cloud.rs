@@ -17,8 +17,8 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use crate::ports::{
-    Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, ControllerId,
-    CreateServer, META_POOL, META_RUNNER_ID, QuotaHeadroom, ServerId, owner_tag, ownership_labels,
+    Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, ComputeQuota,
+    ControllerId, CreateServer, META_POOL, META_RUNNER_ID, ServerId, owner_tag, ownership_labels,
 };
 
 // Largest user data, as Nova counts it (bytes of base64).
@@ -431,15 +431,15 @@ impl Cloud for FakeCloud {
         }
     }
 
-    async fn quota(&self) -> CloudResult<QuotaHeadroom> {
+    async fn quota(&self) -> CloudResult<ComputeQuota> {
         self.pause().await;
         let s = self.lock();
-        Ok(QuotaHeadroom {
+        Ok(ComputeQuota {
             max_instances: s.max_instances,
             used_instances: s.live_count(Instant::now()),
             max_cores: s.max_cores,
             used_cores: s.used_cores(Instant::now()),
-            ..QuotaHeadroom::default()
+            ..ComputeQuota::default()
         })
     }
 
