@@ -76,14 +76,8 @@ impl SimPool {
         };
         let o = p.overrides;
         match rule {
-            PeriodRule::Inherit => Limits {
-                idle_count: o.idle_count.unwrap_or(base.idle_count),
-                idle_time: o.idle_time.unwrap_or(base.idle_time),
-                max_builds: o.max_builds.unwrap_or(base.max_builds),
-                limit: o.limit.unwrap_or(base.limit),
-                max_growth: o.max_growth.unwrap_or(base.max_growth),
-                boot_timeout: base.boot_timeout,
-            },
+            // The controller's own rule (the config's), not a copy of it.
+            PeriodRule::Inherit => o.apply(base),
             PeriodRule::DockerMachine => Limits {
                 idle_count: o.idle_count.unwrap_or(0),
                 idle_time: o.idle_time.unwrap_or(Duration::ZERO),
