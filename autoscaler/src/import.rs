@@ -806,9 +806,13 @@ fn word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 
-/// In `line`, the value after `key = `, `key: ` or `key=` where `key` contains a
-/// [`SECRET_KEY_WORDS`] entry becomes `[REDACTED]` (inside its quotes, if quoted).
-fn redact_assigned_secrets(line: &str) -> String {
+/// Rewrites `line` word by word (runs of [`word_char`]): other characters are copied as
+/// they are; `word` gets the line, the word's span `start..end` and the output, writes
+/// what the word becomes, and returns where scanning resumes (at the earliest `end`).
+fn rewrite_words(
+    line: &str,
+    mut word: impl FnMut(&[char], usize, usize, &mut String) -> usize,
+) -> String {
     let chars: Vec<char> = line.chars().collect();
     let mut out = String::with_capacity(line.len());
     let mut i = 0;
@@ -822,11 +826,20 @@ fn redact_assigned_secrets(line: &str) -> String {
         while i < chars.len() && word_char(chars[i]) {
             i += 1;
         }
+        i = word(&chars, start, i, &mut out).max(i);
+    }
+    out
+}
+
+/// In `line`, the value after `key = `, `key: ` or `key=` where `key` contains a
+/// [`SECRET_KEY_WORDS`] entry becomes `[REDACTED]` (inside its quotes, if quoted).
+fn redact_assigned_secrets(line: &str) -> String {
+    rewrite_words(line, |chars, start, i, out| {
         let word: String = chars[start..i].iter().collect();
         out.push_str(&word);
         let lower = word.to_ascii_lowercase();
         if !SECRET_KEY_WORDS.iter().any(|w| lower.contains(w)) {
-            continue;
+            return i;
         }
         // `key` `"`? spaces `=` or `:` spaces, then the value.
         let mut j = i;
@@ -834,7 +847,7 @@ fn redact_assigned_secrets(line: &str) -> String {
             j += 1;
         }
         if j >= chars.len() || !matches!(chars[j], '=' | ':') {
-            continue;
+            return i;
         }
         j += 1;
         while j < chars.len() && matches!(chars[j], ' ' | '\t') {
@@ -858,37 +871,24 @@ fn redact_assigned_secrets(line: &str) -> String {
         }
         let value: String = chars[value_start..end].iter().collect();
         if value.is_empty() || value == "[REDACTED]" {
-            continue;
+            return i;
         }
         out.extend(&chars[i..value_start]);
         out.push_str("[REDACTED]");
-        i = end;
-    }
-    out
+        end
+    })
 }
 
 /// Every word starting with a [`TOKEN_PREFIXES`] entry becomes `[REDACTED]`.
 fn redact_token_prefixes(line: &str) -> String {
-    let chars: Vec<char> = line.chars().collect();
-    let mut out = String::with_capacity(line.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if !word_char(chars[i]) {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chars.len() && word_char(chars[i]) {
-            i += 1;
-        }
-        let word: String = chars[start..i].iter().collect();
+    rewrite_words(line, |chars, start, end, out| {
+        let word: String = chars[start..end].iter().collect();
         let token = TOKEN_PREFIXES
             .iter()
             .any(|p| word.starts_with(p) && word.len() > p.len());
         out.push_str(if token { "[REDACTED]" } else { &word });
-    }
-    out
+        end
+    })
 }
 
 /// The type a key the importer reads must have.
