@@ -844,23 +844,10 @@ impl GitLabAdapter {
         let mut entry = if let Some(c) = reuse {
             c
         } else {
-            let ep = Runner::builder()
-                .runner(id)
-                .build()
-                .map_err(|e| misconfigured(e.to_string()))?;
-            let what = format!("runner {id}");
-            let details: dto::RunnerDetails = match self.transport.send_endpoint(&what, &ep).await {
-                Ok(reply) => reply.json(&what)?,
-                // Deleted between the listing and now.
-                Err(GitLabError::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e),
+            // Deleted between the listing and now: `None`.
+            let Some((details, description, pool)) = self.runner_details(id).await? else {
+                return Ok(None);
             };
-            let description = details.description.clone().unwrap_or_default();
-            let pool = runner_ownership(
-                &self.settings.controller,
-                &description,
-                details.maintenance_note.as_deref(),
-            );
             CachedRunner {
                 ownership: pool,
                 description,
@@ -933,9 +920,12 @@ impl GitLabAdapter {
         Ok(Some(runner))
     }
 
-    /// [`GitLab::runner_by_id`]: details, running jobs and counters of one runner, read
-    /// fresh whatever its description or note say (`None` only on 404).
-    async fn runner_details_by_id(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
+    /// `GET /runners/:id`: the details, the description and the ownership rule's verdict
+    /// on them (`None` on 404).
+    async fn runner_details(
+        &self,
+        id: RunnerId,
+    ) -> GitLabResult<Option<(dto::RunnerDetails, String, Option<Option<String>>)>> {
         let ep = Runner::builder()
             .runner(id)
             .build()
@@ -951,8 +941,17 @@ impl GitLabAdapter {
             &self.settings.controller,
             &description,
             details.maintenance_note.as_deref(),
-        )
-        .flatten();
+        );
+        Ok(Some((details, description, pool)))
+    }
+
+    /// [`GitLab::runner_by_id`]: details, running jobs and counters of one runner, read
+    /// fresh whatever its description or note say (`None` only on 404).
+    async fn runner_details_by_id(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
+        let Some((details, description, pool)) = self.runner_details(id).await? else {
+            return Ok(None);
+        };
+        let pool = pool.flatten();
         let running = match self.running_job_ids(id).await {
             Ok(r) => r,
             Err(GitLabError::NotFound { .. }) => return Ok(None),
