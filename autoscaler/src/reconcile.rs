@@ -15,6 +15,14 @@
 //! `runner_missing` server; the planner removes both after the boot grace.
 //!
 //! Time is read through [`Clock`] once per tick and passed to the planner.
+//!
+//! Failures are typed ([`FailureKind`], derived from [`CloudErrorKind`] and [`GitLabError`],
+//! never from message text) because they call for different retries: credentials refused
+//! ([`FailureKind::Auth`]) or wrong settings ([`FailureKind::Misconfigured`]) do not heal by
+//! waiting, so they are logged as an error once per change and retried at a steady pace
+//! that picks up the operator's fix promptly; an unavailable or confused service
+//! ([`FailureKind::Unavailable`], [`FailureKind::Unexpected`]) is retried with exponential
+//! backoff.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,7 +33,7 @@ use autoscaler_bootstrap as bs;
 use autoscaler_config::Config;
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::settings;
 use autoscaler_core::memory::{Memory, OrphanMemo, PendingCreate, StateStore};
@@ -34,9 +42,161 @@ use autoscaler_core::model::{
 };
 use autoscaler_core::plan::{Action, Plan, plan};
 use autoscaler_core::ports::{
-    Cloud, CloudErrorKind, CloudServer, ControllerId, CreateRunner, CreateServer, GitLab,
-    GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
+    Cloud, CloudError, CloudErrorKind, CloudServer, ControllerId, CreateRunner, CreateServer,
+    GitLab, GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
 };
+
+/// What kind of failure stopped a tick or kept a service unread: decides the retry pace,
+/// the log level, and the `kind` in `/status` and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// Credentials refused: OpenStack's 401 after a fresh token, GitLab's 401 or 403. Only
+    /// the operator can fix it: logged as an error once, retried at a steady pace.
+    Auth,
+    /// No answer in time, connection refused, 5xx, 429, out of quota: retried with
+    /// exponential backoff.
+    Unavailable,
+    /// The settings are wrong: a 404 on something configured (a flavor gone, an unknown
+    /// project), a name that resolves to nothing, a missing endpoint, a request the service
+    /// refuses as configured, a bad clouds.yaml. Handled as [`FailureKind::Auth`].
+    Misconfigured,
+    /// An answer the adapter cannot understand: retried with exponential backoff.
+    Unexpected,
+}
+
+// === impl FailureKind ===
+
+impl FailureKind {
+    /// The class of a failed cloud call.
+    pub fn from_cloud(kind: CloudErrorKind) -> Self {
+        match kind {
+            CloudErrorKind::Auth => FailureKind::Auth,
+            CloudErrorKind::Transient | CloudErrorKind::Quota => FailureKind::Unavailable,
+            CloudErrorKind::Rejected | CloudErrorKind::NotFound | CloudErrorKind::Misconfigured => {
+                FailureKind::Misconfigured
+            }
+            CloudErrorKind::Unexpected => FailureKind::Unexpected,
+        }
+    }
+
+    /// The class of a failed GitLab call.
+    pub fn from_gitlab(e: &GitLabError) -> Self {
+        match e {
+            GitLabError::Auth { .. } => FailureKind::Auth,
+            GitLabError::Unreachable { .. }
+            | GitLabError::RateLimited { .. }
+            | GitLabError::BudgetSpent { .. }
+            | GitLabError::Server { .. } => FailureKind::Unavailable,
+            GitLabError::NotFound { .. }
+            | GitLabError::Rejected { .. }
+            | GitLabError::Misconfigured { .. } => FailureKind::Misconfigured,
+            GitLabError::Unexpected { .. } => FailureKind::Unexpected,
+        }
+    }
+
+    /// Stable label for `/status` and metrics: `auth`, `unavailable`, `misconfigured`,
+    /// `unexpected`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Auth => "auth",
+            FailureKind::Unavailable => "unavailable",
+            FailureKind::Misconfigured => "misconfigured",
+            FailureKind::Unexpected => "unexpected",
+        }
+    }
+
+    /// Whether only the operator can fix it (waiting longer does not help): retried at a
+    /// steady pace rather than with a growing backoff.
+    pub fn needs_operator(self) -> bool {
+        matches!(self, FailureKind::Auth | FailureKind::Misconfigured)
+    }
+
+    /// What the operator should check, for the error log line of `service`.
+    fn hint(self, service: &str) -> &'static str {
+        match (self, service) {
+            (FailureKind::Auth, "openstack") => {
+                "OpenStack refused the credentials: check the password or application credential secret (clouds.yaml, secure.yaml, the OS_* variables or the [openstack] section) and that it has not expired or been revoked; retrying at a steady pace"
+            }
+            (FailureKind::Auth, _) => {
+                "GitLab refused the token: check [gitlab] token_file or token_env, that the token has not expired or been revoked, and its scope and role; retrying at a steady pace"
+            }
+            (FailureKind::Misconfigured, "openstack") => {
+                "OpenStack refused the request as configured: check the [openstack] section, clouds.yaml and the pools' server templates; retrying at a steady pace"
+            }
+            (FailureKind::Misconfigured, _) => {
+                "GitLab refused the request as configured: check [gitlab] url and scope; retrying at a steady pace"
+            }
+            (FailureKind::Unavailable | FailureKind::Unexpected, "openstack") => {
+                "tick failed: openstack unavailable; retrying with backoff"
+            }
+            (FailureKind::Unavailable | FailureKind::Unexpected, _) => {
+                "gitlab unavailable this tick: no action"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A tick that failed: the cloud could not be listed, so nothing was planned or done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("listing owned servers: {error}")]
+pub struct TickError {
+    /// The class, from the cloud error's kind.
+    pub kind: FailureKind,
+    /// The cloud's error (no secrets).
+    pub error: CloudError,
+}
+
+/// A service that cannot be read: since when, what kind of failure, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    /// The first failed tick of this outage.
+    pub since: Timestamp,
+    /// The kind of the latest failure.
+    pub kind: FailureKind,
+    /// The latest failure (no secrets).
+    pub error: String,
+}
+
+/// Logs a failure of `service` (`openstack`, `gitlab`): an error once per change of kind or
+/// message for those only the operator can fix (then debug), a warning each time otherwise.
+fn report_failure(service: &'static str, kind: FailureKind, why: &str, changed: bool) {
+    let hint = kind.hint(service);
+    match (kind.needs_operator(), changed) {
+        (true, true) => error!(service, kind = kind.label(), error = %why, "{hint}"),
+        (true, false) => debug!(service, kind = kind.label(), error = %why, "still failing"),
+        (false, _) => warn!(service, kind = kind.label(), error = %why, "{hint}"),
+    }
+}
+
+/// Records a failure of a service in `slot`: keeps `since` across the outage, logs it (see
+/// [`report_failure`]).
+fn note_outage(
+    slot: &mut Option<Outage>,
+    service: &'static str,
+    kind: FailureKind,
+    why: String,
+    now: Timestamp,
+) {
+    let changed = slot
+        .as_ref()
+        .is_none_or(|o| o.kind != kind || o.error != why);
+    report_failure(service, kind, &why, changed);
+    let since = slot.as_ref().map_or(now, |o| o.since);
+    *slot = Some(Outage {
+        since,
+        kind,
+        error: why,
+    });
+}
+
+/// The longest steady retry pace after a failure only the operator can fix.
+pub const STEADY_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// A GitLab port that can be told a project has a new pending job (from the job webhook),
 /// so its next poll of that project comes at once.
@@ -116,7 +276,7 @@ pub struct TickSummary {
     /// Actions that were carried out, by kind and reason label.
     pub applied: BTreeMap<(&'static str, &'static str), u32>,
     /// Since when GitLab cannot be read, and why (`None` when this tick read it).
-    pub gitlab_down: Option<(Timestamp, String)>,
+    pub gitlab_down: Option<Outage>,
 }
 
 /// Everything one pool's creates need, prepared once at start-up.
@@ -143,7 +303,12 @@ struct State {
     first_listing: Option<Timestamp>,
     warmed_up: bool,
     /// Since when GitLab cannot be read, and why (`None` while it can).
-    gitlab_down: Option<(Timestamp, String)>,
+    gitlab_down: Option<Outage>,
+    /// Since when the cloud cannot be listed, and why (`None` while it can).
+    cloud_down: Option<Outage>,
+    /// The last refusal of a create logged as an error (credentials, settings), so it is
+    /// logged once per change; cleared by a create that succeeds.
+    create_refused: Option<String>,
     /// Each pool's flavor size as the cloud states it (`None`: the cloud does not say),
     /// resolved once; a failed lookup is retried next tick.
     flavors: BTreeMap<String, Option<autoscaler_core::model::FlavorSize>>,
@@ -388,7 +553,7 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     /// # Errors
     ///
     /// The cloud could not be listed.
-    pub async fn observe(&mut self) -> anyhow::Result<(Observed, Timestamp)> {
+    pub async fn observe(&mut self) -> Result<(Observed, Timestamp), TickError> {
         let now = self.clock.now();
         let (pending, runners, servers, quota) = tokio::join!(
             self.gitlab.pending_jobs(),
@@ -396,7 +561,10 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             self.cloud.list_owned_servers(),
             self.cloud.quota()
         );
-        let servers = servers.context("listing owned servers")?;
+        let servers = servers.map_err(|error| TickError {
+            kind: FailureKind::from_cloud(error.kind()),
+            error,
+        })?;
         let quota = match quota {
             Ok(q) => Some(q.headroom()),
             Err(e) => {
@@ -406,16 +574,20 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         };
         let (pending, mut runners) = match (pending, runners) {
             (Ok(p), Ok(r)) => {
-                if let Some((since, _)) = self.state.gitlab_down.take() {
-                    info!(down_since = %since.to_rfc3339(), "gitlab readable again");
+                if let Some(o) = self.state.gitlab_down.take() {
+                    info!(down_since = %o.since.to_rfc3339(), "gitlab readable again");
                 }
                 (Some(p), r)
             }
             (Err(e), _) | (_, Err(e)) => {
-                let why = e.to_string();
-                warn!(error = %why, "gitlab unavailable this tick: no action");
-                let since = self.state.gitlab_down.as_ref().map_or(now, |(t, _)| *t);
-                self.state.gitlab_down = Some((since, why));
+                let kind = FailureKind::from_gitlab(&e);
+                note_outage(
+                    &mut self.state.gitlab_down,
+                    "gitlab",
+                    kind,
+                    e.to_string(),
+                    now,
+                );
                 (None, Vec::new())
             }
         };
@@ -475,8 +647,13 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     }
 
     /// Since when GitLab cannot be read, and why (`None` while it can).
-    pub fn gitlab_down(&self) -> Option<&(Timestamp, String)> {
+    pub fn gitlab_down(&self) -> Option<&Outage> {
         self.state.gitlab_down.as_ref()
+    }
+
+    /// Since when the cloud cannot be listed, and why (`None` while it can).
+    pub fn cloud_down(&self) -> Option<&Outage> {
+        self.state.cloud_down.as_ref()
     }
 
     /// Probes, with `GET /runners/:id`, the runner of every server whose runner the listing
@@ -674,22 +851,38 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     ///
     /// The cloud could not be listed (nothing was done).
     #[tracing::instrument(skip_all, fields(tick))]
-    pub async fn tick(&mut self) -> anyhow::Result<TickSummary> {
+    pub async fn tick(&mut self) -> Result<TickSummary, TickError> {
         let started = self.clock.now();
         let timer = tokio::time::Instant::now();
         let result = self.tick_inner().await;
+        match &result {
+            Ok(_) => {
+                if let Some(o) = self.state.cloud_down.take() {
+                    info!(down_since = %o.since.to_rfc3339(), "openstack readable again");
+                }
+            }
+            Err(e) => note_outage(
+                &mut self.state.cloud_down,
+                "openstack",
+                e.kind,
+                e.to_string(),
+                started,
+            ),
+        }
         if let Some(t) = &self.telemetry {
             let secs = timer.elapsed().as_secs_f64();
-            match (&result, &self.last_plan) {
-                (Ok(summary), Some(plan)) => t.record_tick(started, secs, Ok((plan, summary))),
-                (Err(e), _) => t.record_tick(started, secs, Err(format!("{e:#}"))),
-                (Ok(_), None) => {}
+            match (&result, &self.last_plan, &self.state.cloud_down) {
+                (Ok(summary), Some(plan), _) => {
+                    t.record_tick(started, secs, Ok((plan, summary)));
+                }
+                (Err(_), _, Some(outage)) => t.record_tick(started, secs, Err(outage)),
+                _ => {}
             }
         }
         result
     }
 
-    async fn tick_inner(&mut self) -> anyhow::Result<TickSummary> {
+    async fn tick_inner(&mut self) -> Result<TickSummary, TickError> {
         let (mut obs, now) = self.observe().await?;
         if !self.state.warmed_up {
             obs.starting_until =
@@ -740,7 +933,10 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
 
     /// Runs ticks every `interval` until `shutdown` completes; a failed tick is logged and
     /// retried with exponential backoff (capped at 5 minutes), never ending the loop; while
-    /// GitLab cannot be read, ticks back off the same way up to `max(interval, 60 s)`.
+    /// GitLab cannot be read, ticks back off the same way up to `max(interval, 60 s)`. A
+    /// failure only the operator can fix ([`FailureKind::needs_operator`]: credentials
+    /// refused, wrong settings) is retried at a steady pace instead, every `interval` but at
+    /// least every [`STEADY_RETRY_MAX`], so a fix is picked up within that time.
     ///
     /// A webhook nudge (a project id on `nudges`) makes that project due for polling and
     /// brings the next tick forward, but never closer than [`MIN_TICK_SPACING`] (or the
@@ -760,20 +956,31 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         // No hot loop, whatever the configuration says.
         let interval = interval.max(Duration::from_millis(100));
         let spacing = MIN_TICK_SPACING.min(interval);
+        let steady = interval.min(STEADY_RETRY_MAX);
         let mut delay = interval;
         loop {
             let started = tokio::time::Instant::now();
+            // The tick logged its failure (once per change for those the operator must fix).
             let backing_off = match self.tick().await {
-                Ok(_) if self.state.gitlab_down.is_some() => {
-                    delay = (delay * 2).min(interval.max(Duration::from_secs(60)));
+                Ok(_) => match &self.state.gitlab_down {
+                    Some(o) if o.kind.needs_operator() => {
+                        delay = steady;
+                        true
+                    }
+                    Some(_) => {
+                        delay = (delay * 2).min(interval.max(Duration::from_secs(60)));
+                        true
+                    }
+                    None => {
+                        delay = interval;
+                        false
+                    }
+                },
+                Err(e) if e.kind.needs_operator() => {
+                    delay = steady;
                     true
                 }
-                Ok(_) => {
-                    delay = interval;
-                    false
-                }
-                Err(e) => {
-                    warn!(error = %format!("{e:#}"), "tick failed; retrying");
+                Err(_) => {
                     delay = (delay * 2).min(Duration::from_secs(300));
                     true
                 }
@@ -901,6 +1108,9 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             }
             match result {
                 Ok(Outcome::Done) => {
+                    if matches!(action, Action::Create { .. }) {
+                        self.state.create_refused = None;
+                    }
                     info!(action = %action, reason = action.reason_label(), "done");
                     *summary
                         .applied
@@ -935,17 +1145,48 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                 }
                 Err(e) => {
                     let msg = format!("{action}: {e:#}");
-                    warn!(error = %msg, "action failed");
-                    if let Action::Create { pool, .. } = &action {
-                        // Backoff counts from when the failure happened, not the tick's start.
-                        let at = self.clock.now();
-                        self.state.memory.count_failure(pool, at);
+                    // Backoff counts from when the failure happened, not the tick's start.
+                    let at = self.clock.now();
+                    match (&action, failure_class(&e)) {
+                        (Action::Create { pool, .. }, Some((service, kind)))
+                            if kind.needs_operator() =>
+                        {
+                            let why = format!("{e:#}");
+                            let changed = self.state.create_refused.as_ref() != Some(&why);
+                            report_failure(service, kind, &msg, changed);
+                            self.state.create_refused = Some(why);
+                            // Not the pool's VMs failing, so not counted as a failure (that
+                            // would grow the backoff and open the circuit breaker, delaying
+                            // the recovery after the fix by up to its cooldown). Credentials
+                            // refused hold nothing: the next listing fails the same way and
+                            // the tick with it, or the next tick simply tries again. Wrong
+                            // settings hold the pool's creates one base backoff at a time,
+                            // so a runner is not made and removed on every tick.
+                            if kind == FailureKind::Misconfigured {
+                                self.state.memory.hold_creates(pool, at);
+                            }
+                        }
+                        (Action::Create { pool, .. }, _) => {
+                            warn!(error = %msg, "action failed");
+                            self.state.memory.count_failure(pool, at);
+                        }
+                        _ => warn!(error = %msg, "action failed"),
                     }
                     summary.failures.push(msg);
                 }
             }
         }
     }
+}
+
+/// The service and class of a failed action's error, when it came from a port (found
+/// through the error's context, never from its text).
+fn failure_class(e: &anyhow::Error) -> Option<(&'static str, FailureKind)> {
+    if let Some(c) = e.downcast_ref::<CloudError>() {
+        return Some(("openstack", FailureKind::from_cloud(c.kind())));
+    }
+    e.downcast_ref::<GitLabError>()
+        .map(|g| ("gitlab", FailureKind::from_gitlab(g)))
 }
 
 enum Outcome {

@@ -52,6 +52,12 @@ struct ServiceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabel {
+    service: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabel {
     service: String,
     class: String,
@@ -70,6 +76,7 @@ struct Inner {
     running: Family<PoolLabel, Gauge>,
     actions: Family<ActionLabel, Counter>,
     errors: Family<ErrorLabel, Counter>,
+    tick_failures: Family<FailureLabel, Counter>,
     tick_seconds: Histogram,
     last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     api_up: Family<ServiceLabel, Gauge>,
@@ -99,6 +106,7 @@ impl Telemetry {
         let running = Family::<PoolLabel, Gauge>::default();
         let actions = Family::<ActionLabel, Counter>::default();
         let errors = Family::<ErrorLabel, Counter>::default();
+        let tick_failures = Family::<FailureLabel, Counter>::default();
         let tick_seconds = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let api_up = Family::<ServiceLabel, Gauge>::default();
@@ -128,6 +136,11 @@ impl Telemetry {
             errors.clone(),
         );
         registry.register(
+            "tick_failures",
+            "Ticks that could not act, by the service at fault (openstack: the tick failed; gitlab: it acted on nothing) and kind (auth, unavailable, misconfigured, unexpected)",
+            tick_failures.clone(),
+        );
+        registry.register(
             "tick_duration_seconds",
             "Duration of a reconcile tick",
             tick_seconds.clone(),
@@ -146,6 +159,7 @@ impl Telemetry {
                 running,
                 actions,
                 errors,
+                tick_failures,
                 tick_seconds,
                 last_success,
                 api_up,
@@ -168,7 +182,7 @@ impl Telemetry {
         &self,
         started: Timestamp,
         seconds: f64,
-        outcome: Result<(&Plan, &crate::reconcile::TickSummary), String>,
+        outcome: Result<(&Plan, &crate::reconcile::TickSummary), &crate::reconcile::Outage>,
     ) {
         let i = &self.inner;
         i.tick_seconds.observe(seconds);
@@ -220,20 +234,26 @@ impl Telemetry {
                 }
                 status.openstack_unavailable_since = None;
                 status.openstack_error = None;
+                status.openstack_error_kind = None;
                 self.set_up("openstack", None);
                 match &summary.gitlab_down {
-                    Some((since, why)) => {
-                        status.gitlab_unavailable_since = Some(*since);
-                        status.gitlab_error = Some(why.clone());
+                    Some(o) => {
+                        status.gitlab_unavailable_since = Some(o.since);
+                        status.gitlab_error = Some(o.error.clone());
+                        status.gitlab_error_kind = Some(o.kind.label().to_string());
                         status.last_error = Some(format!(
-                            "gitlab unavailable since {}: {why}",
-                            since.to_rfc3339()
+                            "gitlab unavailable since {} ({}): {}",
+                            o.since.to_rfc3339(),
+                            o.kind,
+                            o.error
                         ));
-                        self.set_up("gitlab", Some(*since));
+                        self.set_up("gitlab", Some(o.since));
+                        self.tick_failure("gitlab", o.kind.label());
                     }
                     None => {
                         status.gitlab_unavailable_since = None;
                         status.gitlab_error = None;
+                        status.gitlab_error_kind = None;
                         self.set_up("gitlab", None);
                     }
                 }
@@ -242,13 +262,15 @@ impl Telemetry {
                     self.api_error("gitlab", "unavailable");
                 }
             }
-            Err(e) => {
-                let since = *status.openstack_unavailable_since.get_or_insert(started);
-                status.openstack_error = Some(e.clone());
-                status.last_error = Some(e);
+            Err(o) => {
+                status.openstack_unavailable_since = Some(o.since);
+                status.openstack_error = Some(o.error.clone());
+                status.openstack_error_kind = Some(o.kind.label().to_string());
+                status.last_error = Some(o.error.clone());
                 drop(status);
-                self.set_up("openstack", Some(since));
+                self.set_up("openstack", Some(o.since));
                 self.api_error("openstack", "tick_failed");
+                self.tick_failure("openstack", o.kind.label());
             }
         }
     }
@@ -266,6 +288,17 @@ impl Telemetry {
             .down_since
             .get_or_create(&label)
             .set(down_since.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0));
+    }
+
+    /// Counts a tick that could not act because of `service`.
+    fn tick_failure(&self, service: &str, kind: &str) {
+        self.inner
+            .tick_failures
+            .get_or_create(&FailureLabel {
+                service: service.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     /// Counts an API error.
@@ -335,8 +368,9 @@ async fn healthz(State(t): State<Telemetry>) -> Response {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "gitlab unavailable since {}: {}\n",
+                    "gitlab unavailable since {}{}: {}\n",
                     since.to_rfc3339(),
+                    kind_note(s.gitlab_error_kind.as_deref()),
                     s.gitlab_error.as_deref().unwrap_or("unknown error")
                 ),
             )
@@ -352,13 +386,21 @@ async fn healthz(State(t): State<Telemetry>) -> Response {
                 at.to_rfc3339(),
                 s.openstack_error
                     .as_deref()
-                    .map(|e| format!("; openstack: {e}"))
+                    .map(|e| format!(
+                        "; openstack{}: {e}",
+                        kind_note(s.openstack_error_kind.as_deref())
+                    ))
                     .unwrap_or_default()
             ),
         )
             .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "no successful tick yet\n").into_response(),
     }
+}
+
+/// ` (auth)` after a service's name in `/healthz`, when the failure's kind is known.
+fn kind_note(kind: Option<&str>) -> String {
+    kind.map(|k| format!(" ({k})")).unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -561,7 +603,11 @@ mod tests {
         let (t, _rx) = telemetry();
         let since = chrono::Utc::now() - chrono::Duration::minutes(30);
         let summary = crate::reconcile::TickSummary {
-            gitlab_down: Some((since, "gitlab unreachable: connection refused".into())),
+            gitlab_down: Some(crate::reconcile::Outage {
+                since,
+                kind: crate::reconcile::FailureKind::Unavailable,
+                error: "gitlab unreachable: connection refused".into(),
+            }),
             ..crate::reconcile::TickSummary::default()
         };
         let plan = Plan {

@@ -60,8 +60,10 @@ fn heartbeat(success_age: i64) -> ControllerStatus {
         last_error: None,
         gitlab_unavailable_since: None,
         gitlab_error: None,
+        gitlab_error_kind: None,
         openstack_unavailable_since: None,
         openstack_error: None,
+        openstack_error_kind: None,
         pools: vec![ControllerPoolStatus {
             name: "docker".into(),
             vms: 2,

@@ -298,6 +298,18 @@ impl Memory {
         f.last_failure_at = Some(at);
     }
 
+    /// A create of `pool` was refused at `at` because the settings are wrong (a flavor,
+    /// image or network that does not exist, a request the cloud or GitLab refuses as
+    /// configured), not because its VMs fail: creates wait one base backoff and are then
+    /// tried again, at that steady pace, without the wait growing or the circuit breaker
+    /// opening, so a fix is picked up within one base backoff. Boot failures counted before
+    /// are kept.
+    pub fn hold_creates(&mut self, pool: &str, at: Timestamp) {
+        let f = self.failures.entry(pool.to_string()).or_default();
+        f.consecutive = f.consecutive.max(1);
+        f.last_failure_at = Some(at);
+    }
+
     /// A runner of `pool` contacted GitLab at `contacted`: if that is after the last
     /// failure, the pool's failures are over.
     pub fn count_contact(&mut self, pool: &str, contacted: Timestamp) {

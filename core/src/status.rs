@@ -26,12 +26,21 @@ pub struct ControllerStatus {
     /// Why GitLab cannot be read (no secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gitlab_error: Option<String>,
+    /// Class of `gitlab_error`: `auth` (the token is refused: fix it, retried at a steady
+    /// pace), `unavailable` (timeouts, 5xx, 429: retried with backoff), `misconfigured` (a
+    /// project or group that does not exist, a refused request) or `unexpected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab_error_kind: Option<String>,
     /// Since when the cloud cannot be listed (`None` while it can): ticks fail then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openstack_unavailable_since: Option<Timestamp>,
     /// Why the cloud cannot be listed (no secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openstack_error: Option<String>,
+    /// Class of `openstack_error`: `auth` (the credentials are refused), `unavailable`,
+    /// `misconfigured` or `unexpected`, as for `gitlab_error_kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openstack_error_kind: Option<String>,
     /// Per pool.
     pub pools: Vec<ControllerPoolStatus>,
 }

@@ -17,8 +17,10 @@ fn served() -> ControllerStatus {
         last_error: Some("listing owned servers: timeout".into()),
         gitlab_unavailable_since: Some(at - chrono::Duration::seconds(300)),
         gitlab_error: Some("gitlab unreachable: connection refused".into()),
-        openstack_unavailable_since: None,
-        openstack_error: None,
+        gitlab_error_kind: Some("unavailable".into()),
+        openstack_unavailable_since: Some(at - chrono::Duration::seconds(60)),
+        openstack_error: Some("listing owned servers: auth: 401 Unauthorized".into()),
+        openstack_error_kind: Some("auth".into()),
         pools: vec![ControllerPoolStatus {
             name: "docker".into(),
             vms: 7,

@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
+use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::error::{Error, Result};
@@ -365,12 +366,9 @@ fn from_cloud(cloud: &str, clouds_file: Option<&Path>, env: &dyn Env) -> Result<
         }
     };
     let doc = read_yaml(&path)?;
-    let clouds = doc
-        .get("clouds")
-        .and_then(Value::as_mapping)
-        .ok_or_else(|| {
-            Error::config(format!("{}: no top-level `clouds` mapping", path.display()))
-        })?;
+    let clouds = clouds_of(&doc).ok_or_else(|| {
+        Error::config(format!("{}: no top-level `clouds` mapping", path.display()))
+    })?;
     let mut entry = match clouds.get(cloud) {
         Some(Value::Mapping(m)) => m.clone(),
         Some(_) => {
@@ -398,66 +396,219 @@ fn from_cloud(cloud: &str, clouds_file: Option<&Path>, env: &dyn Env) -> Result<
     let mut origin = format!("{} cloud {cloud:?}", path.display());
     if let Some(secure) = secure.filter(|p| p.is_file()) {
         let sdoc = read_yaml(&secure)?;
-        if let Some(Value::Mapping(s)) = sdoc
-            .get("clouds")
-            .and_then(Value::as_mapping)
-            .and_then(|c| c.get(cloud))
-        {
+        // OpenStack's rule: secure.yaml is merged over clouds.yaml key by key, at the YAML
+        // level, before anything is interpreted.
+        if let Some(Value::Mapping(s)) = clouds_of(&sdoc).and_then(|c| c.get(cloud)) {
             merge(&mut entry, s);
             origin.push_str(&format!(" + {}", secure.display()));
         }
     }
-    if entry.contains_key("profile") {
+    let entry: CloudEntry =
+        serde_path_to_error::deserialize(Value::Mapping(entry)).map_err(|e| {
+            // The path names the key (`auth.username`, `regions[0]`); serde's message says
+            // what was expected and what was found. Secrets take any string or number, so
+            // their text is never quoted in an error.
+            Error::config(format!("{origin}: {}: {}", e.path(), e.inner()))
+        })?;
+    if entry.profile.is_some() {
         return Err(Error::config(format!(
             "{origin}: `profile` (vendor profiles) is not supported; write auth_url into the cloud entry"
         )));
     }
-    let auth = match entry.get("auth") {
-        Some(Value::Mapping(m)) => m.clone(),
-        None => Mapping::new(),
-        Some(_) => return Err(Error::config(format!("{origin}: `auth` is not a mapping"))),
-    };
-    let s = |m: &Mapping, k: &str| -> Option<String> {
-        match m.get(k) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        }
-    };
-    let flag = |k: &str| entry.get(k).and_then(Value::as_bool);
+    let auth = entry.auth;
     let fields = Fields {
-        auth_url: s(&auth, "auth_url"),
-        auth_type: s(&entry, "auth_type"),
-        username: s(&auth, "username"),
-        user_id: s(&auth, "user_id"),
-        user_domain_name: s(&auth, "user_domain_name"),
-        user_domain_id: s(&auth, "user_domain_id"),
-        project_name: s(&auth, "project_name").or_else(|| s(&auth, "tenant_name")),
-        project_id: s(&auth, "project_id").or_else(|| s(&auth, "tenant_id")),
-        project_domain_name: s(&auth, "project_domain_name"),
-        project_domain_id: s(&auth, "project_domain_id"),
-        domain_name: s(&auth, "domain_name"),
-        domain_id: s(&auth, "domain_id"),
-        password: s(&auth, "password").map(SecretString::from),
-        application_credential_id: s(&auth, "application_credential_id"),
-        application_credential_name: s(&auth, "application_credential_name"),
-        application_credential_secret: s(&auth, "application_credential_secret")
-            .map(SecretString::from),
-        region: s(&entry, "region_name").or_else(|| first_region(&entry)),
-        interface: s(&entry, "interface").or_else(|| s(&entry, "endpoint_type")),
-        cacert: s(&entry, "cacert").map(PathBuf::from),
-        insecure: flag("insecure") == Some(true) || flag("verify") == Some(false),
+        auth_url: Text::get(auth.auth_url),
+        auth_type: Text::get(entry.auth_type),
+        username: Text::get(auth.username),
+        user_id: Text::get(auth.user_id),
+        user_domain_name: Text::get(auth.user_domain_name),
+        user_domain_id: Text::get(auth.user_domain_id),
+        project_name: Text::get(auth.project_name).or_else(|| Text::get(auth.tenant_name)),
+        project_id: Text::get(auth.project_id).or_else(|| Text::get(auth.tenant_id)),
+        project_domain_name: Text::get(auth.project_domain_name),
+        project_domain_id: Text::get(auth.project_domain_id),
+        domain_name: Text::get(auth.domain_name),
+        domain_id: Text::get(auth.domain_id),
+        password: auth.password,
+        application_credential_id: Text::get(auth.application_credential_id),
+        application_credential_name: Text::get(auth.application_credential_name),
+        application_credential_secret: auth.application_credential_secret,
+        region: Text::get(entry.region_name)
+            .or_else(|| entry.regions.into_iter().next().and_then(Region::name)),
+        interface: Text::get(entry.interface).or_else(|| Text::get(entry.endpoint_type)),
+        cacert: Text::get(entry.cacert).map(PathBuf::from),
+        insecure: entry.insecure.is_some_and(|f| f.0) || entry.verify.is_some_and(|f| !f.0),
         origin,
     };
     fields.build()
 }
 
-fn first_region(entry: &Mapping) -> Option<String> {
-    match entry.get("regions")?.as_sequence()?.first()? {
-        Value::String(s) => Some(s.clone()),
-        Value::Mapping(m) => m.get("name").and_then(Value::as_str).map(str::to_string),
-        _ => None,
+/// The `clouds` mapping of a clouds.yaml or secure.yaml document.
+fn clouds_of(doc: &Value) -> Option<&Mapping> {
+    doc.get("clouds").and_then(Value::as_mapping)
+}
+
+/// One entry of `clouds:` in clouds.yaml, with secure.yaml merged over it.
+///
+/// Keys this client does not use are ignored (no `deny_unknown_fields`): clouds.yaml files
+/// are shared with the `openstack` CLI and openstacksdk, which know many more. A key that is
+/// present with the wrong type is an error naming it.
+#[derive(Deserialize, Default)]
+#[serde(default, expecting = "a mapping of cloud settings")]
+struct CloudEntry {
+    /// Credentials and scope.
+    auth: CloudAuth,
+    /// `password` / `v3password` or `v3applicationcredential`; unset: guessed from the secret.
+    auth_type: Option<Text>,
+    /// The region to use; wins over `regions`.
+    region_name: Option<Text>,
+    /// The cloud's regions; the first is used when `region_name` is not given.
+    regions: Vec<Region>,
+    /// Endpoint interface (`public`, `internal`, `admin`).
+    interface: Option<Text>,
+    /// The old name of `interface`.
+    endpoint_type: Option<Text>,
+    /// Extra CA certificates to trust.
+    cacert: Option<Text>,
+    /// `insecure: true` turns TLS verification off.
+    insecure: Option<Flag>,
+    /// `verify: false` turns TLS verification off.
+    verify: Option<Flag>,
+    /// Vendor profiles are not supported; read only to say so.
+    profile: Option<Value>,
+}
+
+/// The `auth` mapping of a cloud entry (unknown keys ignored, as in [`CloudEntry`]).
+#[derive(Deserialize, Default)]
+#[serde(
+    default,
+    expecting = "a mapping of auth settings (auth_url, username, ...)"
+)]
+struct CloudAuth {
+    auth_url: Option<Text>,
+    username: Option<Text>,
+    user_id: Option<Text>,
+    user_domain_name: Option<Text>,
+    user_domain_id: Option<Text>,
+    project_name: Option<Text>,
+    /// Keystone v2 name of `project_name`, still written by old openrc generators.
+    tenant_name: Option<Text>,
+    project_id: Option<Text>,
+    /// Keystone v2 name of `project_id`.
+    tenant_id: Option<Text>,
+    project_domain_name: Option<Text>,
+    project_domain_id: Option<Text>,
+    /// Default domain of both user and project.
+    domain_name: Option<Text>,
+    domain_id: Option<Text>,
+    /// Wrapped as soon as it is read (redacted in Debug, never in an error).
+    #[serde(deserialize_with = "secret")]
+    password: Option<SecretString>,
+    application_credential_id: Option<Text>,
+    application_credential_name: Option<Text>,
+    /// Wrapped as soon as it is read.
+    #[serde(deserialize_with = "secret")]
+    application_credential_secret: Option<SecretString>,
+}
+
+/// An entry of `regions:`: a plain name, or a mapping with `name` (and per-region
+/// `values`, which this client does not use).
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a region name, or a mapping with `name`")]
+enum Region {
+    /// `- RegionOne`.
+    Name(Text),
+    /// `- name: RegionOne`.
+    Entry {
+        #[serde(default)]
+        name: Option<Text>,
+    },
+}
+
+// === impl Region ===
+
+impl Region {
+    fn name(self) -> Option<String> {
+        match self {
+            Region::Name(t) => Text::get(Some(t)),
+            Region::Entry { name } => Text::get(name),
+        }
     }
+}
+
+/// A scalar setting read as text: a string, or a number written without quotes
+/// (`project_id: 12345`), as the `openstack` CLI reads them.
+struct Text(String);
+
+// === impl Text ===
+
+impl Text {
+    /// The text, with an empty value counting as unset (as in the `openstack` CLI).
+    fn get(t: Option<Text>) -> Option<String> {
+        t.map(|t| t.0).filter(|s| !s.is_empty())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<Text, E> {
+                Ok(Text(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A yes/no setting: a YAML boolean, or the strings `true`/`false`, `yes`/`no`, `1`/`0` in
+/// any case (clouds.yaml files written by hand quote them at times).
+struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Flag;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true or false")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<Flag, E> {
+                Ok(Flag(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Flag, E> {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" => Ok(Flag(true)),
+                    "false" | "no" | "0" => Ok(Flag(false)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads a secret as [`Text`] and wraps it at once; empty counts as unset.
+fn secret<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<SecretString>, D::Error> {
+    Ok(Text::get(Option::<Text>::deserialize(d)?).map(SecretString::from))
 }
 
 /// Merges `over` into `base`, recursing into mappings (secure.yaml over clouds.yaml).
@@ -788,6 +939,122 @@ clouds:
         assert!(msg.contains(&f.display().to_string()), "{msg}");
         assert!(msg.contains("\"prod\" not found"), "{msg}");
         assert!(msg.contains("demo, appcred, partial"), "{msg}");
+    }
+
+    fn resolve_cloud(dir: &Path, cloud: &str, clouds: &str) -> Result<ResolvedAuth> {
+        let f = write(dir, "clouds.yaml", clouds);
+        let settings = AuthSettings {
+            cloud: Some(cloud.into()),
+            clouds_file: Some(f),
+            ..AuthSettings::default()
+        };
+        resolve_auth(&settings, &env(&[]))
+    }
+
+    #[test]
+    fn first_region_may_be_a_mapping_with_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = resolve_cloud(
+            dir.path(),
+            "multi",
+            r#"
+clouds:
+  multi:
+    auth:
+      auth_url: https://k.example/v3
+      application_credential_id: ac
+      application_credential_secret: s
+    regions:
+      - name: RegionTwo
+        values:
+          interface: internal
+      - RegionThree
+"#,
+        )
+        .unwrap();
+        assert_eq!(r.region.as_deref(), Some("RegionTwo"));
+    }
+
+    #[test]
+    fn unknown_keys_are_tolerated_as_the_openstack_cli_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = resolve_cloud(
+            dir.path(),
+            "demo",
+            r#"
+clouds:
+  demo:
+    identity_api_version: 3
+    image_format: raw
+    block_storage_api_version: 3
+    auth:
+      auth_url: https://k.example:5000
+      username: demo
+      password: pw
+      project_id: 12345
+      system_scope: all
+    regions: [RegionOne]
+    verify: "False"
+"#,
+        )
+        .unwrap();
+        assert_eq!(r.region.as_deref(), Some("RegionOne"));
+        assert!(!r.verify_tls, "a quoted False still turns verification off");
+        let AuthMethod::Password { project, .. } = r.method else {
+            panic!("expected password auth")
+        };
+        assert_eq!(
+            project,
+            NameOrId::Id("12345".into()),
+            "numbers read as text"
+        );
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_type_names_file_cloud_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("clouds.yaml");
+        let msg = resolve_cloud(dir.path(), "demo", "clouds:\n  demo:\n    auth: 5\n")
+            .unwrap_err()
+            .to_string();
+        let prefix = format!("{} cloud \"demo\": auth: ", f.display());
+        assert!(msg.contains(&prefix), "{msg}");
+        assert!(msg.contains("invalid type: integer `5`"), "{msg}");
+
+        let msg = resolve_cloud(
+            dir.path(),
+            "demo",
+            "clouds:\n  demo:\n    auth:\n      auth_url: https://k.example/v3\n      username: [a, b]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains(&format!("{} cloud \"demo\": auth.username: ", f.display())),
+            "{msg}"
+        );
+        let msg = resolve_cloud(
+            dir.path(),
+            "demo",
+            "clouds:\n  demo:\n    regions:\n      - [RegionOne]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("cloud \"demo\": regions[0]: "), "{msg}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_but_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "secure.yaml",
+            "clouds:\n  demo:\n    auth:\n      password:\n        - hunter2-password\n",
+        );
+        let err = resolve_cloud(dir.path(), "demo", CLOUDS).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("secure.yaml: auth.password: "), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(!format!("{err:?}").contains("hunter2"));
     }
 
     #[test]

@@ -270,7 +270,7 @@ pub(super) fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
         let when = at.unwrap_or(now);
         let policy = settings::policy_at(&config, when);
         let plan = autoscaler_core::plan::plan(&obs, &policy, when);
-        let gitlab_error = r.gitlab_down().map(|(_, why)| why.clone());
+        let gitlab_error = r.gitlab_down().map(|o| o.error.clone());
         let out = match args.format {
             Format::Text => plan_text(&config, &obs, &plan, when, gitlab_error.as_deref()),
             Format::Json => {

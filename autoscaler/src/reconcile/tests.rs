@@ -722,11 +722,17 @@ async fn gitlab_down_is_reported_with_since_and_why() {
     }
     tokio::time::advance(Duration::from_secs(10)).await;
     let first = s.reconciler.tick().await.unwrap();
-    let (since, why) = first.gitlab_down.clone().unwrap();
+    let Outage {
+        since, error: why, ..
+    } = first.gitlab_down.clone().unwrap();
     assert!(why.contains("connection refused"), "{why}");
     tokio::time::advance(Duration::from_secs(10)).await;
     let second = s.reconciler.tick().await.unwrap();
-    assert_eq!(second.gitlab_down.as_ref().unwrap().0, since, "since stays");
+    assert_eq!(
+        second.gitlab_down.as_ref().unwrap().since,
+        since,
+        "since stays"
+    );
     tokio::time::advance(Duration::from_secs(10)).await;
     s.reconciler.tick().await.unwrap();
     tokio::time::advance(Duration::from_secs(10)).await;
@@ -917,5 +923,198 @@ async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
     assert_eq!(
         autoscaler_core::memory::StateStore::load(&store).unwrap(),
         before
+    );
+}
+
+// === issue 12: typed failures: credentials refused are not retried like a timeout ========
+
+fn cloud_error(kind: CloudErrorKind, message: &str) -> autoscaler_core::ports::CloudError {
+    autoscaler_core::ports::CloudError::new(kind, message)
+}
+
+/// Runs the loop for `secs` seconds (poll interval 10 s) after `script` has queued
+/// failures, and returns how many ticks ran and whether both services were read at the end.
+async fn ticks_in(secs: u64, script: impl FnOnce(&FakeGitLab, &FakeCloud)) -> (u32, bool) {
+    let id = ControllerId::new("ci").unwrap();
+    let fake = FakeGitLab::new(id.clone());
+    let cloud = FakeCloud::new(id);
+    script(&fake, &cloud);
+    let gitlab = Shifty::new(fake);
+    let mut r = reconciler(CONFIG, gitlab.clone(), cloud);
+    r.run(
+        Duration::from_secs(10),
+        tokio::time::sleep(Duration::from_secs(secs)),
+        None,
+    )
+    .await;
+    (
+        gitlab.ticks(),
+        r.cloud_down().is_none() && r.gitlab_down().is_none(),
+    )
+}
+
+/// Fails on the code before issue 12: credentials refused were retried like a timeout,
+/// after 20 s, 40 s, 80 s ... up to 5 minutes, so a fix waited minutes to be noticed.
+#[tokio::test(start_paused = true)]
+async fn openstack_refusing_the_credentials_is_retried_at_a_steady_pace() {
+    let ticks = ticks_in(45, |_, cloud| {
+        for _ in 0..3 {
+            cloud.fail_next_list(cloud_error(
+                CloudErrorKind::Auth,
+                "POST identity /auth/tokens: 401 Unauthorized: The request you have made requires authentication.",
+            ));
+        }
+    })
+    .await;
+    // 0, 10, 20 s refused; 30 and 40 s read the cloud again (not 0, 20, 60 s).
+    assert_eq!(ticks, (5, true));
+}
+
+/// Fails on the code before issue 12 (GitLab's 401 backed off like an outage).
+#[tokio::test(start_paused = true)]
+async fn gitlab_refusing_the_token_is_retried_at_a_steady_pace() {
+    let ticks = ticks_in(45, |gitlab, _| {
+        for _ in 0..3 {
+            gitlab.fail_next(
+                Op::PendingJobs,
+                autoscaler_core::ports::GitLabError::Auth {
+                    status: 401,
+                    what: "jobs".into(),
+                },
+            );
+        }
+    })
+    .await;
+    assert_eq!(ticks, (5, true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unavailable_cloud_keeps_the_exponential_backoff() {
+    let ticks = ticks_in(45, |_, cloud| {
+        cloud.fail_next_list(cloud_error(CloudErrorKind::Transient, "no response"));
+        cloud.fail_next_list(cloud_error(CloudErrorKind::Transient, "no response"));
+    })
+    .await;
+    // 0 s and 20 s fail; the next try is at 60 s.
+    assert_eq!(ticks, (2, false));
+}
+
+/// Fails on the code before issue 12: `/status` and the metrics did not say what kind of
+/// failure stopped the ticks.
+#[tokio::test(start_paused = true)]
+async fn refused_credentials_show_as_kind_auth_in_status_and_metrics() {
+    let (telemetry, _rx) = crate::server::Telemetry::new("ci", Duration::from_secs(10), None);
+    let mut s = scenario(CONFIG);
+    s.reconciler =
+        reconciler(CONFIG, s.gitlab.clone(), s.cloud.clone()).with_telemetry(telemetry.clone());
+    s.cloud.fail_next_list(cloud_error(
+        CloudErrorKind::Auth,
+        "POST identity /auth/tokens: 401 Unauthorized",
+    ));
+    let err = s.reconciler.tick().await.unwrap_err();
+    assert_eq!(err.kind, FailureKind::Auth);
+    let status = telemetry.status();
+    assert_eq!(status.openstack_error_kind.as_deref(), Some("auth"));
+    assert!(
+        status
+            .openstack_error
+            .as_deref()
+            .is_some_and(|e| e.contains("401")),
+        "{status:?}"
+    );
+    let text = telemetry.metrics_text();
+    assert!(
+        text.contains(r#"autoscaler_tick_failures_total{service="openstack",kind="auth"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"autoscaler_api_up{service="openstack"} 0"#),
+        "{text}"
+    );
+    // The operator fixed the credentials.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    s.reconciler.tick().await.unwrap();
+    let status = telemetry.status();
+    assert_eq!(status.openstack_error_kind, None);
+    assert_eq!(status.openstack_error, None);
+
+    s.gitlab.fail_next(
+        Op::OwnedRunners,
+        autoscaler_core::ports::GitLabError::Auth {
+            status: 403,
+            what: "runners".into(),
+        },
+    );
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(t.gitlab_down.unwrap().kind, FailureKind::Auth);
+    assert_eq!(
+        telemetry.status().gitlab_error_kind.as_deref(),
+        Some("auth")
+    );
+    assert!(
+        telemetry
+            .metrics_text()
+            .contains(r#"autoscaler_tick_failures_total{service="gitlab",kind="auth"} 1"#)
+    );
+}
+
+/// Fails on the code before issue 12: a create refused for its credentials counted as a
+/// failure of the pool, so creates backed off (and five of them opened the breaker for
+/// 15 minutes) after the credentials were fixed.
+#[tokio::test(start_paused = true)]
+async fn a_create_refused_for_credentials_is_not_a_pool_failure() {
+    let mut s = scenario(CONFIG);
+    s.warm_up().await;
+    s.gitlab.add_job(&["docker"], Duration::from_secs(60));
+    s.cloud
+        .fail_next_create(cloud_error(CloudErrorKind::Auth, "401 Unauthorized"));
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(t.failures.len(), 1, "{t:?}");
+    assert!(s.gitlab.runner_ids().is_empty(), "its runner is removed");
+    assert!(s.reconciler.state.memory.failures.is_empty());
+    // Fixed: the next tick creates, without a backoff.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let t = s.reconciler.tick().await.unwrap();
+    assert_eq!(t.planned.get("create"), Some(&1), "{t:?}");
+    assert_eq!(s.servers(), 1);
+}
+
+/// Fails on the code before issue 12: a flavor gone counted as boot failures, and after
+/// five the circuit breaker blocked the pool for 15 minutes, long after the flavor was back.
+#[tokio::test(start_paused = true)]
+async fn a_misconfigured_create_holds_the_pool_at_a_steady_pace_without_the_breaker() {
+    let mut s = scenario(CONFIG);
+    s.warm_up().await;
+    s.gitlab.add_job(&["docker"], Duration::from_secs(600));
+    for _ in 0..6 {
+        s.cloud.fail_next_create(cloud_error(
+            CloudErrorKind::Misconfigured,
+            "flavor \"s1.large\" not found",
+        ));
+    }
+    let ticks = s
+        .run_for(Duration::from_secs(4 * 60), Duration::from_secs(10))
+        .await;
+    let failed = ticks.iter().filter(|t| !t.failures.is_empty()).count();
+    assert_eq!(failed, 6, "one try per base backoff (30 s)");
+    assert_eq!(s.servers(), 1, "created once the flavor is back");
+    let plan = s.reconciler.last_plan.clone().unwrap();
+    assert!(
+        !plan
+            .pool("docker")
+            .unwrap()
+            .caps
+            .iter()
+            .any(|c| matches!(c, autoscaler_core::plan::Cap::CircuitOpen(_))),
+        "{plan:?}"
+    );
+    assert!(
+        s.reconciler
+            .state
+            .memory
+            .failures
+            .get("docker")
+            .is_none_or(|f| f.consecutive <= 1)
     );
 }
