@@ -6,7 +6,7 @@
 //!   joins what the adapters report into the core's `Observed`, learns into the core's
 //!   `Memory`, calls the core's pure `plan`, applies the actions through the ports, and
 //!   publishes one `TickView` per tick on a watch channel.
-//! * [`server`]: the HTTP endpoint (`/metrics`, `/healthz`, `/status`, the job webhook).
+//! * [`endpoint`]: the HTTP endpoint (`/metrics`, `/healthz`, `/status`, the job webhook).
 //! * [`settings`]: validated config to planner policy and simulator input.
 //! * [`sim`]: the simulator: a job trace through the planner (and through a model of
 //!   docker+machine) against a simulated cloud, learning with the controller's `Memory`.
@@ -28,10 +28,11 @@
 //! (redirect guard, bounded bodies), `autoscaler_config`, `autoscaler_bootstrap`.
 
 pub mod cli;
+pub mod endpoint;
 pub mod import;
 pub mod reconcile;
-pub mod server;
 pub mod settings;
 pub mod sim;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tick;

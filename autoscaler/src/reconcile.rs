@@ -36,6 +36,9 @@ use tokio::sync::Semaphore;
 use tracing::{debug, error, info, warn};
 
 use crate::settings;
+pub use crate::tick::{
+    FailureKind, Outage, TickError, TickReport, TickSummary, TickTotals, TickView,
+};
 use autoscaler_core::memory::{Memory, OrphanMemo, PendingCreate, StateStore};
 use autoscaler_core::model::{
     CloudStatus, Observed, RunnerId, RunnerLink, Timestamp, Vm, VmId, chrono_duration,
@@ -45,123 +48,6 @@ use autoscaler_core::ports::{
     Cloud, CloudError, CloudErrorKind, CloudServer, ControllerId, CreateRunner, CreateServer,
     GitLab, GitLabError, OwnedRunner, ServerId, ServerTemplateSpec,
 };
-
-/// What kind of failure stopped a tick or kept a service unread: decides the retry pace,
-/// the log level, and the `kind` in `/status` and the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// Credentials refused: OpenStack's 401 after a fresh token, GitLab's 401 or 403. Only
-    /// the operator can fix it: logged as an error once, retried at a steady pace.
-    Auth,
-    /// No answer in time, connection refused, 5xx, 429, out of quota: retried with
-    /// exponential backoff.
-    Unavailable,
-    /// The settings are wrong: a 404 on something configured (a flavor gone, an unknown
-    /// project), a name that resolves to nothing, a missing endpoint, a request the service
-    /// refuses as configured, a bad clouds.yaml. Handled as [`FailureKind::Auth`].
-    Misconfigured,
-    /// An answer the adapter cannot understand: retried with exponential backoff.
-    Unexpected,
-}
-
-// === impl FailureKind ===
-
-impl FailureKind {
-    /// The class of a failed cloud call.
-    pub fn from_cloud(kind: CloudErrorKind) -> Self {
-        match kind {
-            CloudErrorKind::Auth => FailureKind::Auth,
-            CloudErrorKind::Transient | CloudErrorKind::Quota => FailureKind::Unavailable,
-            CloudErrorKind::Rejected | CloudErrorKind::NotFound | CloudErrorKind::Misconfigured => {
-                FailureKind::Misconfigured
-            }
-            CloudErrorKind::Unexpected => FailureKind::Unexpected,
-        }
-    }
-
-    /// The class of a failed GitLab call.
-    pub fn from_gitlab(e: &GitLabError) -> Self {
-        match e {
-            GitLabError::Auth { .. } => FailureKind::Auth,
-            GitLabError::Unreachable { .. }
-            | GitLabError::RateLimited { .. }
-            | GitLabError::BudgetSpent { .. }
-            | GitLabError::Server { .. } => FailureKind::Unavailable,
-            GitLabError::NotFound { .. }
-            | GitLabError::Rejected { .. }
-            | GitLabError::Misconfigured { .. } => FailureKind::Misconfigured,
-            GitLabError::Unexpected { .. } => FailureKind::Unexpected,
-        }
-    }
-
-    /// Stable label for `/status` and metrics: `auth`, `unavailable`, `misconfigured`,
-    /// `unexpected`.
-    pub fn label(self) -> &'static str {
-        match self {
-            FailureKind::Auth => "auth",
-            FailureKind::Unavailable => "unavailable",
-            FailureKind::Misconfigured => "misconfigured",
-            FailureKind::Unexpected => "unexpected",
-        }
-    }
-
-    /// Whether only the operator can fix it (waiting longer does not help): retried at a
-    /// steady pace rather than with a growing backoff.
-    pub fn needs_operator(self) -> bool {
-        matches!(self, FailureKind::Auth | FailureKind::Misconfigured)
-    }
-
-    /// What the operator should check, for the error log line of `service`.
-    fn hint(self, service: &str) -> &'static str {
-        match (self, service) {
-            (FailureKind::Auth, "openstack") => {
-                "OpenStack refused the credentials: check the password or application credential secret (clouds.yaml, secure.yaml, the OS_* variables or the [openstack] section) and that it has not expired or been revoked; retrying at a steady pace"
-            }
-            (FailureKind::Auth, _) => {
-                "GitLab refused the token: check [gitlab] token_file or token_env, that the token has not expired or been revoked, and its scope and role; retrying at a steady pace"
-            }
-            (FailureKind::Misconfigured, "openstack") => {
-                "OpenStack refused the request as configured: check the [openstack] section, clouds.yaml and the pools' server templates; retrying at a steady pace"
-            }
-            (FailureKind::Misconfigured, _) => {
-                "GitLab refused the request as configured: check [gitlab] url and scope; retrying at a steady pace"
-            }
-            (FailureKind::Unavailable | FailureKind::Unexpected, "openstack") => {
-                "tick failed: openstack unavailable; retrying with backoff"
-            }
-            (FailureKind::Unavailable | FailureKind::Unexpected, _) => {
-                "gitlab unavailable this tick: no action"
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
-/// A tick that failed: the cloud could not be listed, so nothing was planned or done.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("listing owned servers: {error}")]
-pub struct TickError {
-    /// The class, from the cloud error's kind.
-    pub kind: FailureKind,
-    /// The cloud's error (no secrets).
-    pub error: CloudError,
-}
-
-/// A service that cannot be read: since when, what kind of failure, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outage {
-    /// The first failed tick of this outage.
-    pub since: Timestamp,
-    /// The kind of the latest failure.
-    pub kind: FailureKind,
-    /// The latest failure (no secrets).
-    pub error: String,
-}
 
 /// Logs a failure of `service` (`openstack`, `gitlab`): an error once per change of kind or
 /// message for those only the operator can fix (then debug), a warning each time otherwise.
@@ -256,29 +142,6 @@ impl Clock for TokioClock {
     }
 }
 
-/// What one tick did, for the summary log line, metrics and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TickSummary {
-    /// When the tick observed.
-    pub at: Option<Timestamp>,
-    /// Pending jobs seen (`None` = GitLab unavailable).
-    pub pending: Option<usize>,
-    /// Owned servers seen.
-    pub servers: usize,
-    /// Owned runners seen.
-    pub runners: usize,
-    /// Actions planned, by kind.
-    pub planned: BTreeMap<&'static str, u32>,
-    /// Actions that failed, with a message (no secrets).
-    pub failures: Vec<String>,
-    /// Deletes skipped because the runner still ran a job at the re-check.
-    pub deletes_refused: u32,
-    /// Actions that were carried out, by kind and reason label.
-    pub applied: BTreeMap<(&'static str, &'static str), u32>,
-    /// Since when GitLab cannot be read, and why (`None` when this tick read it).
-    pub gitlab_down: Option<Outage>,
-}
-
 /// Everything one pool's creates need, prepared once at start-up.
 struct PoolRuntime {
     template: ServerTemplateSpec,
@@ -333,13 +196,15 @@ pub struct Reconciler<G, C> {
     pools: BTreeMap<String, PoolRuntime>,
     limit: Arc<Semaphore>,
     state: State,
-    telemetry: Option<crate::server::Telemetry>,
+    /// Where every tick's report is published (the HTTP endpoint and `run --dev` read it).
+    reports: Option<tokio::sync::watch::Sender<Option<Arc<TickReport>>>>,
+    /// Ticks so far and the counts every report carries.
+    seq: u64,
+    totals: TickTotals,
     /// Drain mode: every VM is removed (idle ones at once, busy ones after their job).
     draining: bool,
     /// Last plan, for `/status` and tests.
     pub last_plan: Option<Plan>,
-    /// Receives every tick's observation and plan (`run --dev` draws its table from it).
-    view: Option<tokio::sync::watch::Sender<Option<TickView>>>,
     /// Where the durable memory is kept (`None`: a restart forgets it).
     store: Option<Arc<dyn StateStore>>,
     /// The memory document last written, to skip identical writes.
@@ -349,19 +214,6 @@ pub struct Reconciler<G, C> {
     saved_at: Option<tokio::time::Instant>,
     /// `plan` and `status`: observe only, never write the memory.
     read_only: bool,
-}
-
-/// What one tick saw and decided.
-#[derive(Debug, Clone)]
-pub struct TickView {
-    /// When the tick observed.
-    pub at: Timestamp,
-    /// What it observed.
-    pub observed: Observed,
-    /// What it planned (and then applied).
-    pub plan: Plan,
-    /// What applying did.
-    pub summary: TickSummary,
 }
 
 impl<G, C> std::fmt::Debug for Reconciler<G, C> {
@@ -448,10 +300,11 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             pools,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
             state: State::default(),
-            telemetry: None,
+            reports: None,
+            seq: 0,
+            totals: TickTotals::default(),
             draining: false,
             last_plan: None,
-            view: None,
             store: None,
             saved: String::new(),
             saved_safety: String::new(),
@@ -460,9 +313,13 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         })
     }
 
-    /// Reports every tick to `telemetry` (metrics and `/status`).
-    pub fn with_telemetry(mut self, telemetry: crate::server::Telemetry) -> Self {
-        self.telemetry = Some(telemetry);
+    /// Publishes a [`TickReport`] of every tick on `reports`: the one channel the HTTP
+    /// endpoint (metrics, `/status`, `/healthz`) and `run --dev` read.
+    pub fn with_reports(
+        mut self,
+        reports: tokio::sync::watch::Sender<Option<Arc<TickReport>>>,
+    ) -> Self {
+        self.reports = Some(reports);
         self
     }
 
@@ -526,12 +383,6 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
     pub fn flush(&mut self) {
         self.saved_at = None;
         self.persist();
-    }
-
-    /// Publishes every tick's observation, plan and summary on `view`.
-    pub fn with_view(mut self, view: tokio::sync::watch::Sender<Option<TickView>>) -> Self {
-        self.view = Some(view);
-        self
     }
 
     /// The GitLab port (tests inspect their fakes through it).
@@ -869,20 +720,32 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
                 started,
             ),
         }
-        if let Some(t) = &self.telemetry {
-            let secs = timer.elapsed().as_secs_f64();
-            match (&result, &self.last_plan, &self.state.cloud_down) {
-                (Ok(summary), Some(plan), _) => {
-                    t.record_tick(started, secs, Ok((plan, summary)));
-                }
-                (Err(_), _, Some(outage)) => t.record_tick(started, secs, Err(outage)),
-                _ => {}
-            }
+        let seconds = timer.elapsed().as_secs_f64();
+        self.seq += 1;
+        let outcome: Result<&TickView, Outage> = match &result {
+            Ok(view) => Ok(view),
+            Err(e) => Err(self.state.cloud_down.clone().unwrap_or(Outage {
+                since: started,
+                kind: e.kind,
+                error: e.to_string(),
+            })),
+        };
+        self.totals
+            .add(self.seq, seconds, outcome.as_ref().map(|v| &v.summary));
+        if let Some(reports) = &self.reports {
+            let outcome = outcome.cloned();
+            reports.send_replace(Some(Arc::new(TickReport {
+                seq: self.seq,
+                started,
+                seconds,
+                outcome,
+                totals: self.totals.clone(),
+            })));
         }
-        result
+        result.map(|view| view.summary)
     }
 
-    async fn tick_inner(&mut self) -> Result<TickSummary, TickError> {
+    async fn tick_inner(&mut self) -> Result<TickView, TickError> {
         let (mut obs, now) = self.observe().await?;
         if !self.state.warmed_up {
             obs.starting_until =
@@ -919,16 +782,13 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
             failed = summary.failures.len(),
             "tick"
         );
-        if let Some(view) = &self.view {
-            view.send_replace(Some(TickView {
-                at: now,
-                observed: obs,
-                plan: plan.clone(),
-                summary: summary.clone(),
-            }));
-        }
-        self.last_plan = Some(plan);
-        Ok(summary)
+        self.last_plan = Some(plan.clone());
+        Ok(TickView {
+            at: now,
+            observed: obs,
+            plan,
+            summary,
+        })
     }
 
     /// Runs ticks every `interval` until `shutdown` completes; a failed tick is logged and

@@ -204,6 +204,6 @@ pub struct PendingJob {
 
 /// The controller's heartbeat document, served as JSON on `GET /status` at the config's
 /// `controller.listen` address. One definition for both sides: the controller serves
-/// `autoscaler::server::ControllerStatus` and the check parses the same type (the schema is
+/// `autoscaler::endpoint::ControllerStatus` and the check parses the same type (the schema is
 /// documented in `docs/icinga.md`).
 pub use autoscaler_core::status::{ControllerPoolStatus, ControllerStatus};

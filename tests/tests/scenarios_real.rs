@@ -696,20 +696,22 @@ async fn an_off_peak_period_shrinks_the_warm_pool_and_its_end_restores_it() {
 async fn a_webhook_nudge_creates_long_before_the_next_poll() {
     let w = world("hook", "5s", "5m").await;
     let r = reconciler(&w).await;
-    let (telemetry, nudges) = autoscaler::server::Telemetry::new(
+    let (telemetry, nudges) = autoscaler::endpoint::Telemetry::new(
         &w.config.controller.id,
         Duration::from_secs(120),
         Some(secrecy::SecretString::from("hook-secret".to_string())),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = autoscaler::server::router(telemetry.clone());
+    let app = autoscaler::endpoint::router(telemetry.clone());
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (reports, read) = tokio::sync::watch::channel(None);
+    let _follower = telemetry.follow(read);
     let controller = tokio::spawn(async move {
-        let mut r = r.with_telemetry(telemetry);
+        let mut r = r.with_reports(reports);
         // Poll every 2 minutes: only the nudge explains a create within seconds.
         r.run(
             Duration::from_secs(120),

@@ -1,5 +1,5 @@
 //! The controller's `/status` document and the check plugin's reader must agree field for
-//! field: the controller serves `autoscaler::server::ControllerStatus`, the check plugin
+//! field: the controller serves `autoscaler::endpoint::ControllerStatus`, the check plugin
 //! parses `autoscaler_check::ControllerStatus`. This test fails when either drifts.
 #![allow(clippy::unwrap_used, missing_docs)]
 

@@ -94,7 +94,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
             ControllerOptions {
                 drain_on_exit: args.drain_on_exit,
                 drain_timeout: args.drain_timeout,
-                view: None,
+                reports: None,
                 memory: None,
             },
             shutdown,
@@ -111,8 +111,8 @@ pub struct ControllerOptions {
     pub drain_on_exit: bool,
     /// How long that drain may take.
     pub drain_timeout: std::time::Duration,
-    /// Receives every tick's observation and plan.
-    pub view: Option<tokio::sync::watch::Sender<Option<crate::reconcile::TickView>>>,
+    /// Where the reconciler publishes its tick reports (`run --dev` reads them too).
+    pub reports: Option<tokio::sync::watch::Sender<Option<Arc<crate::tick::TickReport>>>>,
     /// Where the durable memory is kept instead of `[controller] state_dir` (`run --dev`:
     /// in memory, for a world that starts empty).
     pub memory: Option<Arc<dyn autoscaler_core::memory::StateStore>>,
@@ -147,21 +147,27 @@ pub async fn serve_and_reconcile(
             return Ok(());
         }
     };
-    let (telemetry, nudges) = crate::server::Telemetry::new(
+    let (telemetry, nudges) = crate::endpoint::Telemetry::new(
         &config.controller.id,
         config.controller.poll_interval,
         webhook_token,
     );
     let listen = listener.local_addr()?;
-    let app = crate::server::router(telemetry.clone());
+    let app = crate::endpoint::router(telemetry.clone());
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP endpoint stopped");
         }
     });
+    // One channel: the reconciler publishes each tick's report, the endpoint (and
+    // `run --dev`, when it passed its own sender) read it.
+    let reports = options
+        .reports
+        .unwrap_or_else(|| tokio::sync::watch::channel(None).0);
+    let follower = telemetry.follow(reports.subscribe());
     let mut reconciler =
         Reconciler::new(gitlab, cloud, Arc::clone(&config), Arc::new(SystemClock), 8)?
-            .with_telemetry(telemetry);
+            .with_reports(reports);
     match &config.controller.state_dir {
         _ if options.memory.is_some() => {
             if let Some(store) = options.memory {
@@ -177,9 +183,6 @@ pub async fn serve_and_reconcile(
         None => tracing::warn!(
             "no [controller] state_dir: creates in flight are forgotten on a restart (see docs/operations.md)"
         ),
-    }
-    if let Some(view) = options.view {
-        reconciler = reconciler.with_view(view);
     }
     tracing::info!(
         controller = %config.controller.id,
@@ -206,6 +209,7 @@ pub async fn serve_and_reconcile(
         Ok(())
     };
     server.abort();
+    follower.abort();
     result
 }
 

@@ -36,8 +36,8 @@ use tokio::sync::{broadcast, watch};
 
 use super::RunArgs;
 use super::controller::{ControllerOptions, serve_and_reconcile, status_rows, status_text};
-use crate::reconcile::TickView;
 use crate::sim::trace::{Trace, TraceJob};
+use crate::tick::{TickReport, TickView};
 
 /// Secret the dev webhook is configured with (a fake, on loopback only).
 const WEBHOOK_TOKEN: &str = "dev-webhook-token";
@@ -419,7 +419,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
         fed_tx,
     ));
 
-    let (view_tx, mut views) = watch::channel::<Option<TickView>>(None);
+    let (reports_tx, mut views) = watch::channel::<Option<Arc<TickReport>>>(None);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = {
         let config = Arc::clone(&config);
@@ -430,7 +430,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
                 ControllerOptions {
                     drain_on_exit: true,
                     drain_timeout: Duration::from_secs(120),
-                    view: Some(view_tx),
+                    reports: Some(reports_tx),
                     // The demo world starts empty, and so does the controller's memory of
                     // it: nothing in flight, no reason to wait for a second runner listing.
                     memory: Some(Arc::new(empty_memory())),
@@ -465,7 +465,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
                 continue;
             }
         }
-        let Some(view) = views.borrow_and_update().clone() else {
+        let Some(view) = latest_view(&mut views) else {
             continue;
         };
         let jobs = job_counts(&gitlab);
@@ -501,7 +501,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
             .context("the controller task failed")?,
     };
     // The drain's last tick may land after the loop stopped watching: show it.
-    if let Some(view) = views.borrow_and_update().clone() {
+    if let Some(view) = latest_view(&mut views) {
         let jobs = job_counts(&gitlab);
         let fed_now = *fed.borrow();
         if tty {
@@ -545,6 +545,13 @@ fn empty_memory() -> autoscaler_core::memory::MemoryStore {
         &autoscaler_core::memory::Memory::default().to_text(),
     );
     store
+}
+
+/// The view of the latest tick that got as far as a plan (a tick whose cloud listing
+/// failed has none).
+fn latest_view(reports: &mut watch::Receiver<Option<Arc<TickReport>>>) -> Option<TickView> {
+    let report = reports.borrow_and_update().clone()?;
+    report.outcome.as_ref().ok().cloned()
 }
 
 #[cfg(test)]

@@ -1003,15 +1003,22 @@ async fn an_unavailable_cloud_keeps_the_exponential_backoff() {
 /// failure stopped the ticks.
 #[tokio::test(start_paused = true)]
 async fn refused_credentials_show_as_kind_auth_in_status_and_metrics() {
-    let (telemetry, _rx) = crate::server::Telemetry::new("ci", Duration::from_secs(10), None);
+    let (telemetry, _rx) = crate::endpoint::Telemetry::new("ci", Duration::from_secs(10), None);
+    let (reports, mut read) = tokio::sync::watch::channel::<Option<Arc<TickReport>>>(None);
+    // The endpoint reads the reconciler's report channel (here at once after each tick).
+    let mut feed = |t: &crate::endpoint::Telemetry| {
+        if let Some(r) = read.borrow_and_update().clone() {
+            t.record(&r);
+        }
+    };
     let mut s = scenario(CONFIG);
-    s.reconciler =
-        reconciler(CONFIG, s.gitlab.clone(), s.cloud.clone()).with_telemetry(telemetry.clone());
+    s.reconciler = reconciler(CONFIG, s.gitlab.clone(), s.cloud.clone()).with_reports(reports);
     s.cloud.fail_next_list(cloud_error(
         CloudErrorKind::Auth,
         "POST identity /auth/tokens: 401 Unauthorized",
     ));
     let err = s.reconciler.tick().await.unwrap_err();
+    feed(&telemetry);
     assert_eq!(err.kind, FailureKind::Auth);
     let status = telemetry.status();
     assert_eq!(status.openstack_error_kind.as_deref(), Some("auth"));
@@ -1034,6 +1041,7 @@ async fn refused_credentials_show_as_kind_auth_in_status_and_metrics() {
     // The operator fixed the credentials.
     tokio::time::advance(Duration::from_secs(10)).await;
     s.reconciler.tick().await.unwrap();
+    feed(&telemetry);
     let status = telemetry.status();
     assert_eq!(status.openstack_error_kind, None);
     assert_eq!(status.openstack_error, None);
@@ -1047,6 +1055,7 @@ async fn refused_credentials_show_as_kind_auth_in_status_and_metrics() {
     );
     tokio::time::advance(Duration::from_secs(10)).await;
     let t = s.reconciler.tick().await.unwrap();
+    feed(&telemetry);
     assert_eq!(t.gitlab_down.unwrap().kind, FailureKind::Auth);
     assert_eq!(
         telemetry.status().gitlab_error_kind.as_deref(),

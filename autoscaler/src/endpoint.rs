@@ -24,8 +24,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::tick::{TickReport, TickTotals};
 use autoscaler_core::model::Timestamp;
-use autoscaler_core::plan::{Plan, VmState};
+use autoscaler_core::plan::VmState;
 
 pub use autoscaler_core::status::{ControllerPoolStatus, ControllerStatus};
 
@@ -63,7 +64,7 @@ struct ErrorLabel {
     class: String,
 }
 
-/// Metrics, status and the webhook's nudge channel, shared by the reconciler and the server.
+/// Metrics, status and the webhook's nudge channel, fed from the reconciler's tick reports.
 #[derive(Clone)]
 pub struct Telemetry {
     inner: Arc<Inner>,
@@ -82,6 +83,8 @@ struct Inner {
     api_up: Family<ServiceLabel, Gauge>,
     down_since: Family<ServiceLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     status: Mutex<ControllerStatus>,
+    /// The last report read and the totals it carried (counters grow by the difference).
+    seen: Mutex<(u64, TickTotals)>,
     poll_interval: Duration,
     webhook_token: Option<SecretString>,
     nudges: mpsc::Sender<u64>,
@@ -169,6 +172,7 @@ impl Telemetry {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     ..ControllerStatus::default()
                 }),
+                seen: Mutex::new((0, TickTotals::default())),
                 poll_interval,
                 webhook_token,
                 nudges: tx,
@@ -177,19 +181,83 @@ impl Telemetry {
         (t, rx)
     }
 
-    /// Records a finished tick: its plan (when it got that far), its duration and result.
-    pub fn record_tick(
+    /// Follows the reconciler's report channel: every report published there updates the
+    /// metrics and the status document. Ends when the channel closes.
+    pub fn follow(
         &self,
-        started: Timestamp,
-        seconds: f64,
-        outcome: Result<(&Plan, &crate::reconcile::TickSummary), &crate::reconcile::Outage>,
-    ) {
+        mut reports: tokio::sync::watch::Receiver<Option<Arc<TickReport>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let t = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let report = reports.borrow_and_update().clone();
+                if let Some(r) = report {
+                    t.record(&r);
+                }
+                if reports.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Records one tick report: gauges and status from its outcome; counters and the
+    /// duration histogram from its totals, so reports skipped in between are counted too.
+    pub fn record(&self, report: &TickReport) {
         let i = &self.inner;
-        i.tick_seconds.observe(seconds);
+        {
+            let mut seen = i.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if report.seq <= seen.0 {
+                return;
+            }
+            let (last_seq, last) = &*seen;
+            for (seq, secs) in &report.totals.recent_seconds {
+                if seq > last_seq {
+                    i.tick_seconds.observe(*secs);
+                }
+            }
+            for ((kind, reason), n) in &report.totals.applied {
+                let before = last.applied.get(&(*kind, *reason)).copied().unwrap_or(0);
+                if *n > before {
+                    i.actions
+                        .get_or_create(&ActionLabel {
+                            kind: (*kind).to_string(),
+                            reason: (*reason).to_string(),
+                        })
+                        .inc_by(n - before);
+                }
+            }
+            for ((service, kind), n) in &report.totals.failures {
+                let before = last.failures.get(&(*service, *kind)).copied().unwrap_or(0);
+                if *n > before {
+                    i.tick_failures
+                        .get_or_create(&FailureLabel {
+                            service: (*service).to_string(),
+                            kind: (*kind).to_string(),
+                        })
+                        .inc_by(n - before);
+                    let class = if *service == "gitlab" {
+                        "unavailable"
+                    } else {
+                        "tick_failed"
+                    };
+                    i.errors
+                        .get_or_create(&ErrorLabel {
+                            service: (*service).to_string(),
+                            class: class.to_string(),
+                        })
+                        .inc_by(n - before);
+                }
+            }
+            *seen = (report.seq, report.totals.clone());
+        }
+        let started = report.started;
+        let seconds = report.seconds;
         let mut status = i.status.lock().unwrap_or_else(PoisonError::into_inner);
         status.last_tick_at = Some(started);
-        match outcome {
-            Ok((plan, summary)) => {
+        match &report.outcome {
+            Ok(view) => {
+                let (plan, summary) = (&view.plan, &view.summary);
                 let end = started + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
                 status.last_success_at = Some(end);
                 status.last_error = summary.failures.first().cloned();
@@ -224,14 +292,6 @@ impl Telemetry {
                     i.pending.get_or_create(&label).set(i64::from(p.pending));
                     i.running.get_or_create(&label).set(i64::from(p.running));
                 }
-                for ((kind, reason), n) in &summary.applied {
-                    i.actions
-                        .get_or_create(&ActionLabel {
-                            kind: (*kind).to_string(),
-                            reason: (*reason).to_string(),
-                        })
-                        .inc_by(u64::from(*n));
-                }
                 status.openstack_unavailable_since = None;
                 status.openstack_error = None;
                 status.openstack_error_kind = None;
@@ -248,7 +308,6 @@ impl Telemetry {
                             o.error
                         ));
                         self.set_up("gitlab", Some(o.since));
-                        self.tick_failure("gitlab", o.kind.label());
                     }
                     None => {
                         status.gitlab_unavailable_since = None;
@@ -258,9 +317,6 @@ impl Telemetry {
                     }
                 }
                 drop(status);
-                if plan.gitlab_unavailable {
-                    self.api_error("gitlab", "unavailable");
-                }
             }
             Err(o) => {
                 status.openstack_unavailable_since = Some(o.since);
@@ -269,8 +325,6 @@ impl Telemetry {
                 status.last_error = Some(o.error.clone());
                 drop(status);
                 self.set_up("openstack", Some(o.since));
-                self.api_error("openstack", "tick_failed");
-                self.tick_failure("openstack", o.kind.label());
             }
         }
     }
@@ -288,17 +342,6 @@ impl Telemetry {
             .down_since
             .get_or_create(&label)
             .set(down_since.map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0));
-    }
-
-    /// Counts a tick that could not act because of `service`.
-    fn tick_failure(&self, service: &str, kind: &str) {
-        self.inner
-            .tick_failures
-            .get_or_create(&FailureLabel {
-                service: service.to_string(),
-                kind: kind.to_string(),
-            })
-            .inc();
     }
 
     /// Counts an API error.
@@ -460,6 +503,27 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt as _;
 
+    use autoscaler_core::plan::Plan;
+
+    /// Feeds `t` one report of a tick that planned `plan` and did `summary`, as the
+    /// reconciler's channel would (sequence numbers and totals carried on).
+    fn record_tick(t: &Telemetry, seconds: f64, plan: &Plan, summary: &crate::tick::TickSummary) {
+        let (seq, mut totals) = t.inner.seen.lock().unwrap().clone();
+        totals.add(seq + 1, seconds, Ok(summary));
+        t.record(&TickReport {
+            seq: seq + 1,
+            started: chrono::Utc::now(),
+            seconds,
+            outcome: Ok(crate::tick::TickView {
+                at: chrono::Utc::now(),
+                observed: autoscaler_core::model::Observed::default(),
+                plan: plan.clone(),
+                summary: summary.clone(),
+            }),
+            totals,
+        });
+    }
+
     fn telemetry() -> (Telemetry, mpsc::Receiver<u64>) {
         Telemetry::new(
             "ci",
@@ -538,8 +602,8 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         let plan = Plan::default();
-        let summary = crate::reconcile::TickSummary::default();
-        t.record_tick(chrono::Utc::now(), 0.01, Ok((&plan, &summary)));
+        let summary = crate::tick::TickSummary::default();
+        record_tick(&t, 0.01, &plan, &summary);
         assert_eq!(get(&t).await.unwrap().status(), StatusCode::OK);
     }
 
@@ -563,13 +627,13 @@ mod tests {
             ..Plan::default()
         };
         // Two creates planned, one carried out: the counter counts what was done.
-        let mut summary = crate::reconcile::TickSummary::default();
+        let mut summary = crate::tick::TickSummary::default();
         summary.applied.insert(("create", "demand"), 1);
         let plan = Plan {
             actions: vec![plan.actions[0].clone(), plan.actions[0].clone()],
             ..plan
         };
-        t.record_tick(chrono::Utc::now(), 0.2, Ok((&plan, &summary)));
+        record_tick(&t, 0.2, &plan, &summary);
         let text = t.metrics_text();
         assert!(
             text.contains(r#"autoscaler_vms{pool="docker",state="busy"} 1"#),
@@ -602,19 +666,19 @@ mod tests {
     async fn gitlab_down_shows_in_status_metrics_and_healthz() {
         let (t, _rx) = telemetry();
         let since = chrono::Utc::now() - chrono::Duration::minutes(30);
-        let summary = crate::reconcile::TickSummary {
-            gitlab_down: Some(crate::reconcile::Outage {
+        let summary = crate::tick::TickSummary {
+            gitlab_down: Some(crate::tick::Outage {
                 since,
-                kind: crate::reconcile::FailureKind::Unavailable,
+                kind: crate::tick::FailureKind::Unavailable,
                 error: "gitlab unreachable: connection refused".into(),
             }),
-            ..crate::reconcile::TickSummary::default()
+            ..crate::tick::TickSummary::default()
         };
         let plan = Plan {
             gitlab_unavailable: true,
             ..Plan::default()
         };
-        t.record_tick(chrono::Utc::now(), 0.01, Ok((&plan, &summary)));
+        record_tick(&t, 0.01, &plan, &summary);
         let s = t.status();
         assert_eq!(s.gitlab_unavailable_since, Some(since));
         assert!(
@@ -636,10 +700,11 @@ mod tests {
         let body = String::from_utf8_lossy(&body);
         assert!(body.contains("gitlab unavailable since"), "{body}");
         // GitLab back: healthy again.
-        t.record_tick(
-            chrono::Utc::now(),
+        record_tick(
+            &t,
             0.01,
-            Ok((&Plan::default(), &crate::reconcile::TickSummary::default())),
+            &Plan::default(),
+            &crate::tick::TickSummary::default(),
         );
         let r = router(t)
             .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
