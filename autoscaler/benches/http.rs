@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_fakes::gitlab::FakeGitLabServer;
 use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite};
 
@@ -83,37 +84,25 @@ async fn setup_opts(
         .local_addr()
         .unwrap();
     let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[controller]
-id = "bench"
-poll_interval = "{poll}"
-listen = "{listen}"
-{connection}
-[[pools]]
-name = "docker"
-idle_count = {idle_count}
-limit = {limit}
-idle_time = "2s"
-boot_timeout = "5m"
-forecast_days = 0
-[pools.server]
-flavor = "m1.small"
-image = "Debian 12"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-[pools.runner]
-tags = ["docker"]
-[pools.bootstrap]
-docker_install = "image"
-runner_install = "image"
-qemu_binfmt = false
-"#,
-        ),
-    )
-    .unwrap();
+    let text = ConfigFixture::new()
+        .id("bench")
+        .poll_interval(poll)
+        .listen(listen)
+        .connection(&connection)
+        .pool(
+            PoolFixture::new("docker")
+                .idle_count(idle_count)
+                .limit(limit)
+                .idle_time("2s")
+                .boot_timeout("5m")
+                .forecast_days(0)
+                .flavor("m1.small")
+                .networks(&["runner-net"])
+                .security_groups(&["runner-sg"])
+                .preinstalled_image(),
+        )
+        .render();
+    std::fs::write(&config, text).unwrap();
     let child = spawn(&config);
     Setup {
         cloud: Arc::clone(&site.cloud),

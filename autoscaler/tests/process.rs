@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite, FakeStatus};
 
@@ -93,50 +94,27 @@ async fn world(pool: Pool, quota_instances: u64) -> World {
         .local_addr()
         .unwrap();
     let config = dir.path().join("autoscaler.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[controller]
-id = "proc"
-poll_interval = "{poll}"
-listen = "{listen}"
-state_dir = "{state}"
-
-{connection}
-[[pools]]
-name = "docker"
-idle_count = {idle_count}
-limit = {limit}
-idle_time = "{idle_time}"
-boot_timeout = "{boot_timeout}"
-forecast_days = 0
-
-[pools.server]
-flavor = "m1.small"
-image = "Debian 12"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-
-[pools.runner]
-tags = ["docker"]
-
-[pools.bootstrap]
-docker_install = "image"
-runner_install = "image"
-qemu_binfmt = false
-{extra}
-"#,
-            poll = pool.poll,
-            state = dir.path().join("state").display(),
-            idle_count = pool.idle_count,
-            limit = pool.limit,
-            idle_time = pool.idle_time,
-            boot_timeout = pool.boot_timeout,
-            extra = pool.extra,
-        ),
-    )
-    .unwrap();
+    let text = ConfigFixture::new()
+        .id("proc")
+        .poll_interval(pool.poll)
+        .listen(listen)
+        .state_dir(&dir.path().join("state"))
+        .connection(&connection)
+        .pool(
+            PoolFixture::new("docker")
+                .idle_count(pool.idle_count)
+                .limit(pool.limit)
+                .idle_time(pool.idle_time)
+                .boot_timeout(pool.boot_timeout)
+                .forecast_days(0)
+                .flavor("m1.small")
+                .networks(&["runner-net"])
+                .security_groups(&["runner-sg"])
+                .preinstalled_image()
+                .extra(pool.extra),
+        )
+        .render();
+    std::fs::write(&config, text).unwrap();
     let peak = Arc::new(AtomicUsize::new(0));
     let watcher = {
         let mut servers = cloud.watch_servers();

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_config::{ProjectRef, Scope};
 use autoscaler_core::ports::{
     ControllerId, CreateRunner, GitLab, GitLabError, RunnerScope, runner_maintenance_note,
@@ -1242,13 +1243,23 @@ async fn adapter_refuses_a_body_over_the_limit_naming_the_path() {
 /// The check plugin's GitLab source (the controller's adapter underneath) for controller
 /// `ctl` with one instance-runner pool, so runners are listed with `/runners/all`.
 fn check_client(url: &str) -> autoscaler_check::source::gitlab::GitLab {
-    let text = format!(
-        "[controller]\nid = \"ctl\"\n\n[gitlab]\nurl = \"{url}\"\ntoken_env = \"T\"\n\n\
-         [gitlab.scope]\nprojects = [1]\n\n[openstack]\nauth_url = \"http://127.0.0.1:1/v3\"\n\
-         username = \"u\"\nproject_name = \"p\"\npassword_env = \"P\"\n\n[[pools]]\n\
-         name = \"docker\"\nlimit = 1\n[pools.server]\nflavor = \"f\"\nimage = \"i\"\n\
-         networks = [\"n\"]\n[pools.runner]\ntags = [\"docker\"]\n"
-    );
+    let text = ConfigFixture::new()
+        .id("ctl")
+        .gitlab_url(url)
+        .token_env("T")
+        .scope("projects = [1]")
+        .openstack(
+            "auth_url = \"http://127.0.0.1:1/v3\"\nusername = \"u\"\nproject_name = \"p\"\n\
+             password_env = \"P\"",
+        )
+        .pool(
+            PoolFixture::new("docker")
+                .limit(1)
+                .flavor("f")
+                .image("i")
+                .networks(&["n"]),
+        )
+        .render();
     let config = autoscaler_config::parse(&text, "check.toml").unwrap();
     autoscaler_check::source::gitlab::GitLab::new(
         &config,

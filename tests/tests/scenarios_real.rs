@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoscaler::reconcile::{Reconciler, SystemClock};
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_core::ports::{Cloud, GitLab};
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use base64::Engine as _;
@@ -192,55 +193,29 @@ fn config(
 ) -> Arc<autoscaler_config::Config> {
     let token = dir.join("token");
     std::fs::write(&token, ADMIN_TOKEN).unwrap();
-    let text = format!(
-        r#"
-[controller]
-id = "{id}"
-poll_interval = "3s"
-
-[gitlab]
-url = "{gitlab_url}"
-token_file = "{token}"
-
-[gitlab.scope]
-projects = ["demo/app"]
-
-[openstack]
-cloud = "demo"
-clouds_file = "{clouds}"
-
-[[pools]]
-name = "docker"
-limit = 3
-idle_count = {idle_count}
-idle_time = "{idle_time}"
-boot_timeout = "{boot_timeout}"
-max_builds = {max_builds}
-forecast_days = 0
-
-[pools.server]
-flavor = "m1.tiny"
-image = "fake-image"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-
-[pools.runner]
-tags = ["docker"]
-
-[pools.bootstrap]
-docker_install = "image"
-runner_install = "image"
-qemu_binfmt = false
-{extra}
-"#,
-        token = token.display(),
-        clouds = stack().join("clouds.yaml").display(),
-        idle_time = pool.idle_time,
-        boot_timeout = pool.boot_timeout,
-        max_builds = pool.max_builds,
-        idle_count = pool.idle_count,
-        extra = pool.extra,
-    );
+    let text = ConfigFixture::new()
+        .id(id)
+        .poll_interval("3s")
+        .gitlab_url(gitlab_url)
+        .token_file(&token)
+        .scope("projects = [\"demo/app\"]")
+        .clouds_yaml("demo", &stack().join("clouds.yaml"))
+        .pool(
+            PoolFixture::new("docker")
+                .limit(3)
+                .idle_count(pool.idle_count)
+                .idle_time(pool.idle_time)
+                .boot_timeout(pool.boot_timeout)
+                .max_builds(pool.max_builds)
+                .forecast_days(0)
+                .flavor("m1.tiny")
+                .image("fake-image")
+                .networks(&["runner-net"])
+                .security_groups(&["runner-sg"])
+                .preinstalled_image()
+                .extra(pool.extra),
+        )
+        .render();
     Arc::new(autoscaler_config::parse(&text, "scenario.toml").unwrap_or_else(|e| panic!("{e}")))
 }
 
