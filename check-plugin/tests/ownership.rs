@@ -18,10 +18,7 @@ fn config(gitlab: &str) -> String {
         .gitlab_url(&format!("{gitlab}/"))
         .token_env("FAKE_GITLAB_TOKEN")
         .scope("projects = [42]")
-        .openstack(
-            "auth_url = \"http://127.0.0.1:1/v3\"\nusername = \"check\"\nproject_name = \"ci\"\n\
-             password_env = \"OS_PASSWORD\"",
-        )
+        .password_auth("http://127.0.0.1:1/v3", "check", "ci", "OS_PASSWORD")
         .pool(
             PoolFixture::new("docker")
                 .flavor("m1.small")

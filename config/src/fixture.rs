@@ -170,6 +170,26 @@ impl ConfigFixture {
         self.openstack(&lines)
     }
 
+    /// `[openstack]` with password authentication: Keystone at `auth_url`, user `username`
+    /// of project `project_name`, the password in environment variable `password_env`.
+    #[must_use]
+    pub fn password_auth(
+        self,
+        auth_url: &str,
+        username: &str,
+        project_name: &str,
+        password_env: &str,
+    ) -> Self {
+        let lines = format!(
+            "auth_url = {}\nusername = {}\nproject_name = {}\npassword_env = {}",
+            string(auth_url),
+            string(username),
+            string(project_name),
+            string(password_env)
+        );
+        self.openstack(&lines)
+    }
+
     /// Ready-made `[gitlab]`, `[gitlab.scope]` and `[openstack]` tables, rendered as given
     /// in place of the ones [`ConfigFixture::gitlab_url`], [`ConfigFixture::token_file`],
     /// [`ConfigFixture::scope`] and [`ConfigFixture::openstack`] describe.

@@ -9,8 +9,9 @@ use std::time::Duration;
 use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_config::{ProjectRef, Scope};
 use autoscaler_core::ports::{
-    ControllerId, CreateRunner, GitLab, GitLabError, RunnerScope, runner_maintenance_note,
+    ControllerId, CreateRunner, GitLab, GitLabError, runner_maintenance_note,
 };
+use autoscaler_core::testing::gitlab::runner_request;
 use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer, USER_TOKEN};
 use reqwest::StatusCode;
@@ -25,22 +26,9 @@ async fn fake() -> FakeGitLabServer {
 
 fn settings(fake: &FakeGitLabServer, scope: Scope) -> GitLabSettings {
     GitLabSettings {
-        url: fake.url().parse().unwrap(),
         scope,
-        controller: ControllerId::new("ctl").unwrap(),
-        list_all_runners: true,
-        jobs_per_minute: 600,
-        request_timeout: Duration::from_secs(5),
-        quiet_base: Duration::from_secs(10),
-        dormant_interval: Duration::from_secs(120),
-        group_refresh: Duration::from_secs(600),
-        max_stale: Duration::from_secs(300),
-        concurrency: 4,
         connect_attempts: 5,
-        connect_backoff: Duration::from_millis(20),
-        max_body: 32 * 1024 * 1024,
-        max_list_pages: 100,
-        max_polls_per_call: 200,
+        ..settings_for(&fake.url())
     }
 }
 
@@ -60,14 +48,8 @@ async fn adapter(fake: &FakeGitLabServer, scope: Scope) -> GitLabAdapter {
 
 fn runner_req(name: &str, tags: &[&str]) -> CreateRunner {
     CreateRunner {
-        scope: RunnerScope::Instance,
-        description: name.into(),
-        pool: "docker".into(),
-        tags: tags.iter().map(|t| (*t).to_string()).collect(),
-        run_untagged: tags.is_empty(),
-        ref_protected: false,
-        locked: false,
         maximum_timeout: Some(3600),
+        ..runner_request(name, tags)
     }
 }
 
@@ -1248,10 +1230,7 @@ fn check_client(url: &str) -> autoscaler_check::source::gitlab::GitLab {
         .gitlab_url(url)
         .token_env("T")
         .scope("projects = [1]")
-        .openstack(
-            "auth_url = \"http://127.0.0.1:1/v3\"\nusername = \"u\"\nproject_name = \"p\"\n\
-             password_env = \"P\"",
-        )
+        .password_auth("http://127.0.0.1:1/v3", "u", "p", "P")
         .pool(
             PoolFixture::new("docker")
                 .limit(1)

@@ -15,6 +15,7 @@ use std::time::Duration;
 use autoscaler::reconcile::{Reconciler, SystemClock};
 use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_core::ports::{Cloud, GitLab};
+use autoscaler_core::testing::gitlab::runner_request;
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -138,6 +139,19 @@ impl Admin {
         );
         let v = self.get(&url).await;
         v["servers"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `instances` once servers of earlier scenarios are gone (at most 2 minutes).
+    async fn instances_once_empty(&self, project: &str) -> (i64, i64) {
+        let mut usage = self.instances(project).await;
+        for _ in 0..60 {
+            if usage.1 == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            usage = self.instances(project).await;
+        }
+        usage
     }
 }
 
@@ -396,16 +410,10 @@ async fn a_crash_between_runner_and_server_create_leaves_no_runner_behind() {
     // What a controller killed right after POST /user/runners leaves behind.
     let orphan = r
         .gitlab()
-        .create_runner(autoscaler_core::ports::CreateRunner {
-            scope: autoscaler_core::ports::RunnerScope::Instance,
-            description: format!("{}-docker-1-1", w.config.controller.id),
-            pool: "docker".into(),
-            tags: ["docker".to_string()].into_iter().collect(),
-            run_untagged: false,
-            ref_protected: false,
-            locked: false,
-            maximum_timeout: None,
-        })
+        .create_runner(runner_request(
+            &format!("{}-docker-1-1", w.config.controller.id),
+            &["docker"],
+        ))
         .await
         .unwrap();
     let _ = r.tick().await;
@@ -568,15 +576,7 @@ async fn a_429_storm_deletes_no_busy_vm_and_the_pool_recovers() {
 async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() {
     let admin = Admin::login().await;
     let project = admin.demo_project().await;
-    // Servers of earlier scenarios may still be going away.
-    let mut usage = admin.instances(&project).await;
-    for _ in 0..60 {
-        if usage.1 == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        usage = admin.instances(&project).await;
-    }
+    let usage = admin.instances_once_empty(&project).await;
     let (before, in_use) = usage;
     assert_eq!(in_use, 0, "the project is empty");
     admin.set_instances_quota(&project, 1).await;
@@ -782,14 +782,7 @@ async fn a_sigkill_during_a_delete_then_restart_converges_without_leaks() {
 async fn a_cores_quota_that_binds_first_is_budgeted_without_refused_creates() {
     let admin = Admin::login().await;
     let project = admin.demo_project().await;
-    let mut usage = admin.instances(&project).await;
-    for _ in 0..60 {
-        if usage.1 == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        usage = admin.instances(&project).await;
-    }
+    let usage = admin.instances_once_empty(&project).await;
     assert_eq!(usage.1, 0, "the project is empty");
     let (cores_before, _) = admin.quota(&project, "cores").await;
     admin.set_quota(&project, "cores", 2).await;

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
+use autoscaler_config::fixture::PoolFixture;
 use autoscaler_fakes::ServerEventKind;
 use autoscaler_fakes::gitlab::FakeGitLabServer;
 use autoscaler_fakes::{FakeFlavor, FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite};
@@ -179,8 +179,8 @@ fn write_config(
 ) -> anyhow::Result<std::path::PathBuf> {
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let project_list: Vec<String> = projects.iter().map(|p| q(p)).collect();
-    let connection = site
-        .connection_toml(
+    let config = site
+        .config(
             dir,
             &format!("projects = [{}]", project_list.join(", ")),
             Some(WEBHOOK_TOKEN),
@@ -202,7 +202,7 @@ fn write_config(
             .qemu_binfmt(true)
             .binfmt_arches(&["arm64", "arm"])
     };
-    let text = ConfigFixture::new()
+    let text = config
         .header(
             "Written by `autoscaler run --dev`: the controller runs with this file against the\n\
              fake GitLab and fake OpenStack of this process. Point `autoscaler status --config` or\n\
@@ -211,7 +211,6 @@ fn write_config(
         .id("dev")
         .poll_interval(&format!("{}s", pace.poll.as_secs()))
         .listen(listen)
-        .connection(&connection)
         .pool(pool(POOL, IDLE_COUNT, 10).tags(&["docker"]))
         // Jobs tagged `privileged` run here, on demand only.
         .pool(

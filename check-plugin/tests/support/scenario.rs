@@ -254,11 +254,7 @@ impl Fake {
                 project: "ci".into(),
             }],
             app_credentials: Vec::new(),
-            quota: FakeQuota {
-                instances: Some(world.max_instances),
-                cores: None,
-                ram_mb: None,
-            },
+            quota: FakeQuota::instances(world.max_instances),
             ..FakeOpenStackOptions::default()
         })
         .await?;
@@ -316,10 +312,7 @@ impl Fake {
             .gitlab_url(&format!("{gitlab}/"))
             .token_env("FAKE_GITLAB_TOKEN")
             .scope(&format!("projects = [42]\ngroups = [\"{GROUP}\"]"))
-            .openstack(&format!(
-                "auth_url = \"{auth_url}\"\nusername = \"check\"\nproject_name = \"ci\"\n\
-                 password_env = \"OS_PASSWORD\""
-            ))
+            .password_auth(&auth_url, "check", "ci", "OS_PASSWORD")
             .pool(pool("docker", docker_limit).run_untagged(true))
             .pool(
                 pool("arm", arm_limit)
