@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "config")]
 use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 
 use crate::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
@@ -87,13 +88,14 @@ impl FakeSite {
         ))
     }
 
-    /// A configuration pointing at these fakes: [`FakeSite::connection_toml`] written into
+    /// A configuration pointing at these fakes (feature `config`): [`FakeSite::connection_toml`] written into
     /// `dir`, everything else as [`ConfigFixture::new`] has it. Add pools (for example
     /// [`FakeSite::pool`]) and controller settings.
     ///
     /// # Errors
     ///
     /// A file cannot be written.
+    #[cfg(feature = "config")]
     pub fn config(
         &self,
         dir: &Path,
@@ -104,9 +106,10 @@ impl FakeSite {
         Ok(ConfigFixture::new().connection(&connection))
     }
 
-    /// A pool of VMs made from the default seed objects of [`FakeOpenStackOptions`]
+    /// A pool (feature `config`) of VMs made from the default seed objects of [`FakeOpenStackOptions`]
     /// (flavor `m1.small`, image `Debian 12`, network `runner-net`, security group
     /// `runner-sg`), Docker and gitlab-runner in the image, no forecast.
+    #[cfg(feature = "config")]
     pub fn pool(name: &str) -> PoolFixture {
         PoolFixture::new(name)
             .forecast_days(0)
