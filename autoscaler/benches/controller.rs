@@ -11,33 +11,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoscaler::reconcile::{Reconciler, SystemClock};
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_core::ports::ControllerId;
 use autoscaler_core::testing::cloud::FakeCloud;
 use autoscaler_core::testing::gitlab::FakeGitLab;
 
 fn config(limit: u32) -> autoscaler_config::Config {
-    let text = format!(
-        r#"
-[controller]
-id = "bench"
-[gitlab]
-url = "https://gitlab.example.com/"
-token_env = "UNUSED"
-[gitlab.scope]
-projects = ["g/p"]
-[[pools]]
-name = "docker"
-limit = {limit}
-idle_time = "1h"
-forecast_days = 0
-[pools.server]
-flavor = "m1.small"
-image = "Debian 12"
-networks = ["net"]
-[pools.runner]
-tags = ["docker"]
-"#
-    );
+    let text = ConfigFixture::new()
+        .id("bench")
+        .token_env("UNUSED")
+        .scope("projects = [\"g/p\"]")
+        .pool(
+            PoolFixture::new("docker")
+                .limit(limit)
+                .idle_time("1h")
+                .forecast_days(0)
+                .flavor("m1.small"),
+        )
+        .render();
     autoscaler_config::parse(&text, "bench.toml").unwrap()
 }
 

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoscaler_fakes::gitlab::FakeGitLabServer;
-use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite};
+use autoscaler_fakes::{
+    FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite, free_loopback_addr,
+};
 
 const HOOK: &str = "bench-webhook";
 
@@ -65,11 +67,7 @@ async fn setup_opts(
     let site = FakeSite::start(FakeOpenStackOptions {
         boot_delay: Duration::from_millis(500),
         delete_delay: Duration::from_millis(100),
-        quota: FakeQuota {
-            instances: Some(5000),
-            cores: None,
-            ram_mb: None,
-        },
+        quota: FakeQuota::instances(5000),
         latency: cloud_latency.unwrap_or_default(),
         ..FakeOpenStackOptions::default()
     })
@@ -77,43 +75,23 @@ async fn setup_opts(
     .unwrap();
     populate(&site.gitlab);
     let dir = tempfile::tempdir().unwrap();
-    let connection = site.connection_toml(dir.path(), scope, Some(HOOK)).unwrap();
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let listen = free_loopback_addr().unwrap();
     let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[controller]
-id = "bench"
-poll_interval = "{poll}"
-listen = "{listen}"
-{connection}
-[[pools]]
-name = "docker"
-idle_count = {idle_count}
-limit = {limit}
-idle_time = "2s"
-boot_timeout = "5m"
-forecast_days = 0
-[pools.server]
-flavor = "m1.small"
-image = "Debian 12"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-[pools.runner]
-tags = ["docker"]
-[pools.bootstrap]
-docker_install = "image"
-runner_install = "image"
-qemu_binfmt = false
-"#,
-        ),
-    )
-    .unwrap();
+    let text = site
+        .config(dir.path(), scope, Some(HOOK))
+        .unwrap()
+        .id("bench")
+        .poll_interval(poll)
+        .listen(listen)
+        .pool(
+            FakeSite::pool("docker")
+                .idle_count(idle_count)
+                .limit(limit)
+                .idle_time("2s")
+                .boot_timeout("5m"),
+        )
+        .render();
+    std::fs::write(&config, text).unwrap();
     let child = spawn(&config);
     Setup {
         cloud: Arc::clone(&site.cloud),

@@ -17,6 +17,18 @@ fn autoscaler(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `bootstrap render` of `pool` of the reference setup.
+fn bootstrap_render(pool: &str) -> Output {
+    autoscaler(&[
+        "bootstrap",
+        "render",
+        "--config",
+        "docs/examples/reference-setup.toml",
+        "--pool",
+        pool,
+    ])
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -175,14 +187,7 @@ fn simulate_rejects_a_sweep_of_an_unknown_key() {
 
 #[test]
 fn bootstrap_render_redacts_secrets_by_default() {
-    let o = autoscaler(&[
-        "bootstrap",
-        "render",
-        "--config",
-        "docs/examples/reference-setup.toml",
-        "--pool",
-        "privileged",
-    ]);
+    let o = bootstrap_render("privileged");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
@@ -200,14 +205,7 @@ fn bootstrap_render_redacts_secrets_by_default() {
 
 #[test]
 fn bootstrap_render_of_an_unknown_pool_lists_the_pools() {
-    let o = autoscaler(&[
-        "bootstrap",
-        "render",
-        "--config",
-        "docs/examples/reference-setup.toml",
-        "--pool",
-        "nope",
-    ]);
+    let o = bootstrap_render("nope");
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("no pool named `nope` (pools: non-privileged, privileged)"),

@@ -31,6 +31,7 @@ use autoscaler::testing::faults::{
     Arrival, Fault, FaultCloud, FaultGitLab, FaultRates, FaultSet, Faults, PoolBounds, SimRng,
     Violation, WorldPlan,
 };
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_core::ports::{CloudStatus, ControllerId};
 use autoscaler_core::testing::cloud::FakeCloud;
 use autoscaler_core::testing::gitlab::{FakeGitLab, FakeJobState};
@@ -119,53 +120,24 @@ impl Scenario {
     }
 
     fn toml(&self) -> String {
-        let mut s = format!(
-            r#"[controller]
-id = "sim"
-poll_interval = "{}s"
-
-[gitlab]
-url = "https://gitlab.example.com/"
-token_file = "/etc/token"
-
-[gitlab.scope]
-projects = ["group/project"]
-"#,
-            self.poll
-        );
+        let mut config = ConfigFixture::new()
+            .id("sim")
+            .poll_interval(&format!("{}s", self.poll));
         for p in &self.pools {
-            s += &format!(
-                r#"
-[[pools]]
-name = "{name}"
-limit = {limit}
-idle_count = {idle}
-idle_time = "{idle_time}s"
-boot_timeout = "{boot}s"
-max_builds = {mb}
-capacity = {cap}
-park_surplus = {park}
-forecast_days = 0
-
-[pools.server]
-flavor = "s1.large"
-image = "Debian 12"
-networks = ["net"]
-
-[pools.runner]
-tags = ["{name}"]
-"#,
-                name = p.name,
-                limit = p.limit,
-                idle = p.idle_count,
-                idle_time = p.idle_time,
-                boot = p.boot_timeout,
-                mb = p.max_builds,
-                cap = self.capacity,
-                park = p.park_surplus,
+            config = config.pool(
+                PoolFixture::new(&p.name)
+                    .limit(p.limit)
+                    .idle_count(p.idle_count)
+                    .idle_time(&format!("{}s", p.idle_time))
+                    .boot_timeout(&format!("{}s", p.boot_timeout))
+                    .max_builds(p.max_builds)
+                    .capacity(self.capacity)
+                    .park_surplus(p.park_surplus)
+                    .forecast_days(0)
+                    .tags(&[&p.name]),
             );
         }
-        s
+        config.render()
     }
 
     fn describe(&self) -> String {

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
-use autoscaler_fakes::{FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite, FakeStatus};
+use autoscaler_fakes::{
+    FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite, FakeStatus, free_loopback_addr,
+};
 
 const WEBHOOK_TOKEN: &str = "process-test-webhook";
 
@@ -72,11 +74,7 @@ async fn world(pool: Pool, quota_instances: u64) -> World {
     let site = FakeSite::start(FakeOpenStackOptions {
         boot_delay: Duration::from_millis(800),
         delete_delay: Duration::from_millis(300),
-        quota: FakeQuota {
-            instances: Some(quota_instances),
-            cores: None,
-            ram_mb: None,
-        },
+        quota: FakeQuota::instances(quota_instances),
         ..FakeOpenStackOptions::default()
     })
     .await
@@ -84,59 +82,26 @@ async fn world(pool: Pool, quota_instances: u64) -> World {
     let (cloud, gitlab) = (Arc::clone(&site.cloud), Arc::clone(&site.gitlab));
     let project = gitlab.add_project("demo/app", None);
     let dir = tempfile::tempdir().unwrap();
-    let connection = site
-        .connection_toml(dir.path(), "projects = [\"demo/app\"]", Some(WEBHOOK_TOKEN))
-        .unwrap();
     // A free port for the controller's endpoint.
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let listen = free_loopback_addr().unwrap();
     let config = dir.path().join("autoscaler.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[controller]
-id = "proc"
-poll_interval = "{poll}"
-listen = "{listen}"
-state_dir = "{state}"
-
-{connection}
-[[pools]]
-name = "docker"
-idle_count = {idle_count}
-limit = {limit}
-idle_time = "{idle_time}"
-boot_timeout = "{boot_timeout}"
-forecast_days = 0
-
-[pools.server]
-flavor = "m1.small"
-image = "Debian 12"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-
-[pools.runner]
-tags = ["docker"]
-
-[pools.bootstrap]
-docker_install = "image"
-runner_install = "image"
-qemu_binfmt = false
-{extra}
-"#,
-            poll = pool.poll,
-            state = dir.path().join("state").display(),
-            idle_count = pool.idle_count,
-            limit = pool.limit,
-            idle_time = pool.idle_time,
-            boot_timeout = pool.boot_timeout,
-            extra = pool.extra,
-        ),
-    )
-    .unwrap();
+    let text = site
+        .config(dir.path(), "projects = [\"demo/app\"]", Some(WEBHOOK_TOKEN))
+        .unwrap()
+        .id("proc")
+        .poll_interval(pool.poll)
+        .listen(listen)
+        .state_dir(&dir.path().join("state"))
+        .pool(
+            FakeSite::pool("docker")
+                .idle_count(pool.idle_count)
+                .limit(pool.limit)
+                .idle_time(pool.idle_time)
+                .boot_timeout(pool.boot_timeout)
+                .extra(pool.extra),
+        )
+        .render();
+    std::fs::write(&config, text).unwrap();
     let peak = Arc::new(AtomicUsize::new(0));
     let watcher = {
         let mut servers = cloud.watch_servers();
@@ -419,11 +384,7 @@ async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() 
         |w| w.gitlab.runners().len() == 2,
     )
     .await;
-    w.cloud.set_quota(FakeQuota {
-        instances: Some(20),
-        cores: None,
-        ram_mb: None,
-    });
+    w.cloud.set_quota(FakeQuota::instances(20));
     w.until("every job done", 60, |w| w.jobs_done(&jobs)).await;
     w.assert_clean(0).await;
     assert_eq!(w.terminate().await, Some(0));
@@ -548,11 +509,7 @@ async fn the_imported_reference_setup_plans_4_warm_vms_2_off_peak_and_at_most_24
         networks: vec!["customer-network".into()],
         security_groups: vec!["mine".into()],
         key_pairs: vec!["GitLab Runner".into()],
-        quota: FakeQuota {
-            instances: Some(100),
-            cores: None,
-            ram_mb: None,
-        },
+        quota: FakeQuota::instances(100),
         ..FakeOpenStackOptions::default()
     })
     .await

@@ -8,39 +8,24 @@ use std::time::Duration;
 
 use autoscaler_check::model::Fetched;
 use autoscaler_check::{LiveSource, Progress, Source, Subcheck};
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 
 fn config(gitlab: &str) -> String {
-    format!(
-        r#"[controller]
-id = "ci"
-poll_interval = "15s"
-listen = "127.0.0.1:1"
-
-[gitlab]
-url = "{gitlab}/"
-token_env = "FAKE_GITLAB_TOKEN"
-
-[gitlab.scope]
-projects = [42]
-
-[openstack]
-auth_url = "http://127.0.0.1:1/v3"
-username = "check"
-project_name = "ci"
-password_env = "OS_PASSWORD"
-
-[[pools]]
-name = "docker"
-limit = 4
-[pools.server]
-flavor = "m1.small"
-image = "debian-12"
-networks = ["ci-net"]
-[pools.runner]
-tags = ["docker"]
-"#
-    )
+    ConfigFixture::new()
+        .poll_interval("15s")
+        .listen("127.0.0.1:1")
+        .gitlab_url(&format!("{gitlab}/"))
+        .token_env("FAKE_GITLAB_TOKEN")
+        .scope("projects = [42]")
+        .password_auth("http://127.0.0.1:1/v3", "check", "ci", "OS_PASSWORD")
+        .pool(
+            PoolFixture::new("docker")
+                .flavor("m1.small")
+                .image("debian-12")
+                .networks(&["ci-net"]),
+        )
+        .render()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

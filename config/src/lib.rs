@@ -17,6 +17,8 @@
 //! * `policy`: [`Policy`], [`Period`], [`Pool::policy_at`], [`Pool::next_transition`].
 //! * [`schedule`]: 5/7-field cron windows and the DST rule.
 //! * `secret`: [`SecretSource`] (`*_file` / `*_env`) resolved through [`Env`].
+//! * `fixture` (cargo feature `fixture`): configuration text for tests, benchmarks and
+//!   `run --dev`, built from typed pool settings instead of a copied template.
 //!
 //! The file format and its semantics are documented in `docs/configuration.md`.
 //! This crate reads the configuration file ([`load`]) and, on request, secret files
@@ -24,6 +26,8 @@
 //! [`Config`].
 
 mod error;
+#[cfg(any(test, feature = "fixture"))]
+pub mod fixture;
 mod model;
 mod parse;
 mod policy;

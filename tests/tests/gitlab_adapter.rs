@@ -6,10 +6,12 @@
 
 use std::time::Duration;
 
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_config::{ProjectRef, Scope};
 use autoscaler_core::ports::{
-    ControllerId, CreateRunner, GitLab, GitLabError, RunnerScope, runner_maintenance_note,
+    ControllerId, CreateRunner, GitLab, GitLabError, runner_maintenance_note,
 };
+use autoscaler_core::testing::gitlab::runner_request;
 use autoscaler_gitlab::{GitLabAdapter, GitLabSettings};
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer, USER_TOKEN};
 use reqwest::StatusCode;
@@ -24,22 +26,9 @@ async fn fake() -> FakeGitLabServer {
 
 fn settings(fake: &FakeGitLabServer, scope: Scope) -> GitLabSettings {
     GitLabSettings {
-        url: fake.url().parse().unwrap(),
         scope,
-        controller: ControllerId::new("ctl").unwrap(),
-        list_all_runners: true,
-        jobs_per_minute: 600,
-        request_timeout: Duration::from_secs(5),
-        quiet_base: Duration::from_secs(10),
-        dormant_interval: Duration::from_secs(120),
-        group_refresh: Duration::from_secs(600),
-        max_stale: Duration::from_secs(300),
-        concurrency: 4,
         connect_attempts: 5,
-        connect_backoff: Duration::from_millis(20),
-        max_body: 32 * 1024 * 1024,
-        max_list_pages: 100,
-        max_polls_per_call: 200,
+        ..settings_for(&fake.url())
     }
 }
 
@@ -59,14 +48,8 @@ async fn adapter(fake: &FakeGitLabServer, scope: Scope) -> GitLabAdapter {
 
 fn runner_req(name: &str, tags: &[&str]) -> CreateRunner {
     CreateRunner {
-        scope: RunnerScope::Instance,
-        description: name.into(),
-        pool: "docker".into(),
-        tags: tags.iter().map(|t| (*t).to_string()).collect(),
-        run_untagged: tags.is_empty(),
-        ref_protected: false,
-        locked: false,
         maximum_timeout: Some(3600),
+        ..runner_request(name, tags)
     }
 }
 
@@ -1242,13 +1225,20 @@ async fn adapter_refuses_a_body_over_the_limit_naming_the_path() {
 /// The check plugin's GitLab source (the controller's adapter underneath) for controller
 /// `ctl` with one instance-runner pool, so runners are listed with `/runners/all`.
 fn check_client(url: &str) -> autoscaler_check::source::gitlab::GitLab {
-    let text = format!(
-        "[controller]\nid = \"ctl\"\n\n[gitlab]\nurl = \"{url}\"\ntoken_env = \"T\"\n\n\
-         [gitlab.scope]\nprojects = [1]\n\n[openstack]\nauth_url = \"http://127.0.0.1:1/v3\"\n\
-         username = \"u\"\nproject_name = \"p\"\npassword_env = \"P\"\n\n[[pools]]\n\
-         name = \"docker\"\nlimit = 1\n[pools.server]\nflavor = \"f\"\nimage = \"i\"\n\
-         networks = [\"n\"]\n[pools.runner]\ntags = [\"docker\"]\n"
-    );
+    let text = ConfigFixture::new()
+        .id("ctl")
+        .gitlab_url(url)
+        .token_env("T")
+        .scope("projects = [1]")
+        .password_auth("http://127.0.0.1:1/v3", "u", "p", "P")
+        .pool(
+            PoolFixture::new("docker")
+                .limit(1)
+                .flavor("f")
+                .image("i")
+                .networks(&["n"]),
+        )
+        .render();
     let config = autoscaler_config::parse(&text, "check.toml").unwrap();
     autoscaler_check::source::gitlab::GitLab::new(
         &config,

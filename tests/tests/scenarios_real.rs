@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoscaler::reconcile::{Reconciler, SystemClock};
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_core::ports::{Cloud, GitLab};
+use autoscaler_core::testing::gitlab::runner_request;
 use autoscaler_tests::fake_gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -138,6 +140,19 @@ impl Admin {
         let v = self.get(&url).await;
         v["servers"].as_array().cloned().unwrap_or_default()
     }
+
+    /// `instances` once servers of earlier scenarios are gone (at most 2 minutes).
+    async fn instances_once_empty(&self, project: &str) -> (i64, i64) {
+        let mut usage = self.instances(project).await;
+        for _ in 0..60 {
+            if usage.1 == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            usage = self.instances(project).await;
+        }
+        usage
+    }
 }
 
 /// Plays gitlab-runner on each ACTIVE VM: its token from the user-data, then "booted".
@@ -192,55 +207,29 @@ fn config(
 ) -> Arc<autoscaler_config::Config> {
     let token = dir.join("token");
     std::fs::write(&token, ADMIN_TOKEN).unwrap();
-    let text = format!(
-        r#"
-[controller]
-id = "{id}"
-poll_interval = "3s"
-
-[gitlab]
-url = "{gitlab_url}"
-token_file = "{token}"
-
-[gitlab.scope]
-projects = ["demo/app"]
-
-[openstack]
-cloud = "demo"
-clouds_file = "{clouds}"
-
-[[pools]]
-name = "docker"
-limit = 3
-idle_count = {idle_count}
-idle_time = "{idle_time}"
-boot_timeout = "{boot_timeout}"
-max_builds = {max_builds}
-forecast_days = 0
-
-[pools.server]
-flavor = "m1.tiny"
-image = "fake-image"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-
-[pools.runner]
-tags = ["docker"]
-
-[pools.bootstrap]
-docker_install = "image"
-runner_install = "image"
-qemu_binfmt = false
-{extra}
-"#,
-        token = token.display(),
-        clouds = stack().join("clouds.yaml").display(),
-        idle_time = pool.idle_time,
-        boot_timeout = pool.boot_timeout,
-        max_builds = pool.max_builds,
-        idle_count = pool.idle_count,
-        extra = pool.extra,
-    );
+    let text = ConfigFixture::new()
+        .id(id)
+        .poll_interval("3s")
+        .gitlab_url(gitlab_url)
+        .token_file(&token)
+        .scope("projects = [\"demo/app\"]")
+        .clouds_yaml("demo", &stack().join("clouds.yaml"))
+        .pool(
+            PoolFixture::new("docker")
+                .limit(3)
+                .idle_count(pool.idle_count)
+                .idle_time(pool.idle_time)
+                .boot_timeout(pool.boot_timeout)
+                .max_builds(pool.max_builds)
+                .forecast_days(0)
+                .flavor("m1.tiny")
+                .image("fake-image")
+                .networks(&["runner-net"])
+                .security_groups(&["runner-sg"])
+                .preinstalled_image()
+                .extra(pool.extra),
+        )
+        .render();
     Arc::new(autoscaler_config::parse(&text, "scenario.toml").unwrap_or_else(|e| panic!("{e}")))
 }
 
@@ -421,16 +410,10 @@ async fn a_crash_between_runner_and_server_create_leaves_no_runner_behind() {
     // What a controller killed right after POST /user/runners leaves behind.
     let orphan = r
         .gitlab()
-        .create_runner(autoscaler_core::ports::CreateRunner {
-            scope: autoscaler_core::ports::RunnerScope::Instance,
-            description: format!("{}-docker-1-1", w.config.controller.id),
-            pool: "docker".into(),
-            tags: ["docker".to_string()].into_iter().collect(),
-            run_untagged: false,
-            ref_protected: false,
-            locked: false,
-            maximum_timeout: None,
-        })
+        .create_runner(runner_request(
+            &format!("{}-docker-1-1", w.config.controller.id),
+            &["docker"],
+        ))
         .await
         .unwrap();
     let _ = r.tick().await;
@@ -593,15 +576,7 @@ async fn a_429_storm_deletes_no_busy_vm_and_the_pool_recovers() {
 async fn quota_exhaustion_holds_growth_at_the_quota_and_resumes_when_it_grows() {
     let admin = Admin::login().await;
     let project = admin.demo_project().await;
-    // Servers of earlier scenarios may still be going away.
-    let mut usage = admin.instances(&project).await;
-    for _ in 0..60 {
-        if usage.1 == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        usage = admin.instances(&project).await;
-    }
+    let usage = admin.instances_once_empty(&project).await;
     let (before, in_use) = usage;
     assert_eq!(in_use, 0, "the project is empty");
     admin.set_instances_quota(&project, 1).await;
@@ -809,14 +784,7 @@ async fn a_sigkill_during_a_delete_then_restart_converges_without_leaks() {
 async fn a_cores_quota_that_binds_first_is_budgeted_without_refused_creates() {
     let admin = Admin::login().await;
     let project = admin.demo_project().await;
-    let mut usage = admin.instances(&project).await;
-    for _ in 0..60 {
-        if usage.1 == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        usage = admin.instances(&project).await;
-    }
+    let usage = admin.instances_once_empty(&project).await;
     assert_eq!(usage.1, 0, "the project is empty");
     let (cores_before, _) = admin.quota(&project, "cores").await;
     admin.set_quota(&project, "cores", 2).await;

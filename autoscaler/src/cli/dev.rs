@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use autoscaler_config::fixture::PoolFixture;
 use autoscaler_fakes::ServerEventKind;
 use autoscaler_fakes::gitlab::FakeGitLabServer;
 use autoscaler_fakes::{FakeFlavor, FakeOpenStack, FakeOpenStackOptions, FakeQuota, FakeSite};
@@ -44,7 +45,7 @@ const WEBHOOK_TOKEN: &str = "dev-webhook-token";
 /// Name of the dev configuration's main pool.
 const POOL: &str = "docker";
 /// VMs the dev configuration keeps warm.
-const IDLE_COUNT: usize = 2;
+const IDLE_COUNT: u32 = 2;
 
 /// Knobs derived from `--speed`.
 #[derive(Debug, Clone, Copy)]
@@ -178,79 +179,46 @@ fn write_config(
 ) -> anyhow::Result<std::path::PathBuf> {
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let project_list: Vec<String> = projects.iter().map(|p| q(p)).collect();
-    let connection = site
-        .connection_toml(
+    let config = site
+        .config(
             dir,
             &format!("projects = [{}]", project_list.join(", ")),
             Some(WEBHOOK_TOKEN),
         )
         .with_context(|| format!("writing the fakes' credentials into {}", dir.display()))?;
-    let text = format!(
-        r#"# Written by `autoscaler run --dev`: the controller runs with this file against the
-# fake GitLab and fake OpenStack of this process. Point `autoscaler status --config` or
-# `autoscaler plan --config` at it from another terminal while it runs.
-
-[controller]
-id = "dev"
-poll_interval = "{poll}s"
-listen = "{listen}"
-
-{connection}
-[[pools]]
-name = "{POOL}"
-capacity = 1
-idle_count = {IDLE_COUNT}
-idle_time = "{idle}s"
-max_builds = 8
-limit = 10
-boot_timeout = "2m"
-forecast_days = 0
-
-[pools.server]
-flavor = "s1.large"
-image = "Debian 12"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-
-[pools.runner]
-tags = ["docker"]
-run_untagged = false
-docker_image = "alpine"
-
-[pools.bootstrap]
-qemu_binfmt = true
-binfmt_arches = ["arm64", "arm"]
-
-# Jobs tagged `privileged` run here, on demand only.
-[[pools]]
-name = "privileged"
-capacity = 1
-idle_count = 0
-idle_time = "{idle}s"
-max_builds = 8
-limit = 2
-boot_timeout = "2m"
-forecast_days = 0
-
-[pools.server]
-flavor = "s1.large"
-image = "Debian 12"
-networks = ["runner-net"]
-security_groups = ["runner-sg"]
-
-[pools.runner]
-tags = ["docker", "privileged"]
-run_untagged = false
-docker_image = "alpine"
-privileged = true
-
-[pools.bootstrap]
-qemu_binfmt = true
-binfmt_arches = ["arm64", "arm"]
-"#,
-        poll = pace.poll.as_secs(),
-        idle = pace.idle_time.as_secs(),
-    );
+    let pool = |name: &str, idle_count: u32, limit: u32| {
+        PoolFixture::new(name)
+            .capacity(1)
+            .idle_count(idle_count)
+            .idle_time(&format!("{}s", pace.idle_time.as_secs()))
+            .max_builds(8)
+            .limit(limit)
+            .boot_timeout("2m")
+            .forecast_days(0)
+            .networks(&["runner-net"])
+            .security_groups(&["runner-sg"])
+            .run_untagged(false)
+            .docker_image("alpine")
+            .qemu_binfmt(true)
+            .binfmt_arches(&["arm64", "arm"])
+    };
+    let text = config
+        .header(
+            "Written by `autoscaler run --dev`: the controller runs with this file against the\n\
+             fake GitLab and fake OpenStack of this process. Point `autoscaler status --config` or\n\
+             `autoscaler plan --config` at it from another terminal while it runs.\n",
+        )
+        .id("dev")
+        .poll_interval(&format!("{}s", pace.poll.as_secs()))
+        .listen(listen)
+        .pool(pool(POOL, IDLE_COUNT, 10).tags(&["docker"]))
+        // Jobs tagged `privileged` run here, on demand only.
+        .pool(
+            pool("privileged", 0, 2)
+                .tags(&["docker", "privileged"])
+                .privileged(true),
+        )
+        .render();
     let path = dir.join("autoscaler.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -484,7 +452,7 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
             && jobs.pending == 0
             && jobs.running == 0
             && view.plan.actions.is_empty()
-            && view.observed.vms.len() <= IDLE_COUNT;
+            && view.observed.vms.len() <= IDLE_COUNT as usize;
         settled = if quiet { settled + 1 } else { 0 };
         let out_of_time = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if settled >= 2 || out_of_time {

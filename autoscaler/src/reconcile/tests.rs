@@ -2,44 +2,35 @@
 //! asserts on final state: servers, runners, jobs, and that no job was killed.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use super::*;
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_core::plan::VmState;
 use autoscaler_core::ports::{CloudErrorKind, ControllerId};
 use autoscaler_core::testing::cloud::FakeCloud;
 use autoscaler_core::testing::gitlab::{FakeGitLab, Op};
 
-const CONFIG: &str = r#"
-[controller]
-id = "ci"
-poll_interval = "10s"
+/// One pool `docker` of at most 5 VMs, no warm VM, no forecast; polled every 10 s.
+static CONFIG: LazyLock<String> = LazyLock::new(|| config(docker()));
 
-[gitlab]
-url = "https://gitlab.example.com/"
-token_file = "/etc/token"
+fn docker() -> PoolFixture {
+    PoolFixture::new("docker")
+        .limit(5)
+        .idle_count(0)
+        .idle_time("10m")
+        .boot_timeout("5m")
+        .max_builds(0)
+        .forecast_days(0)
+}
 
-[gitlab.scope]
-projects = ["group/project"]
-
-[[pools]]
-name = "docker"
-limit = 5
-idle_count = 0
-idle_time = "10m"
-boot_timeout = "5m"
-max_builds = 0
-forecast_days = 0
-
-[pools.server]
-flavor = "s1.large"
-image = "Debian 12"
-networks = ["net"]
-
-[pools.runner]
-tags = ["docker"]
-"#;
+fn config(pool: PoolFixture) -> String {
+    ConfigFixture::new()
+        .poll_interval("10s")
+        .pool(pool)
+        .render()
+}
 
 struct Scenario {
     gitlab: FakeGitLab,
@@ -128,7 +119,7 @@ impl Scenario {
 
 #[tokio::test(start_paused = true)]
 async fn pending_jobs_get_vms_which_run_them_and_are_removed_when_idle() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.warm_up().await;
     for _ in 0..3 {
         s.gitlab.add_job(&["docker"], Duration::from_secs(120));
@@ -156,7 +147,7 @@ async fn pending_jobs_get_vms_which_run_them_and_are_removed_when_idle() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_server_create_deletes_its_runner_and_backs_off() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(60));
     s.cloud
@@ -183,7 +174,7 @@ async fn a_failed_server_create_deletes_its_runner_and_backs_off() {
 
 #[tokio::test(start_paused = true)]
 async fn when_gitlab_cannot_be_read_nothing_is_deleted() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.gitlab.add_job(&["docker"], Duration::from_secs(30));
     s.run_for(Duration::from_secs(5 * 60), Duration::from_secs(10))
         .await;
@@ -204,7 +195,7 @@ async fn when_gitlab_cannot_be_read_nothing_is_deleted() {
 
 #[tokio::test(start_paused = true)]
 async fn servers_and_runners_of_others_are_never_touched() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     let foreign = s
         .cloud
         .insert_foreign("someone-elses-vm", vec!["autoscaler:other".into()]);
@@ -224,7 +215,7 @@ async fn servers_and_runners_of_others_are_never_touched() {
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_between_runner_and_server_create_converges_without_leaks() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     // A previous controller created a runner and died before creating its server.
     let orphan = s
         .gitlab
@@ -256,7 +247,7 @@ async fn a_restart_between_runner_and_server_create_converges_without_leaks() {
 
 #[tokio::test(start_paused = true)]
 async fn a_vm_whose_runner_never_contacts_gitlab_is_replaced_after_boot_timeout() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(30));
     s.reconciler.tick().await.unwrap();
@@ -274,7 +265,7 @@ async fn a_vm_whose_runner_never_contacts_gitlab_is_replaced_after_boot_timeout(
 
 #[tokio::test(start_paused = true)]
 async fn drain_all_removes_every_vm_after_its_job_and_kills_nothing() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     for _ in 0..2 {
         s.gitlab.add_job(&["docker"], Duration::from_secs(300));
     }
@@ -309,7 +300,7 @@ async fn drain_all_removes_every_vm_after_its_job_and_kills_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn run_ticks_until_shutdown_and_a_webhook_nudge_ticks_at_once() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let gitlab = s.gitlab.clone();
     let cloud = s.cloud.clone();
@@ -493,7 +484,7 @@ fn late_world(timeout: Duration) -> (String, FakeGitLab, FakeCloud, LateCloud) {
         timeout,
         peak: Arc::default(),
     };
-    (CONFIG.replace("limit = 5", "limit = 1"), fake, inner, cloud)
+    (config(docker().limit(1)), fake, inner, cloud)
 }
 
 fn reconciler<G: GitLab + 'static, C: Cloud + 'static>(
@@ -528,7 +519,7 @@ async fn a_busy_vm_whose_runner_a_listing_skips_is_kept() {
     let cloud = FakeCloud::new(id);
     cloud.set_boot_delay(Duration::from_secs(60));
     let gitlab = Shifty::new(fake.clone());
-    let mut r = reconciler(CONFIG, gitlab.clone(), cloud.clone());
+    let mut r = reconciler(&CONFIG, gitlab.clone(), cloud.clone());
     fake.add_job(&["docker"], Duration::from_secs(40 * 60));
     for _ in 0..60 {
         boot_all(&cloud, &fake);
@@ -566,7 +557,7 @@ async fn a_busy_vm_whose_runner_a_listing_skips_is_kept() {
 /// apart, and while unknown it keeps counting against `limit`.
 #[tokio::test(start_paused = true)]
 async fn a_server_whose_runner_is_gone_is_removed_after_two_404s_a_poll_apart() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.gitlab.add_job(&["docker"], Duration::from_secs(30));
     s.run_for(Duration::from_secs(3 * 60), Duration::from_secs(10))
         .await;
@@ -632,7 +623,7 @@ async fn a_create_that_times_out_but_succeeds_later_never_exceeds_the_limit() {
 /// idle capacity for ever, so the pending job never got a VM.
 #[tokio::test(start_paused = true)]
 async fn a_runner_gone_offline_is_replaced_and_removed_safely() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.gitlab.add_job(&["docker"], Duration::from_secs(30));
     s.run_for(Duration::from_secs(3 * 60), Duration::from_secs(10))
         .await;
@@ -684,7 +675,7 @@ async fn webhook_nudges_coalesce_and_keep_a_minimum_spacing() {
     let fake = FakeGitLab::new(id.clone());
     let cloud = FakeCloud::new(id);
     let gitlab = Shifty::new(fake.clone());
-    let mut r = reconciler(CONFIG, gitlab.clone(), cloud);
+    let mut r = reconciler(&CONFIG, gitlab.clone(), cloud);
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let flood = tokio::spawn(async move {
         for i in 0..1000u64 {
@@ -710,7 +701,7 @@ async fn webhook_nudges_coalesce_and_keep_a_minimum_spacing() {
 /// Fails on the code before issue 11: nothing said GitLab was down, or since when.
 #[tokio::test(start_paused = true)]
 async fn gitlab_down_is_reported_with_since_and_why() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.reconciler.tick().await.unwrap();
     for _ in 0..3 {
         s.gitlab.fail_next(
@@ -743,7 +734,7 @@ async fn gitlab_down_is_reported_with_since_and_why() {
 /// Fails on the code before issue 11: a server stuck deleting was never deleted again.
 #[tokio::test(start_paused = true)]
 async fn a_delete_that_does_not_finish_is_reissued() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.gitlab.add_job(&["docker"], Duration::from_secs(30));
     s.run_for(Duration::from_secs(3 * 60), Duration::from_secs(10))
         .await;
@@ -800,7 +791,7 @@ async fn a_restart_remembers_a_create_of_unknown_outcome() {
 /// past it was sent, refused with a quota error, and counted as a failure (backoff).
 #[tokio::test(start_paused = true)]
 async fn a_cores_quota_that_binds_before_instances_is_budgeted() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.cloud.set_flavor(
         "s1.large",
         autoscaler_core::model::FlavorSize {
@@ -839,7 +830,7 @@ async fn a_cores_quota_that_binds_before_instances_is_budgeted() {
 /// one wrote and plans exactly as it does: same failures, same learned burst, same caps.
 #[tokio::test(start_paused = true)]
 async fn plan_reads_the_memory_run_wrote_and_decides_the_same() {
-    let config_text = CONFIG.replace("forecast_days = 0", "forecast_days = 1");
+    let config_text = config(docker().forecast_days(1));
     let config = Arc::new(autoscaler_config::parse_at(&config_text, "test.toml", epoch()).unwrap());
     let id = ControllerId::new("ci").unwrap();
     let gitlab = FakeGitLab::new(id.clone());

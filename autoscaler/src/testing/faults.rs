@@ -40,6 +40,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::reconcile::Clock;
+use crate::sim::world::Rng;
 use autoscaler_core::model::{PendingJob, RunnerId, Timestamp};
 use autoscaler_core::ports::{
     Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, ComputeQuota,
@@ -59,25 +60,22 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(30);
 // PRNG
 // ===================================================================================
 
-/// SplitMix64: small, fast, and the same sequence on every platform.
+/// The simulator's SplitMix64 ([`Rng`]), seeded per stream: the same sequence on every
+/// platform.
 #[derive(Debug, Clone)]
-pub struct SimRng(u64);
+pub struct SimRng(Rng);
 
 impl SimRng {
     /// A generator for `seed`; `stream` separates independent sequences of one seed.
     pub fn new(seed: u64, stream: u64) -> Self {
-        let mut r = SimRng(seed ^ stream.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        let mut r = Rng::new(seed ^ stream.wrapping_mul(0xD6E8_FEB8_6659_FD93));
         r.next_u64();
-        r
+        SimRng(r)
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `lo..=hi` (`lo` when `hi < lo`).
@@ -93,7 +91,7 @@ impl SimRng {
         if p <= 0.0 {
             return false;
         }
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+        self.0.unit() < p
     }
 
     /// One element of `items`, `None` when empty.

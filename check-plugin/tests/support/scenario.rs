@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 use autoscaler_core::ports::{ControllerId, runner_maintenance_note};
 use autoscaler_fakes::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use autoscaler_fakes::{
@@ -253,11 +254,7 @@ impl Fake {
                 project: "ci".into(),
             }],
             app_credentials: Vec::new(),
-            quota: FakeQuota {
-                instances: Some(world.max_instances),
-                cores: None,
-                ram_mb: None,
-            },
+            quota: FakeQuota::instances(world.max_instances),
             ..FakeOpenStackOptions::default()
         })
         .await?;
@@ -299,52 +296,30 @@ impl Fake {
         let gitlab = self.gitlab.url();
         let auth_url = self.cloud.auth_url();
         let (docker_limit, arm_limit) = self.limits;
-        format!(
-            r#"# written by the check plugin's fake services
-[controller]
-id = "{CONTROLLER}"
-poll_interval = "15s"
-listen = "{listen}"
-
-[gitlab]
-url = "{gitlab}/"
-token_env = "FAKE_GITLAB_TOKEN"
-
-[gitlab.scope]
-projects = [42]
-groups = ["{GROUP}"]
-
-[openstack]
-auth_url = "{auth_url}"
-username = "check"
-project_name = "ci"
-password_env = "OS_PASSWORD"
-
-[[pools]]
-name = "docker"
-limit = {docker_limit}
-boot_timeout = "10m"
-[pools.server]
-flavor = "m1.small"
-image = "debian-12"
-networks = ["ci-net"]
-[pools.runner]
-tags = ["docker"]
-run_untagged = true
-
-[[pools]]
-name = "arm"
-limit = {arm_limit}
-boot_timeout = "10m"
-[pools.server]
-flavor = "m1.small"
-image = "debian-12"
-networks = ["ci-net"]
-[pools.runner]
-tags = ["arm", "docker"]
-run_untagged = false
-"#
-        )
+        let pool = |name: &str, limit: u32| {
+            PoolFixture::new(name)
+                .limit(limit)
+                .boot_timeout("10m")
+                .flavor("m1.small")
+                .image("debian-12")
+                .networks(&["ci-net"])
+        };
+        ConfigFixture::new()
+            .header("written by the check plugin's fake services")
+            .id(CONTROLLER)
+            .poll_interval("15s")
+            .listen(listen)
+            .gitlab_url(&format!("{gitlab}/"))
+            .token_env("FAKE_GITLAB_TOKEN")
+            .scope(&format!("projects = [42]\ngroups = [\"{GROUP}\"]"))
+            .password_auth(&auth_url, "check", "ci", "OS_PASSWORD")
+            .pool(pool("docker", docker_limit).run_untagged(true))
+            .pool(
+                pool("arm", arm_limit)
+                    .tags(&["arm", "docker"])
+                    .run_untagged(false),
+            )
+            .render()
     }
 }
 

@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_the_documented_defaults() {
-        let c = ok(BASE);
+        let c = ok(&BASE);
         assert_eq!(c.controller.poll_interval, Duration::from_secs(15));
         assert_eq!(
             c.controller.listen,

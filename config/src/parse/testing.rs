@@ -3,35 +3,42 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::fmt;
+use std::ops::Deref;
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 
 use super::parse_config;
+use crate::fixture::{ConfigFixture, PoolFixture};
 use crate::model::Config;
 
-/// A minimal valid file: one pool with a server and a tagged runner.
-pub(super) const BASE: &str = r#"
-[controller]
-id = "ci"
+/// A minimal valid file: one pool with a server and a tagged runner. Tests edit its text
+/// (`BASE.replace(..)`, [`with`]), so they rely on its lines: `id = "ci"`, `limit = 4`,
+/// `[controller]` on line 2 (the header comment is line 1), one table after another.
+pub(super) static BASE: Base = Base(LazyLock::new(|| {
+    ConfigFixture::new()
+        .header("A minimal valid file: one pool with a server and a tagged runner.")
+        .pool(PoolFixture::new("default"))
+        .render()
+}));
 
-[gitlab]
-url = "https://gitlab.example.com/"
-token_file = "/etc/token"
+/// The text of [`BASE`], rendered once; it reads as a `str` and formats as one.
+pub(super) struct Base(LazyLock<String>);
 
-[gitlab.scope]
-projects = ["group/project"]
+impl Deref for Base {
+    type Target = str;
 
-[[pools]]
-name = "default"
-limit = 4
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
-[pools.server]
-flavor = "s1.large"
-image = "Debian 12"
-networks = ["net"]
-
-[pools.runner]
-tags = ["docker"]
-"#;
+impl fmt::Display for Base {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
 
 /// The "today" of the tests: 2025-01-01.
 pub(super) fn now() -> DateTime<Utc> {

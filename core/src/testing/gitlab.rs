@@ -116,6 +116,21 @@ impl std::fmt::Debug for FakeGitLab {
     }
 }
 
+/// A request for an instance runner of pool `docker` described as `description`, with
+/// `tags` (untagged jobs only when there is no tag), no timeout: what a controller sends.
+pub fn runner_request(description: &str, tags: &[&str]) -> CreateRunner {
+    CreateRunner {
+        scope: crate::ports::RunnerScope::Instance,
+        description: description.into(),
+        pool: "docker".into(),
+        tags: tags.iter().map(|t| (*t).to_string()).collect(),
+        run_untagged: tags.is_empty(),
+        ref_protected: false,
+        locked: false,
+        maximum_timeout: None,
+    }
+}
+
 // === impl FakeGitLab ===
 
 impl FakeGitLab {
@@ -197,27 +212,12 @@ impl FakeGitLab {
 
     /// Adds a runner this controller did not create (wrong prefix or marker).
     pub fn add_foreign_runner(&self, description: &str, maintenance_note: &str) -> RunnerId {
-        let mut s = self.lock();
-        let id = s.next_runner;
-        s.next_runner += 1;
-        let created_at = s.wall(Instant::now());
-        s.runners.insert(
-            id,
-            FakeRunner {
-                id,
-                description: description.into(),
-                note: maintenance_note.into(),
-                tags: BTreeSet::new(),
-                run_untagged: true,
-                paused: false,
-                created_at,
-                contacted_at: None,
-                booted: false,
-                jobs_run: 0,
-                last_job_at: None,
-            },
-        );
-        id
+        self.lock().insert_runner(
+            description.into(),
+            maintenance_note.into(),
+            BTreeSet::new(),
+            true,
+        )
     }
 
     /// The next call of `op` fails with `err` (queued: several calls fail in order).
@@ -339,6 +339,52 @@ impl State {
         }
     }
 
+    /// Registers a new runner (not booted, no job run yet); returns its id.
+    fn insert_runner(
+        &mut self,
+        description: String,
+        note: String,
+        tags: BTreeSet<String>,
+        run_untagged: bool,
+    ) -> RunnerId {
+        let id = self.next_runner;
+        self.next_runner += 1;
+        let created_at = self.wall(Instant::now());
+        self.runners.insert(
+            id,
+            FakeRunner {
+                id,
+                description,
+                note,
+                tags,
+                run_untagged,
+                paused: false,
+                created_at,
+                contacted_at: None,
+                booted: false,
+                jobs_run: 0,
+                last_job_at: None,
+            },
+        );
+        id
+    }
+
+    /// Runner `r` as the port reports it, in `pool`.
+    fn owned(&self, r: &FakeRunner, pool: Option<String>) -> OwnedRunner {
+        OwnedRunner {
+            id: r.id,
+            description: r.description.clone(),
+            pool,
+            paused: r.paused,
+            created_at: r.created_at,
+            contacted_at: r.contacted_at,
+            running_jobs: self.running_on(r.id),
+            jobs_run: r.jobs_run,
+            last_job_at: r.last_job_at,
+            running: self.arrivals_on(r.id),
+        }
+    }
+
     fn running_on(&self, id: RunnerId) -> u32 {
         self.jobs
             .values()
@@ -380,18 +426,7 @@ impl GitLab for FakeGitLab {
             .values()
             .filter_map(|r| {
                 let pool = runner_ownership(&s.controller, &r.description, Some(&r.note))?;
-                Some(OwnedRunner {
-                    id: r.id,
-                    description: r.description.clone(),
-                    pool,
-                    paused: r.paused,
-                    created_at: r.created_at,
-                    contacted_at: r.contacted_at,
-                    running_jobs: s.running_on(r.id),
-                    jobs_run: r.jobs_run,
-                    last_job_at: r.last_job_at,
-                    running: s.arrivals_on(r.id),
-                })
+                Some(s.owned(r, pool))
             })
             .collect())
     }
@@ -399,17 +434,9 @@ impl GitLab for FakeGitLab {
     async fn runner_by_id(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
         self.enter(Op::RunnerById).await?;
         let s = self.lock();
-        Ok(s.runners.get(&id).map(|r| OwnedRunner {
-            id: r.id,
-            description: r.description.clone(),
-            pool: runner_ownership(&s.controller, &r.description, Some(&r.note)).flatten(),
-            paused: r.paused,
-            created_at: r.created_at,
-            contacted_at: r.contacted_at,
-            running_jobs: s.running_on(r.id),
-            jobs_run: r.jobs_run,
-            last_job_at: r.last_job_at,
-            running: s.arrivals_on(r.id),
+        Ok(s.runners.get(&id).map(|r| {
+            let pool = runner_ownership(&s.controller, &r.description, Some(&r.note)).flatten();
+            s.owned(r, pool)
         }))
     }
 
@@ -425,27 +452,9 @@ impl GitLab for FakeGitLab {
                 ),
             });
         }
-        let id = s.next_runner;
-        s.next_runner += 1;
         s.creates += 1;
-        let created_at = s.wall(Instant::now());
         let note = runner_maintenance_note(&s.controller, &req.pool);
-        s.runners.insert(
-            id,
-            FakeRunner {
-                id,
-                description: req.description,
-                note,
-                tags: req.tags,
-                run_untagged: req.run_untagged,
-                paused: false,
-                created_at,
-                contacted_at: None,
-                booted: false,
-                jobs_run: 0,
-                last_job_at: None,
-            },
-        );
+        let id = s.insert_runner(req.description, note, req.tags, req.run_untagged);
         Ok(NewRunner {
             id,
             token: SecretString::from(format!("glrt-fake{id:016}")),
@@ -500,25 +509,12 @@ mod tests {
         FakeGitLab::new(ControllerId::new("ctl").unwrap())
     }
 
-    fn request(name: &str, tags: &[&str]) -> CreateRunner {
-        CreateRunner {
-            scope: crate::ports::RunnerScope::Instance,
-            description: name.into(),
-            pool: "docker".into(),
-            tags: tags.iter().map(|t| (*t).to_string()).collect(),
-            run_untagged: tags.is_empty(),
-            ref_protected: false,
-            locked: false,
-            maximum_timeout: None,
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn jobs_stay_pending_until_a_matching_runner_has_booted() {
         let g = fake();
         let job = g.add_job(&["docker"], Duration::from_secs(60));
         let r = g
-            .create_runner(request("ctl-docker-1", &["docker"]))
+            .create_runner(runner_request("ctl-docker-1", &["docker"]))
             .await
             .unwrap();
         assert_eq!(g.pending_jobs().await.unwrap().len(), 1);
@@ -541,7 +537,7 @@ mod tests {
         let g = fake();
         g.add_job(&["arm64"], Duration::from_secs(60));
         let r = g
-            .create_runner(request("ctl-docker-1", &["docker"]))
+            .create_runner(runner_request("ctl-docker-1", &["docker"]))
             .await
             .unwrap();
         g.runner_booted(r.id);
@@ -557,7 +553,10 @@ mod tests {
     async fn deleting_a_busy_runner_kills_its_job_and_a_second_delete_is_ok() {
         let g = fake();
         let job = g.add_job(&[], Duration::from_secs(600));
-        let r = g.create_runner(request("ctl-docker-1", &[])).await.unwrap();
+        let r = g
+            .create_runner(runner_request("ctl-docker-1", &[]))
+            .await
+            .unwrap();
         g.runner_booted(r.id);
         assert_eq!(g.running_jobs(r.id).await.unwrap(), 1);
         g.delete_runner(r.id).await.unwrap();

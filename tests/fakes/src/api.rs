@@ -13,6 +13,18 @@ use serde_json::json;
 
 use crate::state::{State, TokenInfo};
 
+/// Query parameters in the order the client sent them (repeats kept).
+pub(crate) type Params = Vec<(String, String)>;
+
+/// `Params` from literal pairs, for the handlers' unit tests.
+#[cfg(test)]
+pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The service an answer comes from (decides the error body shape).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Svc {

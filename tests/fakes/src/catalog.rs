@@ -12,12 +12,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Svc, authorize_project};
+use crate::api::{ApiError, Params, Svc, authorize_project};
 use crate::ids::stable_id;
 use crate::server::App;
 use crate::state::{Named, State};
-
-type Params = Vec<(String, String)>;
 
 const SEED_TIME: &str = "2025-01-01T00:00:00Z";
 
@@ -145,13 +143,7 @@ pub(crate) async fn security_groups(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn q(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::api::params as q;
 
     #[test]
     fn filters_compare_whole_values_and_ignore_unknown_keys() {

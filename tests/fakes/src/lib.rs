@@ -55,5 +55,5 @@ pub use error::Error;
 pub use options::{FakeAppCredential, FakeFlavor, FakeOpenStackOptions, FakeQuota, FakeUser};
 pub use runners::{play_runners, runner_tokens};
 pub use server::FakeOpenStack;
-pub use site::FakeSite;
+pub use site::{FakeSite, free_loopback_addr};
 pub use state::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};

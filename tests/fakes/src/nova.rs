@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Microversion, Svc, authorize_project, microversion};
+use crate::api::{ApiError, Microversion, Params, Svc, authorize_project, microversion};
 use crate::ids::stable_id;
 use crate::options::FakeFlavor;
 use crate::server::App;
@@ -28,8 +28,6 @@ use crate::state::{
 
 /// Most items Nova returns in one page (`osapi_max_limit`).
 const MAX_LIMIT: usize = 1000;
-
-type Params = Vec<(String, String)>;
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
 pub(crate) fn encode(s: &str) -> String {
@@ -570,13 +568,7 @@ pub(crate) async fn version(AxState(app): AxState<App>) -> Response {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn q(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::api::params as q;
 
     #[test]
     fn name_filter_understands_anchors() {

@@ -189,6 +189,23 @@ pub struct FakeQuota {
     pub ram_mb: Option<u64>,
 }
 
+impl FakeQuota {
+    /// No limit at all.
+    pub const UNLIMITED: FakeQuota = FakeQuota {
+        instances: None,
+        cores: None,
+        ram_mb: None,
+    };
+
+    /// At most `n` servers; cores and RAM unlimited.
+    pub fn instances(n: u64) -> FakeQuota {
+        FakeQuota {
+            instances: Some(n),
+            ..FakeQuota::UNLIMITED
+        }
+    }
+}
+
 impl Default for FakeQuota {
     /// Nova's default project quota: 10 instances, 20 cores, 50 GiB of RAM.
     fn default() -> Self {

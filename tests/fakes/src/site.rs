@@ -2,8 +2,12 @@
 //! configuration that points at them: what `run --dev`, the process tests and the HTTP
 //! benchmark share.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+
+#[cfg(feature = "config")]
+use autoscaler_config::fixture::{ConfigFixture, PoolFixture};
 
 use crate::gitlab::{ADMIN_TOKEN, FakeGitLabServer};
 use crate::{Error, FakeOpenStack, FakeOpenStackOptions, play_runners};
@@ -83,6 +87,47 @@ impl FakeSite {
             toml_string(&self.gitlab.url()),
         ))
     }
+
+    /// A configuration pointing at these fakes (feature `config`): [`FakeSite::connection_toml`] written into
+    /// `dir`, everything else as [`ConfigFixture::new`] has it. Add pools (for example
+    /// [`FakeSite::pool`]) and controller settings.
+    ///
+    /// # Errors
+    ///
+    /// A file cannot be written.
+    #[cfg(feature = "config")]
+    pub fn config(
+        &self,
+        dir: &Path,
+        scope: &str,
+        webhook_token: Option<&str>,
+    ) -> std::io::Result<ConfigFixture> {
+        let connection = self.connection_toml(dir, scope, webhook_token)?;
+        Ok(ConfigFixture::new().connection(&connection))
+    }
+
+    /// A pool (feature `config`) of VMs made from the default seed objects of [`FakeOpenStackOptions`]
+    /// (flavor `m1.small`, image `Debian 12`, network `runner-net`, security group
+    /// `runner-sg`), Docker and gitlab-runner in the image, no forecast.
+    #[cfg(feature = "config")]
+    pub fn pool(name: &str) -> PoolFixture {
+        PoolFixture::new(name)
+            .forecast_days(0)
+            .flavor("m1.small")
+            .image("Debian 12")
+            .networks(&["runner-net"])
+            .security_groups(&["runner-sg"])
+            .preinstalled_image()
+    }
+}
+
+/// A loopback address with a port free right now, for a controller's endpoint.
+///
+/// # Errors
+///
+/// No port can be bound.
+pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 /// A TOML basic string (JSON string syntax is valid TOML for these values).

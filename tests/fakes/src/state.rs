@@ -930,11 +930,7 @@ mod tests {
         };
         let delays = |o: &FakeOpenStackOptions| {
             let mut st = State::new(o);
-            st.quota = FakeQuota {
-                instances: None,
-                cores: None,
-                ram_mb: None,
-            };
+            st.quota = FakeQuota::UNLIMITED;
             let b = body(&st);
             (0..20)
                 .map(|_| st.create_server(&b, &demo(), "u", Utc::now()).unwrap().1)

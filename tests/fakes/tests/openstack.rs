@@ -131,6 +131,24 @@ async fn wait_for(
     .unwrap_or_else(|_| panic!("no {kind:?} event for {id} within 5 s"))
 }
 
+/// A slow fake in which controller `ci-1` has just asked for server `runner-docker-1`: the
+/// fake, the client, the events since before the create, the server's id.
+async fn one_server_created() -> (
+    FakeOpenStack,
+    OpenStack,
+    broadcast::Receiver<ServerEvent>,
+    ServerId,
+) {
+    let fake = FakeOpenStack::start(slow()).await.unwrap();
+    let client = app_credential_client(&fake, "ci-1");
+    let events = fake.subscribe();
+    let id = client
+        .create_server(request("runner-docker-1"))
+        .await
+        .unwrap();
+    (fake, client, events, id)
+}
+
 #[tokio::test]
 async fn clouds_yaml_password_login_resolves_the_template_and_preflight_passes() {
     let fake = FakeOpenStack::start(fast()).await.unwrap();
@@ -210,13 +228,7 @@ async fn wrong_credentials_are_an_auth_error() {
 
 #[tokio::test]
 async fn created_server_goes_active_with_user_data_metadata_and_tags() {
-    let fake = FakeOpenStack::start(slow()).await.unwrap();
-    let client = app_credential_client(&fake, "ci-1");
-    let mut events = fake.subscribe();
-    let id = client
-        .create_server(request("runner-docker-1"))
-        .await
-        .unwrap();
+    let (fake, client, mut events, id) = one_server_created().await;
     let created = wait_for(&mut events, &id, ServerEventKind::Created).await;
     assert_eq!(created.server.status, FakeStatus::Build);
     assert_eq!(
@@ -256,11 +268,7 @@ async fn created_server_goes_active_with_user_data_metadata_and_tags() {
 #[tokio::test]
 async fn listing_pages_through_and_returns_only_owned_servers() {
     let fake = FakeOpenStack::start(FakeOpenStackOptions {
-        quota: FakeQuota {
-            instances: Some(20),
-            cores: None,
-            ram_mb: None,
-        },
+        quota: FakeQuota::instances(20),
         ..fast()
     })
     .await
@@ -292,13 +300,7 @@ async fn listing_pages_through_and_returns_only_owned_servers() {
 
 #[tokio::test]
 async fn delete_shows_deleting_then_the_server_is_gone() {
-    let fake = FakeOpenStack::start(slow()).await.unwrap();
-    let client = app_credential_client(&fake, "ci-1");
-    let mut events = fake.subscribe();
-    let id = client
-        .create_server(request("runner-docker-1"))
-        .await
-        .unwrap();
+    let (fake, client, mut events, id) = one_server_created().await;
     wait_for(&mut events, &id, ServerEventKind::Active).await;
     client.delete_server(&id).await.unwrap();
     assert_eq!(
@@ -322,11 +324,7 @@ async fn delete_shows_deleting_then_the_server_is_gone() {
 #[tokio::test]
 async fn quota_refusal_is_classified_as_quota() {
     let fake = FakeOpenStack::start(fast()).await.unwrap();
-    fake.set_quota(FakeQuota {
-        instances: Some(1),
-        cores: None,
-        ram_mb: None,
-    });
+    fake.set_quota(FakeQuota::instances(1));
     let client = app_credential_client(&fake, "ci-1");
     client.create_server(request("runner-1")).await.unwrap();
     let e = client.create(&request("runner-2")).await.unwrap_err();
@@ -573,11 +571,7 @@ async fn two_hundred_servers_are_created_listed_and_deleted_within_seconds() {
     let fake = FakeOpenStack::start(FakeOpenStackOptions {
         boot_delay: Duration::from_millis(10),
         delete_delay: Duration::from_millis(10),
-        quota: FakeQuota {
-            instances: None,
-            cores: None,
-            ram_mb: None,
-        },
+        quota: FakeQuota::UNLIMITED,
         ..FakeOpenStackOptions::default()
     })
     .await

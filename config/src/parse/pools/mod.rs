@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn forecast_defaults_to_two_days_and_five_minutes() {
-        let p = &ok(BASE).pools[0];
+        let p = &ok(&BASE).pools[0];
         assert_eq!(p.forecast_days, 2);
         assert_eq!(p.forecast_lookahead, Duration::from_secs(300));
         let off = ok(&with("[[pools]]", "forecast_days = 0"));
