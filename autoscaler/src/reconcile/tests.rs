@@ -931,7 +931,7 @@ async fn ticks_in(secs: u64, script: impl FnOnce(&FakeGitLab, &FakeCloud)) -> (u
     let cloud = FakeCloud::new(id);
     script(&fake, &cloud);
     let gitlab = Shifty::new(fake);
-    let mut r = reconciler(CONFIG, gitlab.clone(), cloud);
+    let mut r = reconciler(&CONFIG, gitlab.clone(), cloud);
     r.run(
         Duration::from_secs(10),
         tokio::time::sleep(Duration::from_secs(secs)),
@@ -1002,8 +1002,8 @@ async fn refused_credentials_show_as_kind_auth_in_status_and_metrics() {
             t.record(&r);
         }
     };
-    let mut s = scenario(CONFIG);
-    s.reconciler = reconciler(CONFIG, s.gitlab.clone(), s.cloud.clone()).with_reports(reports);
+    let mut s = scenario(&CONFIG);
+    s.reconciler = reconciler(&CONFIG, s.gitlab.clone(), s.cloud.clone()).with_reports(reports);
     s.cloud.fail_next_list(cloud_error(
         CloudErrorKind::Auth,
         "POST identity /auth/tokens: 401 Unauthorized",
@@ -1064,7 +1064,7 @@ async fn refused_credentials_show_as_kind_auth_in_status_and_metrics() {
 /// 15 minutes) after the credentials were fixed.
 #[tokio::test(start_paused = true)]
 async fn a_create_refused_for_credentials_is_not_a_pool_failure() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(60));
     s.cloud
@@ -1084,7 +1084,7 @@ async fn a_create_refused_for_credentials_is_not_a_pool_failure() {
 /// five the circuit breaker blocked the pool for 15 minutes, long after the flavor was back.
 #[tokio::test(start_paused = true)]
 async fn a_misconfigured_create_holds_the_pool_at_a_steady_pace_without_the_breaker() {
-    let mut s = scenario(CONFIG);
+    let mut s = scenario(&CONFIG);
     s.warm_up().await;
     s.gitlab.add_job(&["docker"], Duration::from_secs(600));
     for _ in 0..6 {
