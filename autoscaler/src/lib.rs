@@ -5,7 +5,9 @@
 //! * [`reconcile`]: the one tick path, observe → plan → apply, with the drain protocol; it
 //!   joins what the adapters report into the core's `Observed`, learns into the core's
 //!   `Memory`, calls the core's pure `plan`, applies the actions through the ports, and
-//!   publishes one `TickView` per tick on a watch channel.
+//!   publishes one [`tick::TickReport`] per tick on a watch channel.
+//! * [`tick`]: what a tick reports (summary, view, outage, failure kinds, totals); read by
+//!   the endpoint and `run --dev`, which the reconciler does not know.
 //! * [`endpoint`]: the HTTP endpoint (`/metrics`, `/healthz`, `/status`, the job webhook).
 //! * [`settings`]: validated config to planner policy and simulator input.
 //! * [`sim`]: the simulator: a job trace through the planner (and through a model of
