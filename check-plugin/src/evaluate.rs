@@ -835,25 +835,56 @@ impl Evaluator<'_> {
                 text: format!("last tick failed: {}", clean(e)),
             });
         }
-        // The controller acts on nothing while it cannot read GitLab: warn at once,
-        // critical after ten minutes.
-        let gitlab_down = status.gitlab_unavailable_since.map(|since| {
-            let a = age(self.now, since);
-            let st = if a > 600 {
-                State::Critical
-            } else {
-                State::Warning
-            };
-            (st, a)
-        });
-        if let Some((st, a)) = gitlab_down {
-            details.push(Detail {
-                state: st,
-                text: format!(
-                    "controller cannot read GitLab since {} ago: {}",
+        // The controller acts on nothing while it cannot read GitLab, and does nothing at all
+        // while it cannot list the cloud: warn at once, critical after ten minutes; critical
+        // at once when the controller says only the operator can fix it (credentials refused,
+        // settings wrong): waiting does not help.
+        let outage = |service: &str,
+                      since: Option<chrono::DateTime<chrono::Utc>>,
+                      error: Option<&str>,
+                      kind: Option<&str>| {
+            since.map(|since| {
+                let a = age(self.now, since);
+                let operator = matches!(kind, Some("auth" | "misconfigured"));
+                let st = if a > 600 || operator {
+                    State::Critical
+                } else {
+                    State::Warning
+                };
+                let why = match kind {
+                    Some("auth") => format!(" ({service} refused the credentials)"),
+                    Some("misconfigured") => format!(" ({service} refused the settings)"),
+                    _ => String::new(),
+                };
+                let text = format!(
+                    "controller cannot read {service} since {} ago{why}: {}",
                     human(a),
-                    clean(status.gitlab_error.as_deref().unwrap_or("unknown error"))
-                ),
+                    clean(error.unwrap_or("unknown error"))
+                );
+                (st, text)
+            })
+        };
+        let outages: Vec<(State, String)> = [
+            outage(
+                "GitLab",
+                status.gitlab_unavailable_since,
+                status.gitlab_error.as_deref(),
+                status.gitlab_error_kind.as_deref(),
+            ),
+            outage(
+                "OpenStack",
+                status.openstack_unavailable_since,
+                status.openstack_error.as_deref(),
+                status.openstack_error_kind.as_deref(),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (st, text) in &outages {
+            details.push(Detail {
+                state: *st,
+                text: text.clone(),
             });
         }
         for p in &status.pools {
@@ -888,8 +919,8 @@ impl Evaluator<'_> {
         if status.pools.iter().any(|p| p.circuit_open) {
             state = state.worst(State::Warning);
         }
-        if let Some((st, _)) = gitlab_down {
-            state = state.worst(st);
+        for (st, _) in &outages {
+            state = state.worst(*st);
         }
         let mut summary = format!(
             "controller {} {}: last successful tick {} ago",

@@ -461,6 +461,53 @@ fn a_controller_that_cannot_read_gitlab_warns_then_goes_critical() {
     assert_eq!(eval(&s, &only(Subcheck::Controller)).state, State::Critical);
 }
 
+/// Fails on the code before (issue 12): the controller's report that it cannot list the
+/// cloud was not shown, and a failure only the operator can fix (credentials refused) waited
+/// ten minutes like an outage before going critical.
+#[test]
+fn a_controller_that_cannot_read_openstack_or_is_refused_credentials_is_reported() {
+    let mut s = healthy();
+    let mut hb = heartbeat(5);
+    hb.openstack_unavailable_since = Some(ago(90));
+    hb.openstack_error = Some("listing owned servers: timed out".into());
+    hb.openstack_error_kind = Some("unavailable".into());
+    s.controller = Fetched::Ok(hb.clone());
+    let r = eval(&s, &only(Subcheck::Controller));
+    assert_eq!(r.state, State::Warning, "{r:#?}");
+    assert!(
+        details(&r).contains("cannot read OpenStack since 1m"),
+        "{}",
+        details(&r)
+    );
+    hb.openstack_unavailable_since = Some(ago(1200));
+    s.controller = Fetched::Ok(hb.clone());
+    assert_eq!(eval(&s, &only(Subcheck::Controller)).state, State::Critical);
+    // Credentials refused: critical at once, and said so.
+    hb.openstack_unavailable_since = Some(ago(20));
+    hb.openstack_error = Some("POST identity /auth/tokens: 401 Unauthorized".into());
+    hb.openstack_error_kind = Some("auth".into());
+    s.controller = Fetched::Ok(hb);
+    let r = eval(&s, &only(Subcheck::Controller));
+    assert_eq!(r.state, State::Critical, "{r:#?}");
+    assert!(
+        details(&r).contains("OpenStack refused the credentials"),
+        "{}",
+        details(&r)
+    );
+    let mut hb = heartbeat(5);
+    hb.gitlab_unavailable_since = Some(ago(20));
+    hb.gitlab_error = Some("runners answered HTTP 401".into());
+    hb.gitlab_error_kind = Some("auth".into());
+    s.controller = Fetched::Ok(hb);
+    let r = eval(&s, &only(Subcheck::Controller));
+    assert_eq!(r.state, State::Critical, "{r:#?}");
+    assert!(
+        details(&r).contains("GitLab refused the credentials"),
+        "{}",
+        details(&r)
+    );
+}
+
 #[test]
 fn status_of_another_controller_is_critical() {
     let mut s = healthy();
