@@ -174,18 +174,10 @@ pub fn pool_bootstrap(pool: &cfg::Pool, resolve: bool) -> anyhow::Result<bs::Poo
             cache,
         },
         bootstrap: bs::BootstrapOptions {
-            docker_install: match &b.docker_install {
-                cfg::DockerInstall::Distro => bs::DockerInstall::Distro,
-                cfg::DockerInstall::ConvenienceScript => bs::DockerInstall::ConvenienceScript,
-                cfg::DockerInstall::ScriptUrl(u) => bs::DockerInstall::ScriptUrl(u.to_string()),
-                cfg::DockerInstall::Image => bs::DockerInstall::Image,
-            },
+            docker_install: b.docker_install.clone(),
             qemu_binfmt: b.qemu_binfmt,
             binfmt_arches: b.binfmt_arches.clone(),
-            runner_install: match &b.runner_install {
-                cfg::RunnerInstall::Repository(u) => bs::RunnerInstall::Repository(u.to_string()),
-                cfg::RunnerInstall::Image => bs::RunnerInstall::Image,
-            },
+            runner_install: b.runner_install.clone(),
             extra_cloud_config,
             shell_before: b.shell_before.clone(),
             shell_after: b.shell_after.clone(),

@@ -318,27 +318,10 @@ pub struct BootstrapOptions {
     pub block_metadata_in_jobs: bool,
 }
 
-/// `docker_install`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DockerInstall {
-    /// The distribution's package.
-    Distro,
-    /// Docker's convenience script.
-    ConvenienceScript,
-    /// A script from this URL (`docker_install_url`).
-    ScriptUrl(Url),
-    /// Already in the image.
-    Image,
-}
-
-/// `runner_install`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunnerInstall {
-    /// From the apt repository at this URL (`runner_repository`).
-    Repository(Url),
-    /// Already in the image.
-    Image,
-}
+/// `docker_install` and `runner_install`: the bootstrap renderer's own vocabulary (one
+/// definition, so a value the config accepts is one the renderer knows). Their URLs are
+/// checked as URLs when the config is read and kept as text.
+pub use autoscaler_bootstrap::{DockerInstall, RunnerInstall};
 
 // === impl Config ===
 

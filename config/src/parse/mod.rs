@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(p.bootstrap.binfmt_arches, ["arm64", "arm"]);
         assert_eq!(
             p.bootstrap.runner_install,
-            RunnerInstall::Repository(Url::parse(DEFAULT_RUNNER_REPOSITORY).unwrap())
+            RunnerInstall::Repository(Url::parse(DEFAULT_RUNNER_REPOSITORY).unwrap().to_string())
         );
     }
 

@@ -31,7 +31,7 @@ pub(super) fn default_bootstrap() -> BootstrapOptions {
         docker_install: DockerInstall::Distro,
         qemu_binfmt: true,
         binfmt_arches: DEFAULT_BINFMT_ARCHES.map(str::to_owned).to_vec(),
-        runner_install: RunnerInstall::Repository(default_repository()),
+        runner_install: RunnerInstall::Repository(default_repository().to_string()),
         extra_cloud_config_file: None,
         shell_before: None,
         shell_after: None,
@@ -82,7 +82,7 @@ pub(super) fn bootstrap(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<BootstrapOpti
                 "docker_install_url",
                 "required when docker_install = \"script-url\"",
             );
-            url.map(DockerInstall::ScriptUrl)
+            url.map(|u| DockerInstall::ScriptUrl(u.to_string()))
         }
         Some(other) => {
             ctx.forbid(
@@ -134,7 +134,7 @@ pub(super) fn bootstrap(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<BootstrapOpti
         }
         Some(false) => ctx
             .defaulted(n, "runner_repository", Ctx::url, default_repository)
-            .map(RunnerInstall::Repository),
+            .map(|u| RunnerInstall::Repository(u.to_string())),
         None => None,
     };
     let options = BootstrapOptions {
