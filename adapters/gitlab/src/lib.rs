@@ -890,7 +890,10 @@ impl GitLabAdapter {
         let fresh = entry.totals.filter(|(t, at)| {
             exec.is_some()
                 && exec == entry.exec
-                && running == entry.running
+                && running
+                    .iter()
+                    .map(|j| j.id)
+                    .eq(entry.running.iter().map(|j| j.id))
                 && !recently_active(t)
                 && now.saturating_duration_since(*at) < HISTORY_REFRESH
         });
@@ -1082,25 +1085,10 @@ impl GitLabAdapter {
     /// Any failure of the details request other than 404.
     pub async fn runner_state(&self, c: &RunnerCandidate) -> GitLabResult<Option<RunnerState>> {
         let id = c.id;
-        let ep = Runner::builder()
-            .runner(id)
-            .build()
-            .map_err(|e| misconfigured(e.to_string()))?;
-        let what = format!("runner {id}");
-        let details: dto::RunnerDetails = match self.transport.send_endpoint(&what, &ep).await {
-            Ok(reply) => reply.json(&what)?,
-            Err(GitLabError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some((details, description, ownership)) = self.runner_details(id).await? else {
+            return Ok(None);
         };
-        let description = details
-            .description
-            .clone()
-            .unwrap_or_else(|| c.description.clone());
-        let Some(pool) = runner_ownership(
-            &self.settings.controller,
-            &description,
-            details.maintenance_note.as_deref(),
-        ) else {
+        let Some(pool) = ownership else {
             return Ok(None);
         };
         Ok(Some(RunnerState {

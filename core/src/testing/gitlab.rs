@@ -371,6 +371,7 @@ impl State {
 
     /// Runner `r` as the port reports it, in `pool`.
     fn owned(&self, r: &FakeRunner, pool: Option<String>) -> OwnedRunner {
+        let running = self.arrivals_on(r.id);
         OwnedRunner {
             id: r.id,
             description: r.description.clone(),
@@ -378,18 +379,15 @@ impl State {
             paused: r.paused,
             created_at: r.created_at,
             contacted_at: r.contacted_at,
-            running_jobs: self.running_on(r.id),
+            running_jobs: running.len() as u32,
             jobs_run: r.jobs_run,
             last_job_at: r.last_job_at,
-            running: self.arrivals_on(r.id),
+            running,
         }
     }
 
     fn running_on(&self, id: RunnerId) -> u32 {
-        self.jobs
-            .values()
-            .filter(|j| j.state == FakeJobState::Running(id))
-            .count() as u32
+        self.arrivals_on(id).len() as u32
     }
 
     fn arrivals_on(&self, id: RunnerId) -> Vec<crate::model::JobArrival> {
