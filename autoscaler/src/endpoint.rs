@@ -619,6 +619,7 @@ mod tests {
                 vms: vec![(autoscaler_core::model::VmId("a".into()), VmState::Busy)],
                 caps: vec![],
                 unsettled: 0,
+                reserve: None,
             }],
             actions: vec![autoscaler_core::plan::Action::Create {
                 pool: "docker".into(),

@@ -475,6 +475,8 @@ impl<G: GitLab + 'static, C: Cloud + 'static> Reconciler<G, C> {
         self.settle_creates(&mut obs, &servers, now);
         obs.failures = self.state.memory.failures.clone();
         obs.expected = self.state.memory.expected(&policy, now);
+        obs.reserve = self.state.memory.reserve(&policy, now);
+        obs.arrivals_per_poll = self.state.memory.arrivals_per_poll(&policy, now);
         Ok((obs, now))
     }
 

@@ -24,6 +24,8 @@ pub fn pool_policy(pool: &Pool, now: Timestamp) -> PoolPolicy {
             days: pool.forecast_days,
             lookahead: pool.forecast_lookahead,
         },
+        target_percentile: pool.target_percentile,
+        billing_period: pool.billing_period,
     }
 }
 
@@ -34,6 +36,7 @@ pub fn policy_at(config: &Config, now: Timestamp) -> Policy {
         backoff: Backoff::default(),
         offline_after: config.controller.offline_after,
         delete_retry: Policy::DEFAULT_DELETE_RETRY,
+        poll_interval: config.controller.poll_interval,
     }
 }
 

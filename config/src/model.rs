@@ -193,6 +193,12 @@ pub struct Pool {
     pub forecast_days: u32,
     /// How far ahead such a burst is pre-warmed for (1m..1h).
     pub forecast_lookahead: std::time::Duration,
+    /// Wait-target mode: the share of jobs (percent, 50..99) that must wait at most
+    /// `target_wait`.
+    pub target_percentile: u32,
+    /// The cloud bills each server per started period of this length (e.g. 1 h): a surplus
+    /// VM is removed just before its next paid period starts. `None`: per-second billing.
+    pub billing_period: Option<std::time::Duration>,
     /// What each server looks like.
     pub server: ServerTemplate,
     /// How each VM's runner is registered and configured.

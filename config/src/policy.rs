@@ -31,6 +31,11 @@ pub struct Policy {
     pub max_growth: u32,
     /// How long a VM may take from creation to its runner's first contact.
     pub boot_timeout: Duration,
+    /// Wait-target mode when set: the warm reserve is sized from the job-arrival forecast
+    /// so that the pool's `target_percentile` of jobs waits at most this long, and surplus
+    /// VMs leave as soon as the forecast does not need them (`idle_count` is a floor).
+    /// `None`: the docker+machine-compatible mode (`idle_count` and `idle_time`).
+    pub target_wait: Option<Duration>,
 }
 
 /// Fields a period may override; `None` keeps the pool's value.
@@ -46,6 +51,8 @@ pub struct PolicyOverrides {
     pub limit: Option<u32>,
     /// Overrides [`Policy::max_growth`].
     pub max_growth: Option<u32>,
+    /// Overrides [`Policy::target_wait`] (a period can change the target, not the mode).
+    pub target_wait: Option<Duration>,
 }
 
 /// One `[[pools.periods]]` block.
@@ -80,6 +87,7 @@ impl PolicyOverrides {
             limit: self.limit.unwrap_or(base.limit),
             max_growth: self.max_growth.unwrap_or(base.max_growth),
             boot_timeout: base.boot_timeout,
+            target_wait: base.target_wait.map(|w| self.target_wait.unwrap_or(w)),
         }
     }
 }

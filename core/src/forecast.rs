@@ -86,9 +86,10 @@ impl ArrivalHistory {
         }
     }
 
-    /// Drops arrivals too old to matter for any forecast at or after `now`.
-    pub fn prune(&mut self, now: Timestamp, settings: ForecastSettings) {
-        let keep_from = now - DAY * settings.days.max(1) as i32;
+    /// Drops arrivals too old to matter for any forecast at or after `now` (at least
+    /// `min_days` days are kept: the wait-target rate model's history).
+    pub fn prune(&mut self, now: Timestamp, settings: ForecastSettings, min_days: u32) {
+        let keep_from = now - DAY * settings.days.max(min_days).max(1) as i32;
         for q in self.arrivals.values_mut() {
             while q.front().is_some_and(|t| *t < keep_from) {
                 q.pop_front();
@@ -130,6 +131,37 @@ impl ArrivalHistory {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// The most arrivals of `pool` within any `window` in the `span` before `now`: how many
+    /// jobs may come before the next poll can react (the planner keeps that many surplus
+    /// VMs unparked).
+    pub fn peak_within(&self, pool: &str, now: Timestamp, window: Duration, span: Duration) -> u32 {
+        let Some(q) = self.arrivals.get(pool) else {
+            return 0;
+        };
+        let (Ok(window), Ok(span)) = (
+            chrono::TimeDelta::from_std(window),
+            chrono::TimeDelta::from_std(span),
+        ) else {
+            return 0;
+        };
+        let lo = q.partition_point(|t| *t < now - span);
+        let hi = q.partition_point(|t| *t <= now);
+        let mut best = 0usize;
+        let mut back = lo;
+        for i in lo..hi {
+            while q[back] <= q[i] - window {
+                back += 1;
+            }
+            best = best.max(i + 1 - back);
+        }
+        best as u32
+    }
+
+    /// The arrivals of one pool, oldest first.
+    pub fn of(&self, pool: &str) -> Option<&VecDeque<Timestamp>> {
+        self.arrivals.get(pool)
     }
 
     /// Number of arrivals held (for memory accounting).
@@ -231,12 +263,35 @@ mod tests {
     #[test]
     fn prune_keeps_only_what_a_forecast_can_use() {
         let mut h = history(&[1, 2, 3], 1, 0, 5);
-        h.prune(at(4, 0, 58, 0), ForecastSettings::default());
+        h.prune(at(4, 0, 58, 0), ForecastSettings::default(), 0);
         assert_eq!(h.len(), 10);
         assert_eq!(
             h.expected("p", at(4, 0, 58, 0), ForecastSettings::default()),
             5
         );
+    }
+
+    #[test]
+    fn the_peak_counts_the_busiest_window_of_the_span() {
+        let mut h = ArrivalHistory::default();
+        for s in [0, 2, 4, 30, 31, 32, 33] {
+            h.record("p", at(4, 10, 0, s));
+        }
+        h.record("p", at(4, 8, 0, 0));
+        let w = Duration::from_secs(15);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(h.peak_within("p", at(4, 10, 1, 0), w, hour), 4);
+        assert_eq!(
+            h.peak_within("p", at(4, 10, 0, 10), w, hour),
+            3,
+            "only the past counts"
+        );
+        assert_eq!(
+            h.peak_within("p", at(4, 12, 0, 0), w, hour),
+            0,
+            "older than the span"
+        );
+        assert_eq!(h.peak_within("q", at(4, 10, 1, 0), w, hour), 0);
     }
 
     #[test]

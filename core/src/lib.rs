@@ -24,6 +24,7 @@ pub mod memory;
 pub mod model;
 pub mod plan;
 pub mod ports;
+pub mod reserve;
 pub mod status;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -30,6 +30,7 @@ use crate::forecast::ArrivalHistory;
 use crate::model::{
     CloudStatus, FailureHistory, Observed, Policy, RunnerId, Timestamp, chrono_duration,
 };
+use crate::reserve::{BootSamples, Reserve, WaitTarget};
 
 /// Version of the memory document this build writes and reads.
 pub const MEMORY_VERSION: u32 = 2;
@@ -169,6 +170,20 @@ pub struct Memory {
     /// Pending jobs already recorded in `arrivals`.
     #[serde(default)]
     pub seen_jobs: BTreeSet<u64>,
+    /// When jobs finished on a VM that stays, per pool: each leaves a warm slot (the
+    /// wait-target reserve counts them).
+    #[serde(default)]
+    pub departures: ArrivalHistory,
+    /// Jobs running per VM at the last observation (departures are decreases).
+    #[serde(default)]
+    pub running_per_vm: BTreeMap<String, u32>,
+    /// Learned boot durations per pool (the wait-target reserve's lead time).
+    #[serde(default)]
+    pub boots: BootSamples,
+    /// Servers seen before their runner's first contact: their boot is measured when it
+    /// comes.
+    #[serde(default)]
+    pub booting: BTreeSet<String>,
 }
 
 /// The stored form (no `flatten`: it would lose the runner ids' integer keys).
@@ -264,7 +279,28 @@ impl Memory {
             .map(|p| p.forecast)
             .max_by_key(|f| (f.days, f.lookahead))
             .unwrap_or_default();
-        self.arrivals.prune(now, keep);
+        let min_days = if policy.pools.iter().any(|p| p.limits.target_wait.is_some()) {
+            crate::reserve::HISTORY_DAYS as u32
+        } else {
+            0
+        };
+        self.arrivals.prune(now, keep, min_days);
+        self.departures.prune(now, keep, min_days);
+        if obs.pending.is_some() {
+            let mut running = BTreeMap::new();
+            for vm in &obs.vms {
+                let Some(r) = vm.runner.as_ref() else {
+                    continue;
+                };
+                if let Some(&before) = self.running_per_vm.get(&vm.id.0) {
+                    for _ in r.running_jobs..before {
+                        self.departures.record(&vm.pool, now);
+                    }
+                }
+                running.insert(vm.id.0.clone(), r.running_jobs);
+            }
+            self.running_per_vm = running;
+        }
 
         if obs.pending.is_none() {
             return; // runners unknown: neither a failure nor a contact can be judged
@@ -285,10 +321,22 @@ impl Memory {
         for vm in &obs.vms {
             if let Some(contacted) = vm.runner.as_ref().and_then(|r| r.contacted_at) {
                 self.count_contact(&vm.pool, contacted);
+                // Booted since a poll saw it without contact: one boot measured.
+                if self.booting.remove(&vm.id.0) {
+                    let boot = (contacted.min(now) - vm.created_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    self.boots.record(&vm.pool, boot);
+                }
+            } else if vm.runner.is_some()
+                && !matches!(vm.phase, CloudStatus::Deleting | CloudStatus::Error { .. })
+            {
+                self.booting.insert(vm.id.0.clone());
             }
         }
         let ids: BTreeSet<&str> = obs.vms.iter().map(|v| v.id.0.as_str()).collect();
         self.counted_failures.retain(|id| ids.contains(id.as_str()));
+        self.booting.retain(|id| ids.contains(id.as_str()));
     }
 
     /// A create or boot of `pool` failed at `at`.
@@ -318,6 +366,53 @@ impl Memory {
                 *f = FailureHistory::default();
             }
         }
+    }
+
+    /// The reserve of each wait-target pool at `now` (see [`crate::reserve`]), for
+    /// [`Observed::reserve`].
+    pub fn reserve(&self, policy: &Policy, now: Timestamp) -> BTreeMap<String, Reserve> {
+        let empty = std::collections::VecDeque::new();
+        policy
+            .pools
+            .iter()
+            .filter_map(|p| {
+                let wait = p.limits.target_wait?;
+                let target = WaitTarget {
+                    wait,
+                    percentile: p.target_percentile,
+                };
+                let arrivals = self.arrivals.of(&p.name).unwrap_or(&empty);
+                let departures = self.departures.of(&p.name).unwrap_or(&empty);
+                let r = crate::reserve::size(
+                    arrivals,
+                    departures,
+                    &self.boots.of(&p.name),
+                    target,
+                    policy.poll_interval,
+                    p.limits.idle_time,
+                    now,
+                );
+                Some((p.name.clone(), r))
+            })
+            .collect()
+    }
+
+    /// The most arrivals per pool within one poll interval during the last hour, for
+    /// [`Observed::arrivals_per_poll`].
+    pub fn arrivals_per_poll(&self, policy: &Policy, now: Timestamp) -> BTreeMap<String, u32> {
+        policy
+            .pools
+            .iter()
+            .filter_map(|p| {
+                let n = self.arrivals.peak_within(
+                    &p.name,
+                    now,
+                    policy.poll_interval,
+                    Duration::from_secs(3600),
+                );
+                (n > 0).then(|| (p.name.clone(), n))
+            })
+            .collect()
     }
 
     /// The learned burst expected for each pool soon after `now` (pools expecting none are
@@ -434,12 +529,16 @@ mod tests {
                     limit: 4,
                     max_growth: 0,
                     boot_timeout: Duration::from_secs(300),
+                    target_wait: None,
                 },
                 forecast: crate::forecast::ForecastSettings::default(),
+                target_percentile: 95,
+                billing_period: None,
             }],
             backoff: crate::model::Backoff::default(),
             offline_after: Policy::DEFAULT_OFFLINE_AFTER,
             delete_retry: Policy::DEFAULT_DELETE_RETRY,
+            poll_interval: Policy::DEFAULT_POLL_INTERVAL,
         }
     }
 

@@ -215,6 +215,13 @@ pub struct Observed {
     /// arrivals only (see [`crate::forecast`]). Kept warm like idle slots: the idle reserve
     /// is `max(idle_count, expected)`.
     pub expected: BTreeMap<String, u32>,
+    /// Wait-target pools' reserve, sized from the arrival forecast and the learned boot
+    /// time (see [`crate::reserve`]); pools in the idle mode are absent.
+    pub reserve: BTreeMap<String, crate::reserve::Reserve>,
+    /// Most jobs that arrived per pool within one poll interval during the last hour:
+    /// that many surplus VMs stay unparked, so jobs arriving between two polls find an
+    /// unpaused runner (parking them would make those jobs wait for the next poll).
+    pub arrivals_per_poll: BTreeMap<String, u32>,
 }
 
 /// The scaling values in force for one pool at one moment (periods already applied):
@@ -238,6 +245,12 @@ pub struct PoolPolicy {
     pub limits: Limits,
     /// How bursts that recur at the same time of day are learned and pre-warmed for.
     pub forecast: crate::forecast::ForecastSettings,
+    /// Wait-target mode: share of jobs (percent) that must wait at most
+    /// `limits.target_wait`.
+    pub target_percentile: u32,
+    /// Servers are billed per started period of this length: a surplus VM is removed just
+    /// before its next period starts. `None`: per-second billing.
+    pub billing_period: Option<Duration>,
 }
 
 impl PoolPolicy {
@@ -290,6 +303,8 @@ pub struct Policy {
     /// A server still deleting this long after it was first seen deleting gets its delete
     /// re-issued (soft-deleted or stuck servers).
     pub delete_retry: Duration,
+    /// How often the controller ticks (the reserve's lead time and the billing margin).
+    pub poll_interval: Duration,
 }
 
 impl Policy {
@@ -299,6 +314,8 @@ impl Policy {
         autoscaler_config::Controller::DEFAULT_OFFLINE_AFTER;
     /// Default of [`Policy::delete_retry`].
     pub const DEFAULT_DELETE_RETRY: Duration = Duration::from_secs(180);
+    /// Default of [`Policy::poll_interval`] (the config's default).
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
 }
 
 /// Converts a `std` duration to a chrono one, saturating (config durations are small).

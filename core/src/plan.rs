@@ -28,6 +28,7 @@
 //!   paused or deleted.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::model::{
     Backoff, FailureHistory, Observed, Policy, PoolPolicy, QuotaHeadroom, RunnerId, Timestamp, Vm,
@@ -43,6 +44,10 @@ struct PoolInputs {
     expected: u32,
     /// VMs that may be on their way without a server seen (orphan runners, unknown creates).
     unsettled: u32,
+    /// Wait-target mode: the forecast's reserve and how long surplus VMs are kept.
+    reserve: Option<crate::reserve::Reserve>,
+    /// Surplus VMs left unparked for jobs that arrive before the next poll.
+    unparked_buffer: u32,
 }
 
 /// Where a VM stands in its lifecycle, as the planner sees it.
@@ -315,7 +320,7 @@ impl std::fmt::Display for Cap {
 }
 
 /// The planner's view of one pool, for `plan` output, `status`, metrics and the simulator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolPlan {
     /// Pool name.
     pub pool: String,
@@ -332,6 +337,8 @@ pub struct PoolPlan {
     /// VMs that may be on their way but are not seen as servers (runners of ours without
     /// a server, creates whose outcome is unknown): counted against `limit`.
     pub unsettled: u32,
+    /// Wait-target mode: the reserve the forecast asked for and why.
+    pub reserve: Option<crate::reserve::Reserve>,
 }
 
 impl PoolPlan {
@@ -342,7 +349,7 @@ impl PoolPlan {
 }
 
 /// The result of planning: per-pool summaries and the actions to take.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     /// One summary per configured pool, in config order.
     pub pools: Vec<PoolPlan>,
@@ -386,6 +393,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
             now,
             offline_after: policy.offline_after,
             delete_retry: policy.delete_retry,
+            poll_interval: policy.poll_interval,
             starting_until: obs.starting_until,
             backoff: policy.backoff,
             failures,
@@ -403,6 +411,11 @@ pub fn plan(obs: &Observed, policy: &Policy, now: Timestamp) -> Plan {
                 pending: pending_by_pool[index],
                 expected,
                 unsettled,
+                reserve: pool
+                    .limits
+                    .target_wait
+                    .and_then(|_| obs.reserve.get(&pool.name).cloned()),
+                unparked_buffer: obs.arrivals_per_poll.get(&pool.name).copied().unwrap_or(0),
             },
             &mut quota,
             flavor,
@@ -520,6 +533,7 @@ struct PoolCtx<'a> {
     now: Timestamp,
     offline_after: std::time::Duration,
     delete_retry: std::time::Duration,
+    poll_interval: std::time::Duration,
     starting_until: Option<Timestamp>,
     backoff: Backoff,
     failures: FailureHistory,
@@ -548,6 +562,8 @@ impl<'a> PoolCtx<'a> {
             pending,
             expected,
             unsettled,
+            reserve: forecast,
+            unparked_buffer,
         } = inputs;
         let limits = self.pool.limits;
         let capacity = self.pool.capacity.max(1);
@@ -571,7 +587,15 @@ impl<'a> PoolCtx<'a> {
             .map(|r| r.running_jobs)
             .sum();
         let demand = pending.saturating_add(running);
-        let reserve = limits.idle_count.max(expected);
+        // Wait-target mode: the forecast's reserve, `idle_count` as its floor; surplus VMs
+        // are kept for the break-even time (at most `idle_time`) instead of `idle_time`.
+        let reserve = limits
+            .idle_count
+            .max(expected)
+            .max(forecast.as_ref().map_or(0, |r| r.slots));
+        let keep = forecast
+            .as_ref()
+            .map_or(limits.idle_time, |r| r.keep.min(limits.idle_time));
         let need = demand.saturating_add(reserve).div_ceil(capacity);
         let target = need.min(limits.limit);
         let total = classified.len() as u32;
@@ -702,13 +726,52 @@ impl<'a> PoolCtx<'a> {
                 .filter(|&i| classified[i].remove.is_none() && classified[i].state == VmState::Idle)
                 .collect();
             idle.sort_by_key(|&i| (idle_since(classified[i].vm), classified[i].vm.id.clone()));
-            for i in idle.into_iter().take(surplus as usize) {
+            if capacity > 1 && self.pool.park_surplus {
+                // Several jobs per VM: after the idle ones, park the emptiest busy VMs so
+                // new jobs pack onto the fullest; a parked VM finishes its jobs, then idles
+                // out like any other.
+                let mut busy: Vec<usize> = (0..classified.len())
+                    .filter(|&i| {
+                        classified[i].remove.is_none() && classified[i].state == VmState::Busy
+                    })
+                    .collect();
+                busy.sort_by_key(|&i| {
+                    let vm = classified[i].vm;
+                    (
+                        vm.runner.as_ref().map_or(0, |r| r.running_jobs),
+                        idle_since(vm),
+                        vm.id.clone(),
+                    )
+                });
+                idle.extend(busy);
+            }
+            // The most recently used `unparked_buffer` of them stay unparked: jobs that
+            // arrive before the next poll find an unpaused runner.
+            let parkable = surplus.saturating_sub(unparked_buffer) as usize;
+            for (k, i) in idle.into_iter().take(surplus as usize).enumerate() {
                 let vm = classified[i].vm;
-                let idle_long = self.idle_for(vm) > chrono_duration(limits.idle_time);
+                let may_park = k < parkable;
+                if classified[i].state == VmState::Busy {
+                    if !may_park {
+                        continue;
+                    }
+                    if let Some(r) = vm.runner.as_ref() {
+                        self.actions.push(Action::Pause {
+                            pool: self.pool.name.clone(),
+                            vm: vm.id.clone(),
+                            runner: r.id,
+                            reason: PauseReason::Park,
+                        });
+                        classified[i].state = VmState::Parked;
+                        classified[i].parked_now = true;
+                    }
+                    continue;
+                }
+                let idle_long = self.idle_for(vm) > chrono_duration(keep) && self.paid_up(vm);
                 if idle_long {
                     // Already idle past idle_time: drain it for deletion right away.
                     classified[i].remove = Some(RemoveReason::IdleTimeout);
-                } else if self.pool.park_surplus {
+                } else if self.pool.park_surplus && may_park {
                     if let Some(r) = vm.runner.as_ref() {
                         self.actions.push(Action::Pause {
                             pool: self.pool.name.clone(),
@@ -729,7 +792,8 @@ impl<'a> PoolCtx<'a> {
                 if c.remove.is_none()
                     && c.state == VmState::Parked
                     && !c.parked_now
-                    && self.idle_for(c.vm) > chrono_duration(limits.idle_time)
+                    && self.idle_for(c.vm) > chrono_duration(keep)
+                    && self.paid_up(c.vm)
                 {
                     c.remove = Some(RemoveReason::IdleTimeout);
                 }
@@ -758,6 +822,7 @@ impl<'a> PoolCtx<'a> {
             vms: states,
             caps,
             unsettled,
+            reserve: forecast,
         }
     }
 
@@ -812,6 +877,22 @@ impl<'a> PoolCtx<'a> {
     /// How long a VM has been without work.
     fn idle_for(&self, vm: &Vm) -> chrono::Duration {
         self.now - idle_since(vm)
+    }
+
+    /// Whether removing a surplus VM now wastes no paid time: always with per-second
+    /// billing; with a `billing_period`, only in the last stretch of a paid period (two
+    /// poll intervals and a minute for the delete, at most half the period), so a VM
+    /// already paid for stays available until just before the next period would be billed.
+    fn paid_up(&self, vm: &Vm) -> bool {
+        let Some(period) = self.pool.billing_period.filter(|p| !p.is_zero()) else {
+            return true;
+        };
+        let margin = (self.poll_interval * 2 + std::time::Duration::from_secs(60)).min(period / 2);
+        let age = (self.now - vm.created_at).to_std().unwrap_or_default();
+        let into = Duration::from_nanos(
+            u64::try_from(age.as_nanos() % period.as_nanos()).unwrap_or(u64::MAX),
+        );
+        period - into <= margin
     }
 
     /// Creates allowed by the failure history: `None` = no restriction.

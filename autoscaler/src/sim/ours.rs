@@ -31,6 +31,7 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
         backoff: spec.backoff,
         offline_after: Policy::DEFAULT_OFFLINE_AFTER,
         delete_retry: Policy::DEFAULT_DELETE_RETRY,
+        poll_interval: spec.poll_interval,
     };
     let mut ids: Vec<VmId> = Vec::new();
     let mut refused_deletes = 0u32;
@@ -56,6 +57,8 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
             memory.learn(&obs, &policy, ts(t));
             obs.failures = memory.failures.clone();
             obs.expected = memory.expected(&policy, ts(t));
+            obs.reserve = memory.reserve(&policy, ts(t));
+            obs.arrivals_per_poll = memory.arrivals_per_poll(&policy, ts(t));
             let plan = plan(&obs, &policy, ts(t));
             for action in &plan.actions {
                 match action {

@@ -22,8 +22,11 @@ pub(crate) fn reference_spec() -> SimSpec {
                 limit: 24,
                 max_growth: 0,
                 boot_timeout: Duration::from_secs(600),
+                target_wait: None,
             },
             forecast: autoscaler_core::forecast::ForecastSettings::default(),
+            target_percentile: 95,
+            billing_period: None,
         },
         periods: vec![SimPeriod {
             label: "off-peak".into(),
@@ -87,8 +90,11 @@ fn one_pool(idle_count: u32, limit: u32, max_builds: u32) -> SimPool {
                 limit,
                 max_growth: 0,
                 boot_timeout: Duration::from_secs(600),
+                target_wait: None,
             },
             forecast: autoscaler_core::forecast::ForecastSettings::default(),
+            target_percentile: 95,
+            billing_period: None,
         },
         periods: Vec::new(),
     }

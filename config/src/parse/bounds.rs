@@ -29,3 +29,10 @@ pub const CAPACITY: (u32, u32) = (1, 1_000);
 pub const MAX_BUILDS: (u32, u32) = (0, 1_000_000);
 /// `forecast_days`: 0 (off) .. 30 days of history.
 pub const FORECAST_DAYS: (u32, u32) = (0, 30);
+/// `target_wait` (pool and period): 1 s .. 1 h.
+pub const TARGET_WAIT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+/// `target_percentile`: 50 .. 99 percent.
+pub const TARGET_PERCENTILE: (u32, u32) = (50, 99);
+/// `billing_period`: 1 s .. 31 days.
+pub const BILLING_PERIOD: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(31 * 24 * 3600));

@@ -142,6 +142,7 @@ mod tests {
                 limit: 4,
                 max_growth: 0,
                 boot_timeout: Duration::from_secs(600),
+                target_wait: None,
             }
         );
         assert!(p.park_surplus);

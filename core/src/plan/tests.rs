@@ -37,8 +37,11 @@ fn pool(name: &str, tag_list: &[&str]) -> PoolPolicy {
             limit: 24,
             max_growth: 0,
             boot_timeout: Duration::from_secs(600),
+            target_wait: None,
         },
         forecast: crate::forecast::ForecastSettings::default(),
+        target_percentile: 95,
+        billing_period: None,
     }
 }
 
@@ -48,6 +51,7 @@ fn policy(pools: Vec<PoolPolicy>) -> Policy {
         backoff: Backoff::default(),
         offline_after: Policy::DEFAULT_OFFLINE_AFTER,
         delete_retry: Policy::DEFAULT_DELETE_RETRY,
+        poll_interval: Policy::DEFAULT_POLL_INTERVAL,
     }
 }
 
@@ -792,11 +796,16 @@ proptest! {
             };
             let vm = obs.vms.iter().find(|v| &v.id == vm_id).unwrap();
             let running = vm.runner.as_ref().map_or(0, |r| r.running_jobs);
+            let capacity = pol.pools.iter().find(|p| p.name == vm.pool).map_or(1, |p| p.capacity);
             if running > 0 {
                 prop_assert!(!deleting, "deleted busy VM {vm_id}");
                 // Pausing a busy VM only stops new work (retirement or failure); it never
-                // happens for idleness or parking.
-                prop_assert!(matches!(reason,
+                // happens for idleness. Parking a busy VM happens only where a VM runs
+                // several jobs (the emptiest is parked so new jobs pack onto the fullest):
+                // its jobs run on.
+                let packing = capacity > 1
+                    && matches!(a, Action::Pause { reason: PauseReason::Park, .. });
+                prop_assert!(packing || matches!(reason,
                     Some(RemoveReason::MaxBuilds | RemoveReason::CloudError | RemoveReason::UnknownPool)),
                     "paused busy VM {vm_id} for {reason:?}");
             }

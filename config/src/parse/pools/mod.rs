@@ -68,6 +68,9 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
             "park_surplus",
             "forecast_days",
             "forecast_lookahead",
+            "target_wait",
+            "target_percentile",
+            "billing_period",
             "server",
             "runner",
             "bootstrap",
@@ -98,16 +101,18 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
     if keys.limit.is_none() {
         ctx.require(n, "limit");
     }
-    let policy = keys.overrides().apply(Policy {
+    let mut policy = keys.overrides().apply(Policy {
         idle_count: 0,
         idle_time: Duration::from_secs(30 * 60),
         max_builds: 0,
         limit: 1,
         max_growth: 0,
+        target_wait: None,
         boot_timeout: ctx
             .bounded_duration(n, "boot_timeout", bounds::BOOT_TIMEOUT)
             .map_or(Duration::from_secs(10 * 60), |d| d.v),
     });
+    policy.target_wait = keys.target_wait;
     if let (Some(_), Some(_)) = (capacity, &keys.limit) {
         keys.check_fit(ctx, n, capacity, &policy);
     }
@@ -123,6 +128,19 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
         Some(d) => d.v,
         None => Duration::from_secs(300),
     };
+    let target_percentile = ctx
+        .bounded_u32(n, "target_percentile", bounds::TARGET_PERCENTILE)
+        .map_or(95, |s| s.v);
+    if policy.target_wait.is_none() && n.has("target_percentile") {
+        ctx.err_at(
+            n,
+            "target_percentile",
+            "applies only in wait-target mode: set `target_wait` in this pool too",
+        );
+    }
+    let billing_period = ctx
+        .bounded_duration(n, "billing_period", bounds::BILLING_PERIOD)
+        .map(|d| d.v);
     let server = ctx
         .required_table(n, "server", "")
         .and_then(|s| server::server(ctx, &s));
@@ -148,6 +166,8 @@ fn pool(ctx: &mut Ctx<'_>, n: &Node<'_>) -> Option<Pool> {
         park_surplus,
         forecast_days,
         forecast_lookahead,
+        target_percentile,
+        billing_period,
         server: server?,
         runner: runner?,
         bootstrap: bootstrap?,
@@ -168,6 +188,8 @@ struct PolicyKeys {
     idle_time: Option<Duration>,
     /// `max_builds`.
     max_builds: Option<u32>,
+    /// `target_wait`.
+    target_wait: Option<Duration>,
 }
 
 // === impl PolicyKeys ===
@@ -185,6 +207,9 @@ impl PolicyKeys {
             max_builds: ctx
                 .bounded_u32(n, "max_builds", bounds::MAX_BUILDS)
                 .map(|s| s.v),
+            target_wait: ctx
+                .bounded_duration(n, "target_wait", bounds::TARGET_WAIT)
+                .map(|d| d.v),
         }
     }
 
@@ -196,6 +221,7 @@ impl PolicyKeys {
             max_builds: self.max_builds,
             limit: self.limit.as_ref().map(|s| s.v),
             max_growth: self.max_growth.as_ref().map(|s| s.v),
+            target_wait: self.target_wait,
         }
     }
 

@@ -29,6 +29,7 @@ pub(super) fn period(
             "max_builds",
             "limit",
             "max_growth",
+            "target_wait",
         ],
         &[],
     );
@@ -50,6 +51,13 @@ pub(super) fn period(
     let timezone = ctx.defaulted(n, "timezone", timezone, || Tz::UTC);
     let keys = PolicyKeys::read(ctx, n);
     let overrides = keys.overrides();
+    if overrides.target_wait.is_some() && base.target_wait.is_none() {
+        ctx.err_at(
+            n,
+            "target_wait",
+            "a period can change `target_wait` only in a pool in wait-target mode: set `target_wait` in the pool",
+        );
+    }
     keys.check_fit(ctx, n, capacity, &overrides.apply(*base));
     let period = Period {
         schedules,
