@@ -344,7 +344,7 @@ fn table(o: &mut String, title: &str, cols: Vec<(&String, &Figures)>, bound: Opt
     }
     let _ = writeln!(o);
     type Row = (&'static str, fn(&Figures) -> String);
-    let rows: [Row; 13] = [
+    let rows: [Row; 14] = [
         ("jobs", |f| f.jobs.to_string()),
         ("unstarted at end", |f| f.unstarted.to_string()),
         ("wait p50 (s)", |f| format!("{:.0}", f.wait_p50_s)),
@@ -352,6 +352,9 @@ fn table(o: &mut String, title: &str, cols: Vec<(&String, &Figures)>, bound: Opt
         ("wait p99 (s)", |f| format!("{:.0}", f.wait_p99_s)),
         ("wait max (s)", |f| format!("{:.0}", f.wait_max_s)),
         ("VM-hours", |f| format!("{:.1}", f.vm_hours)),
+        ("paid VM-hours (billing)", |f| {
+            f.paid_vm_hours.map_or("-".into(), |p| format!("{p:.0}"))
+        }),
         ("busy VM-hours", |f| format!("{:.1}", f.busy_vm_hours)),
         ("utilisation", |f| format!("{:.1}%", f.utilisation * 100.0)),
         ("idle share of VM-hours", |f| {

@@ -22,6 +22,10 @@ pub struct Figures {
     pub wait_max_s: f64,
     /// VM-hours billed (create request to delete done).
     pub vm_hours: f64,
+    /// VM-hours paid for where each started billing period is paid in full: the pool's
+    /// `billing_period`, or [`REPORT_BILLING_PERIOD`] where it sets none (`None` for the
+    /// clairvoyant bound, which has no VM lifetimes).
+    pub paid_vm_hours: Option<f64>,
     /// VM-hours with at least one job running.
     pub busy_vm_hours: f64,
     /// busy / total.
@@ -55,6 +59,9 @@ impl Figures {
         self
     }
 }
+
+/// Billing period the paid figure uses for a pool that sets none: per started hour.
+pub const REPORT_BILLING_PERIOD: Secs = 3600;
 
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[Secs], q: f64) -> f64 {
@@ -110,7 +117,14 @@ impl PolicyReport {
         }
         for vm in &world.vms {
             let f = &mut per[vm.pool];
-            f.vm_hours += World::billed_secs(vm, end).max(0) as f64 / 3600.0;
+            let secs = World::billed_secs(vm, end).max(0);
+            let period = pools[vm.pool]
+                .policy
+                .billing_period
+                .map_or(REPORT_BILLING_PERIOD, |d| (d.as_secs() as Secs).max(1));
+            let paid = (secs + period - 1) / period * period;
+            *f.paid_vm_hours.get_or_insert(0.0) += paid as f64 / 3600.0;
+            f.vm_hours += secs as f64 / 3600.0;
             f.busy_vm_hours += vm.busy_secs.max(0) as f64 / 3600.0;
         }
         let mut total = Figures::default();
@@ -122,6 +136,7 @@ impl PolicyReport {
             total.jobs += f.jobs;
             total.unstarted += f.unstarted;
             total.vm_hours += f.vm_hours;
+            total.paid_vm_hours = Some(total.paid_vm_hours.unwrap_or(0.0) + f.paid_vm_hours.unwrap_or(0.0));
             total.busy_vm_hours += f.busy_vm_hours;
             total.creates += f.creates;
             total.deletes += f.deletes;
