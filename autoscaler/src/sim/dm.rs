@@ -29,12 +29,13 @@ use super::{LimitsCache, PeriodRule, SimSpec, Trace};
 /// Seconds after a failed create before the machine is seen as failed.
 const ERROR_AFTER_S: Secs = 20;
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Data {
-    creating: u32,
-    idle: u32,
-    used: u32,
-    removing: u32,
+/// `machinesData`: the counts one update pass builds, machine by machine.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Data {
+    pub(crate) creating: u32,
+    pub(crate) idle: u32,
+    pub(crate) used: u32,
+    pub(crate) removing: u32,
 }
 
 impl Data {
@@ -53,6 +54,15 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
 
 /// Runs the trace and also returns each job's start second.
 pub fn run_world(trace: &Trace, spec: &SimSpec) -> (PolicyReport, Vec<Option<Secs>>) {
+    run_observed(trace, spec, &mut |_, _| {})
+}
+
+/// [`run_world`], showing the world to `observe` at the end of every simulated second.
+pub(crate) fn run_observed(
+    trace: &Trace,
+    spec: &SimSpec,
+    observe: &mut dyn FnMut(Secs, &World<'_>),
+) -> (PolicyReport, Vec<Option<Secs>>) {
     let (start, end) = super::window(trace, spec);
     let mut world = World::new(
         &trace.jobs,
@@ -93,6 +103,7 @@ pub fn run_world(trace: &Trace, spec: &SimSpec) -> (PolicyReport, Vec<Option<Sec
         if spec.sample_every_s > 0 && (t - start) % spec.sample_every_s == 0 {
             world.sample(t);
         }
+        observe(t, &world);
     }
     world.close(end);
     let starts = world.records.iter().map(|r| r.started).collect();
@@ -110,34 +121,9 @@ fn acquire_loop(
     l: autoscaler_core::model::Limits,
     t: Secs,
 ) {
-    let idle_time = l.idle_time.as_secs() as Secs;
     loop {
         // 1. Update pass, oldest first, each machine judged against those before it.
-        let mut data = Data::default();
-        let members: Vec<usize> = (0..world.vms.len())
-            .filter(|&i| world.vms[i].pool == pool && world.vms[i].alive())
-            .collect();
-        for &i in &members {
-            let vm = &world.vms[i];
-            match vm.phase {
-                Phase::Creating => data.creating += 1,
-                Phase::Ready if vm.running.is_empty() => {
-                    let used = vm.last_job_at.unwrap_or(vm.ready_at);
-                    let remove = (l.max_builds > 0 && vm.jobs_run >= l.max_builds)
-                        || (l.limit > 0 && data.total() >= l.limit)
-                        || (t - used > idle_time && data.available() >= l.idle_count);
-                    if remove {
-                        world.delete_vm(i, t, spec.cloud.delete_s);
-                        data.removing += 1;
-                    } else {
-                        data.idle += 1;
-                    }
-                }
-                Phase::Ready => data.used += 1,
-                Phase::Error | Phase::Deleting(_) => data.removing += 1,
-                Phase::Deleted => {}
-            }
-        }
+        let mut data = update_pass(world, pool, l, t, spec.cloud.delete_s);
         // 2. Create pass.
         while !((l.max_growth > 0 && data.creating >= l.max_growth)
             || (l.limit > 0 && data.total() >= l.limit)
@@ -185,3 +171,46 @@ fn acquire_loop(
         // 4. Ask again at once.
     }
 }
+
+/// `updateMachines` with `shouldRemoveIdle`: walks the pool's machines oldest first (the
+/// order of `docker-machine ls`, names carry the creation time) and removes an idle one
+/// when the counts of the machines *before* it say so. Returns the counts.
+pub(crate) fn update_pass(
+    world: &mut World<'_>,
+    pool: usize,
+    l: autoscaler_core::model::Limits,
+    t: Secs,
+    delete_s: Secs,
+) -> Data {
+    let idle_time = l.idle_time.as_secs() as Secs;
+    let mut data = Data::default();
+    let members: Vec<usize> = (0..world.vms.len())
+        .filter(|&i| world.vms[i].pool == pool && world.vms[i].alive())
+        .collect();
+    for &i in &members {
+        let vm = &world.vms[i];
+        match vm.phase {
+            Phase::Creating => data.creating += 1,
+            Phase::Ready if vm.running.is_empty() => {
+                let used = vm.last_job_at.unwrap_or(vm.ready_at);
+                let remove = (l.max_builds > 0 && vm.jobs_run >= l.max_builds)
+                    || (l.limit > 0 && data.total() >= l.limit)
+                    || (t - used > idle_time && data.available() >= l.idle_count);
+                if remove {
+                    world.delete_vm(i, t, delete_s);
+                    data.removing += 1;
+                } else {
+                    data.idle += 1;
+                }
+            }
+            Phase::Ready => data.used += 1,
+            Phase::Error | Phase::Deleting(_) => data.removing += 1,
+            Phase::Deleted => {}
+        }
+    }
+    data
+}
+
+#[cfg(test)]
+#[path = "dm_tests.rs"]
+mod dm_tests;
