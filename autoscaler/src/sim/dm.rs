@@ -70,9 +70,11 @@ pub(crate) fn run_observed(
         spec.seed,
     );
     let mut cache = LimitsCache::new(PeriodRule::DockerMachine);
-    // Each runner entry polls on its own beat.
-    let phases: Vec<Secs> = (0..spec.pools.len())
-        .map(|_| (world.rng.next_u64() % CHECK_INTERVAL as u64) as Secs)
+    // feedRunners: the entries are fed in config order, check_interval / N apart, so
+    // entry p asks at p * check_interval / N within every check_interval.
+    let n = spec.pools.len().max(1) as Secs;
+    let offsets: Vec<Secs> = (0..spec.pools.len() as Secs)
+        .map(|p| p * CHECK_INTERVAL / n)
         .collect();
 
     for t in start..=end {
@@ -95,8 +97,8 @@ pub(crate) fn run_observed(
                 world.delete_vm(i, t, spec.cloud.delete_s);
             }
         }
-        for (p, &phase) in phases.iter().enumerate() {
-            if (t + phase) % CHECK_INTERVAL == 0 {
+        for (p, &offset) in offsets.iter().enumerate() {
+            if (t - start).rem_euclid(CHECK_INTERVAL) == offset {
                 acquire_loop(&mut world, spec, p, limits[p], t);
             }
         }

@@ -382,3 +382,89 @@ fn a_matching_period_replaces_idle_count_and_idle_time_and_zeroes_what_it_leaves
     assert_eq!(l.idle_time, Duration::from_secs(600));
     assert_eq!((l.limit, l.max_builds), (6, 100));
 }
+
+// --- feedRunners and GitLab's job handout --------------------------------------------------
+
+#[test]
+fn runner_entries_are_fed_in_config_order_check_interval_over_n_apart() {
+    // feedRunners: one `[[runners]]` entry every check_interval / N, in config order, from
+    // the start: with two entries, entry 0 at seconds 0, 3, 6, ... and entry 1 at 1, 4, 7.
+    let r = run(
+        &trace(&[(600, 60, "docker")]),
+        &spec(vec![
+            pool(&["docker"], limits(1, 10, 0, 0)),
+            pool(&["docker", "privileged"], limits(1, 10, 0, 0)),
+        ]),
+    );
+    let last = &r.fleet.last().unwrap().1;
+    let first = |p: usize| last.iter().find(|v| v.pool == p).unwrap().created;
+    assert_eq!((first(0), first(1)), (0, 1));
+}
+
+#[test]
+fn a_job_two_runners_accept_goes_to_the_one_that_asks_first() {
+    // Both entries have an idle machine. A `docker` job pending at second 301 is handed to
+    // entry 1 (its beat); one pending at 602 to entry 0, whose beat (603) comes first.
+    let r = run(
+        &trace(&[(301, 60, "docker"), (602, 60, "docker")]),
+        &spec(vec![
+            pool(&["docker"], limits(1, 10, 0, 0)),
+            pool(&["docker", "privileged"], limits(1, 10, 0, 0)),
+        ]),
+    );
+    assert_eq!((r.pools[0], r.start(0)), (Some(1), 301));
+    assert_eq!((r.pools[1], r.start(1)), (Some(0), 603));
+}
+
+#[test]
+fn the_oldest_pending_job_the_tags_allow_is_handed_out_first() {
+    let r = run(
+        &trace(&[
+            (300, 60, "docker"),
+            (301, 60, "docker;privileged"),
+            (302, 60, "docker"),
+        ]),
+        &spec(vec![pool(&["docker"], limits(1, 1, 0, 0))]),
+    );
+    assert_eq!(r.starts[1], None, "not allowed by the runner's tags");
+    assert_eq!(r.start(2), r.start(0) + 60);
+}
+
+// --- the on-demand path (IdleCount = 0): Use, useMachine, createAndAcquireMachine ------------
+
+#[test]
+fn an_on_demand_job_takes_whichever_machine_is_free_first_and_on_demand_ignores_limit() {
+    // IdleCount 0, limit 2. Job 0 gets a machine of its own (m0). Job 1 is taken at 150 and
+    // its machine m1 starts booting, but m0 is released at job 0's end, earlier: job 1 runs
+    // there. Job 2 is taken then (one job held < limit 2) and creates m2 although m0 and m1
+    // already make Total = limit (the on-demand path has no machine-limit check); it runs
+    // on m1 as soon as m1 has booted. m2 then boots into an idle machine with Total >= limit
+    // before it, and the next pass removes it.
+    let r = run(
+        &trace(&[(0, 100, "docker"), (150, 1000, "docker"), (150, 1000, "docker")]),
+        &spec(vec![pool(&["docker"], limits(0, 2, 0, 0))]),
+    );
+    let c = r.creates();
+    assert_eq!(r.start(0), c[0] + 90);
+    assert_eq!(r.start(1), r.start(0) + 100, "job 1 on m0, before its own m1 boots");
+    assert_eq!(c.len(), 3);
+    assert_eq!(r.alive_max(), 3);
+    assert_eq!(r.start(2), c[1] + 90, "job 2 on m1");
+    let ready = c[2] + 90;
+    let end = r.fleet.last().unwrap().1[2];
+    assert_eq!(end.jobs_run, 0);
+    assert!(matches!(r.at(ready + CHECK_INTERVAL)[2].phase, Phase::Deleting(_) | Phase::Deleted));
+}
+
+#[test]
+fn on_demand_creates_wait_for_max_growth_rate() {
+    // MaxGrowthRate 1: every create waits for a growth slot (coordinator), so the three
+    // on-demand machines boot one after another.
+    let r = run(
+        &trace(&[(300, 600, "docker"); 3]),
+        &spec(vec![pool(&["docker"], limits(0, 10, 0, 1))]),
+    );
+    let b = r.start(0) - 90;
+    assert_eq!(r.start(1), b + 180);
+    assert_eq!(r.start(2), b + 270);
+}
