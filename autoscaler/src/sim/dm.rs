@@ -22,6 +22,10 @@
 //! on-demand machine that fails delays its job by one more boot (docker+machine retries
 //! provisioning).
 
+use std::collections::VecDeque;
+
+use autoscaler_core::model::Limits;
+
 use super::report::PolicyReport;
 use super::world::{CHECK_INTERVAL, Phase, Secs, World};
 use super::{LimitsCache, PeriodRule, SimSpec, Trace};
@@ -45,6 +49,38 @@ impl Data {
     fn total(&self) -> u32 {
         self.creating + self.idle + self.used + self.removing
     }
+}
+
+/// The machine a job taken on the on-demand path asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    /// Being created (VM index).
+    Vm(usize),
+    /// Its create waits for a `MaxGrowthRate` slot.
+    Queued,
+    /// Its create failed: the job asks for a machine again.
+    Failed,
+}
+
+/// A job this runner took with no machine for it (`IdleCount = 0`), waiting in
+/// `createAndAcquireMachine` for its own machine or any machine that is free first.
+#[derive(Debug, Clone, Copy)]
+struct Waiter {
+    job: usize,
+    own: Own,
+}
+
+/// Per `[[runners]]` entry state outside the machines themselves.
+#[derive(Debug, Default)]
+struct Runner {
+    /// On-demand jobs waiting for a machine, oldest first.
+    waiting: Vec<Waiter>,
+    /// Creates waiting for a growth slot (`waitForGrowthCapacity`), oldest first, with the
+    /// job they were asked for.
+    queued: VecDeque<usize>,
+    /// `runnerMachinesCoordinator.available`: machines signalled free (created or
+    /// released) and not yet consumed by a waiting job's check.
+    available: u32,
 }
 
 /// Runs the trace under the docker+machine model.
@@ -77,29 +113,47 @@ pub(crate) fn run_observed(
         .map(|p| p * CHECK_INTERVAL / n)
         .collect();
 
+    let mut runners: Vec<Runner> = (0..spec.pools.len()).map(|_| Runner::default()).collect();
+
     for t in start..=end {
         let _ = world.arrivals(t);
-        let _ = world.lifecycle(t, ERROR_AFTER_S);
-        // Failed machines are removed at once.
+        // Every create that succeeds signals a free machine (createWithGrowthCapacity).
+        let (ready, _) = world.lifecycle(t, ERROR_AFTER_S);
+        for p in ready {
+            runners[p].available += 1;
+        }
+        // Failed machines are removed at once; a job that waited for one asks again.
         for i in 0..world.vms.len() {
             if world.vms[i].phase == Phase::Error {
                 world.delete_vm(i, t, spec.cloud.delete_s);
+                for w in &mut runners[world.vms[i].pool].waiting {
+                    if w.own == Own::Vm(i) {
+                        w.own = Own::Failed;
+                    }
+                }
             }
         }
         let limits = cache.get(&spec.pools, t).to_vec();
-        // Release: machines at MaxBuilds are removed when their job ends.
+        // Release: machines at MaxBuilds are removed when their job ends; the others
+        // become idle and are signalled free (signalRelease).
         for i in world.finish_jobs(t) {
             let l = limits[world.vms[i].pool];
-            if l.max_builds > 0
-                && world.vms[i].jobs_run >= l.max_builds
-                && world.vms[i].running.is_empty()
-            {
-                world.delete_vm(i, t, spec.cloud.delete_s);
+            if !world.vms[i].running.is_empty() {
+                continue;
             }
+            if l.max_builds > 0 && world.vms[i].jobs_run >= l.max_builds {
+                world.delete_vm(i, t, spec.cloud.delete_s);
+            } else {
+                runners[world.vms[i].pool].available += 1;
+            }
+        }
+        // Jobs waiting on the on-demand path check every second (and on each signal).
+        for (p, r) in runners.iter_mut().enumerate() {
+            serve_waiting(&mut world, spec, r, p, limits[p], t);
         }
         for (p, &offset) in offsets.iter().enumerate() {
             if (t - start).rem_euclid(CHECK_INTERVAL) == offset {
-                acquire_loop(&mut world, spec, p, limits[p], t);
+                acquire_loop(&mut world, spec, &mut runners[p], p, limits[p], t);
             }
         }
         if spec.sample_every_s > 0 && (t - start) % spec.sample_every_s == 0 {
@@ -115,17 +169,22 @@ pub(crate) fn run_observed(
     )
 }
 
-/// One `check_interval` of one runner entry: passes and job requests until it stops.
+/// One `check_interval` of one runner entry (`processRunner`): `Acquire` (update pass,
+/// create pass, reserve the newest idle machine), the job-slot check, the job request, and
+/// again at once after each job received.
 fn acquire_loop(
     world: &mut World<'_>,
     spec: &SimSpec,
+    runner: &mut Runner,
     pool: usize,
-    l: autoscaler_core::model::Limits,
+    l: Limits,
     t: Secs,
 ) {
     loop {
         // 1. Update pass, oldest first, each machine judged against those before it.
         let mut data = update_pass(world, pool, l, t, spec.cloud.delete_s);
+        // Creates queued for a growth slot already exist as `Creating` details.
+        data.creating += runner.queued.len() as u32;
         // 2. Create pass.
         while !((l.max_growth > 0 && data.creating >= l.max_growth)
             || (l.limit > 0 && data.total() >= l.limit)
@@ -136,20 +195,19 @@ fn acquire_loop(
             world.create_vm(pool, t, boot, fails);
             data.creating += 1;
         }
-        // 3. Acquire and request a job. `limit` also caps this runner's jobs.
+        // 3. `limit` caps the jobs this runner holds (acquireBuild), waiting ones included.
         let running: u32 = world
             .vms
             .iter()
             .filter(|v| v.pool == pool && v.alive())
             .map(|v| v.running.len() as u32)
             .sum();
-        if l.limit > 0 && running >= l.limit {
+        if l.limit > 0 && running + runner.waiting.len() as u32 >= l.limit {
             return;
         }
-        let free = (0..world.vms.len()).rev().find(|&i| {
-            let v = &world.vms[i];
-            v.pool == pool && v.phase == Phase::Ready && v.running.is_empty()
-        });
+        // 4. Acquire's machine: the newest idle one. None idle and IdleCount > 0: no
+        //    request (NoFreeExecutorError); IdleCount = 0: request, machine on demand.
+        let free = newest_idle(world, pool);
         let Some(pos) = (match free {
             Some(_) => world.oldest_runnable(pool),
             None if l.idle_count == 0 => world.oldest_runnable(pool),
@@ -160,17 +218,115 @@ fn acquire_loop(
         match free {
             Some(vm) => world.start_job(pos, vm, t),
             None => {
-                // On demand: the job waits for a machine of its own.
-                let mut boot = spec.cloud.boot(&mut world.rng);
-                while world.rng.unit() < spec.cloud.create_failure_rate {
-                    boot += spec.cloud.boot(&mut world.rng);
-                }
-                let vm = world.create_vm(pool, t, boot, false);
-                let ready = world.vms[vm].ready_at;
-                world.start_job(pos, vm, ready);
+                // Use -> useMachine: nothing free, so createAndAcquireMachine (no check
+                // of the machine limit on this path).
+                let job = world.pending.remove(pos);
+                let own = request_machine(world, spec, runner, pool, l, t, job);
+                runner.waiting.push(Waiter { job, own });
             }
         }
-        // 4. Ask again at once.
+        // 5. A job was received: the runner is requeued and asks again at once.
+    }
+}
+
+/// The newest idle machine of the pool (findFreeMachine walks the list newest first).
+fn newest_idle(world: &World<'_>, pool: usize) -> Option<usize> {
+    (0..world.vms.len()).rev().find(|&i| {
+        let v = &world.vms[i];
+        v.pool == pool && v.phase == Phase::Ready && v.running.is_empty()
+    })
+}
+
+/// Machines being created right now (`coordinator.growing`).
+fn growing(world: &World<'_>, pool: usize) -> u32 {
+    world
+        .vms
+        .iter()
+        .filter(|v| v.pool == pool && v.phase == Phase::Creating)
+        .count() as u32
+}
+
+/// `create()` for an on-demand job: starts at once, or waits for a `MaxGrowthRate` slot.
+fn request_machine(
+    world: &mut World<'_>,
+    spec: &SimSpec,
+    runner: &mut Runner,
+    pool: usize,
+    l: Limits,
+    t: Secs,
+    job: usize,
+) -> Own {
+    if l.max_growth > 0 && growing(world, pool) >= l.max_growth {
+        runner.queued.push_back(job);
+        return Own::Queued;
+    }
+    let boot = spec.cloud.boot(&mut world.rng);
+    let fails = world.rng.unit() < spec.cloud.create_failure_rate;
+    Own::Vm(world.create_vm(pool, t, boot, fails))
+}
+
+/// Starts queued creates as growth slots free up, then lets each waiting on-demand job
+/// take its own machine once booted or, first, any machine signalled free
+/// (`createAndAcquireMachine`: whichever comes first). A job whose machine failed asks
+/// for one again (`retryUseMachine`).
+fn serve_waiting(
+    world: &mut World<'_>,
+    spec: &SimSpec,
+    runner: &mut Runner,
+    pool: usize,
+    l: Limits,
+    t: Secs,
+) {
+    while !runner.queued.is_empty() && (l.max_growth == 0 || growing(world, pool) < l.max_growth) {
+        let Some(job) = runner.queued.pop_front() else {
+            break;
+        };
+        let boot = spec.cloud.boot(&mut world.rng);
+        let fails = world.rng.unit() < spec.cloud.create_failure_rate;
+        let vm = world.create_vm(pool, t, boot, fails);
+        // The job it was for may have taken another machine: then it just boots idle.
+        if let Some(w) = runner
+            .waiting
+            .iter_mut()
+            .find(|w| w.job == job && w.own == Own::Queued)
+        {
+            w.own = Own::Vm(vm);
+        }
+    }
+    let mut i = 0;
+    while i < runner.waiting.len() {
+        let w = runner.waiting[i];
+        let own_ready = match w.own {
+            Own::Vm(v) => {
+                let v = &world.vms[v];
+                v.phase == Phase::Ready && v.running.is_empty()
+            }
+            _ => false,
+        };
+        let vm = if let (true, Own::Vm(v)) = (own_ready, w.own) {
+            Some(v)
+        } else if runner.available > 0 {
+            runner.available -= 1;
+            newest_idle(world, pool)
+        } else if w.own == Own::Failed {
+            newest_idle(world, pool)
+        } else {
+            None
+        };
+        match vm {
+            Some(vm) => {
+                world.pending.push(w.job);
+                let pos = world.pending.len() - 1;
+                world.start_job(pos, vm, t);
+                runner.waiting.remove(i);
+            }
+            None => {
+                if w.own == Own::Failed {
+                    runner.waiting[i].own = request_machine(world, spec, runner, pool, l, t, w.job);
+                }
+                i += 1;
+            }
+        }
     }
 }
 
@@ -180,7 +336,7 @@ fn acquire_loop(
 pub(crate) fn update_pass(
     world: &mut World<'_>,
     pool: usize,
-    l: autoscaler_core::model::Limits,
+    l: Limits,
     t: Secs,
     delete_s: Secs,
 ) -> Data {

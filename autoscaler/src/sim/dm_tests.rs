@@ -16,7 +16,9 @@ use crate::sim::{Overrides, PeriodRule, SimPeriod, SimPool, SimSpec, Trace, ts};
 const T0: &str = "2026-11-02T10:00:00Z";
 
 fn t0() -> Secs {
-    chrono::DateTime::parse_from_rfc3339(T0).unwrap().timestamp()
+    chrono::DateTime::parse_from_rfc3339(T0)
+        .unwrap()
+        .timestamp()
 }
 
 fn limits(idle_count: u32, limit: u32, max_builds: u32, max_growth: u32) -> Limits {
@@ -109,7 +111,13 @@ impl Run {
     }
     /// Seconds after T0 at which VMs were created, in creation order.
     fn creates(&self) -> Vec<Secs> {
-        self.fleet.last().unwrap().1.iter().map(|v| v.created).collect()
+        self.fleet
+            .last()
+            .unwrap()
+            .1
+            .iter()
+            .map(|v| v.created)
+            .collect()
     }
 }
 
@@ -133,7 +141,11 @@ fn run(trace: &Trace, spec: &SimSpec) -> Run {
         pools = w.records.iter().map(|r| r.pool).collect();
     });
     Run {
-        starts: starts.into_iter().skip(1).map(|s| s.map(|s| s - base)).collect(),
+        starts: starts
+            .into_iter()
+            .skip(1)
+            .map(|s| s.map(|s| s - base))
+            .collect(),
         pools: pools.into_iter().skip(1).collect(),
         fleet,
     }
@@ -198,7 +210,10 @@ fn idle_time_removes_only_once_available_reaches_idle_count_and_only_when_exceed
     // kept (fewer than IdleCount available before them), the newest goes.
     let mut w = fleet(3);
     update_pass(&mut w, 0, limits(2, 0, 0, 0), 10 + 1800, 10);
-    assert!(deleting(&w).is_empty(), "idle exactly IdleTime is kept (strict >)");
+    assert!(
+        deleting(&w).is_empty(),
+        "idle exactly IdleTime is kept (strict >)"
+    );
     update_pass(&mut w, 0, limits(2, 0, 0, 0), 10 + 1801, 10);
     assert_eq!(deleting(&w), vec![2]);
 }
@@ -249,7 +264,10 @@ fn a_failed_create_still_counts_toward_limit_until_removed() {
     let c = r.creates();
     assert!(c.len() >= 5, "{c:?}");
     for w in c.windows(2) {
-        assert!(w[1] - w[0] >= 30 && w[1] - w[0] < 30 + CHECK_INTERVAL, "{c:?}");
+        assert!(
+            w[1] - w[0] >= 30 && w[1] - w[0] < 30 + CHECK_INTERVAL,
+            "{c:?}"
+        );
     }
     assert_eq!(r.starts[0], None);
 }
@@ -335,7 +353,10 @@ fn an_idle_machine_is_removed_idle_time_after_its_last_job_ended() {
     let removed = r
         .fleet
         .iter()
-        .find(|(_, v)| v.first().is_some_and(|m| matches!(m.phase, Phase::Deleting(_))))
+        .find(|(_, v)| {
+            v.first()
+                .is_some_and(|m| matches!(m.phase, Phase::Deleting(_)))
+        })
         .unwrap()
         .0;
     assert!(removed > end + 1800 && removed <= end + 1800 + CHECK_INTERVAL);
@@ -441,19 +462,30 @@ fn an_on_demand_job_takes_whichever_machine_is_free_first_and_on_demand_ignores_
     // on m1 as soon as m1 has booted. m2 then boots into an idle machine with Total >= limit
     // before it, and the next pass removes it.
     let r = run(
-        &trace(&[(0, 100, "docker"), (150, 1000, "docker"), (150, 1000, "docker")]),
+        &trace(&[
+            (0, 100, "docker"),
+            (150, 1000, "docker"),
+            (150, 1000, "docker"),
+        ]),
         &spec(vec![pool(&["docker"], limits(0, 2, 0, 0))]),
     );
     let c = r.creates();
     assert_eq!(r.start(0), c[0] + 90);
-    assert_eq!(r.start(1), r.start(0) + 100, "job 1 on m0, before its own m1 boots");
+    assert_eq!(
+        r.start(1),
+        r.start(0) + 100,
+        "job 1 on m0, before its own m1 boots"
+    );
     assert_eq!(c.len(), 3);
     assert_eq!(r.alive_max(), 3);
     assert_eq!(r.start(2), c[1] + 90, "job 2 on m1");
     let ready = c[2] + 90;
     let end = r.fleet.last().unwrap().1[2];
     assert_eq!(end.jobs_run, 0);
-    assert!(matches!(r.at(ready + CHECK_INTERVAL)[2].phase, Phase::Deleting(_) | Phase::Deleted));
+    assert!(matches!(
+        r.at(ready + CHECK_INTERVAL)[2].phase,
+        Phase::Deleting(_) | Phase::Deleted
+    ));
 }
 
 #[test]
@@ -467,4 +499,21 @@ fn on_demand_creates_wait_for_max_growth_rate() {
     let b = r.start(0) - 90;
     assert_eq!(r.start(1), b + 180);
     assert_eq!(r.start(2), b + 270);
+}
+
+#[test]
+fn an_on_demand_job_whose_machine_fails_asks_for_another() {
+    // Every create fails (ERROR after 20 s): the waiting job asks for a new machine each
+    // time (retryUseMachine; gitlab-runner gives up after 3 tries x 3 preparation attempts
+    // and fails the job, which the model does not represent: it keeps asking).
+    let mut s = spec(vec![pool(&["docker"], limits(0, 1, 0, 0))]);
+    s.cloud.create_failure_rate = 1.0;
+    s.tail_s = 300;
+    let r = run(&trace(&[(0, 60, "docker")]), &s);
+    assert_eq!(r.starts[0], None);
+    let c = r.creates();
+    assert!(c.len() >= 10, "{c:?}");
+    for w in c.windows(2) {
+        assert_eq!(w[1] - w[0], 20, "{c:?}");
+    }
 }
