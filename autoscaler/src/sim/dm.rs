@@ -1,26 +1,33 @@
 //! A model of GitLab Runner's `docker+machine` executor, from its source
-//! (`executors/docker/machine/provider.go`, `idle_limit_strategy.go`, `data.go`).
+//! (`executors/docker/machine/provider.go`, `idle_limit_strategy.go`, `data.go`,
+//! `coordinator.go`, `commands/multi.go`); each rule, its source and its test
+//! (`dm_tests.rs`) are listed in docs/simulation.md, "docker+machine model: checked
+//! against gitlab-runner's source".
 //!
-//! Per `[[runners]]` entry (one per pool), every `check_interval` (3 s):
+//! Per `[[runners]]` entry (one per pool), fed every `check_interval` (3 s), the entries
+//! `check_interval / N` apart in config order (`feedRunners`):
 //! 1. **Update pass**: machines are walked oldest first; each idle machine is judged only
 //!    against the machines before it: removed when it has run `MaxBuilds` jobs, when
-//!    `Total >= limit`, or when idle longer than `IdleTime` while `Available >= IdleCount`
-//!    (`Available = Creating + Idle`, with `IdleCountMin`/`IdleScaleFactor` at their 0
-//!    defaults, which this project's config does not carry).
+//!    `Total >= limit` (creating and removing machines count), or when idle longer than
+//!    `IdleTime` while `Available >= IdleCount` (`Available = Creating + Idle`, with
+//!    `IdleCountMin`/`IdleScaleFactor` at their 0 defaults, which this project's config
+//!    does not carry).
 //! 2. **Create pass**: `while !(Creating >= MaxGrowthRate || Total >= limit ||
 //!    Available >= IdleCount) create()`.
-//! 3. **Acquire**: the newest idle machine is taken; if none is idle and `IdleCount > 0`,
-//!    no job is requested. With `IdleCount = 0`, the job is taken and a machine is created
-//!    for it on demand (this path has no machine-limit check); the job starts when the
-//!    machine has booted.
-//! 4. After each job is taken the runner asks again at once, with a fresh pass.
-//! 5. On release the machine's last-used time is set; at `MaxBuilds` it is removed.
+//! 3. **Job slot**: no request while the entry holds `limit` jobs (waiting ones included).
+//! 4. **Acquire**: the newest idle machine is taken; if none is idle and `IdleCount > 0`,
+//!    no job is requested. With `IdleCount = 0` the job is taken and a machine is created
+//!    for it (no machine-limit check on this path; the create waits for a `MaxGrowthRate`
+//!    slot); the job runs on that machine once booted or on any machine freed or created
+//!    before it (`createAndAcquireMachine`); if the create fails the job asks again.
+//! 5. After each job is taken the runner asks again at once, with a fresh pass.
+//! 6. On release the machine's last-used time is set; at `MaxBuilds` it is removed.
 //!
-//! A matching `[[runners.machine.autoscaling]]` block replaces `IdleCount` and `IdleTime`
-//! and zeroes the ones it leaves unset. `limit` is both the job cap and the machine cap.
-//! Machine creation failures are modelled as a failed machine removed at once; an
-//! on-demand machine that fails delays its job by one more boot (docker+machine retries
-//! provisioning).
+//! A matching `[[runners.machine.autoscaling]]` block (the last one) replaces `IdleCount`
+//! and `IdleTime` and zeroes the ones it leaves unset. Failed creates are billed until
+//! removed. Not modelled: `concurrent`, the instant between taking a machine and the
+//! job's `Use` (an acquired machine counts as available), and GitLab's fair scheduling
+//! of instance runners (the world hands out jobs oldest first).
 
 use std::collections::VecDeque;
 
