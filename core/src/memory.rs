@@ -30,7 +30,7 @@ use crate::forecast::ArrivalHistory;
 use crate::model::{
     CloudStatus, FailureHistory, Observed, Policy, RunnerId, Timestamp, chrono_duration,
 };
-use crate::reserve::{BootSamples, Reserve, WaitTarget};
+use crate::reserve::{BootSamples, Reserve, ReserveCache, WaitTarget};
 
 /// Version of the memory document this build writes and reads.
 pub const MEMORY_VERSION: u32 = 2;
@@ -184,6 +184,9 @@ pub struct Memory {
     /// comes.
     #[serde(default)]
     pub booting: BTreeSet<String>,
+    /// The wait-target reserve's hourly part, reused within the hour (not stored).
+    #[serde(skip)]
+    pub reserve_cache: ReserveCache,
 }
 
 /// The stored form (no `flatten`: it would lose the runner ids' integer keys).
@@ -383,7 +386,8 @@ impl Memory {
                 };
                 let arrivals = self.arrivals.of(&p.name).unwrap_or(&empty);
                 let departures = self.departures.of(&p.name).unwrap_or(&empty);
-                let r = crate::reserve::size(
+                let r = self.reserve_cache.size(
+                    &p.name,
                     arrivals,
                     departures,
                     &self.boots.of(&p.name),

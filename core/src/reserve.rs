@@ -173,7 +173,223 @@ fn unit_savings(tail: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Sizes the reserve of one pool at `now` from its arrivals (sorted, any age) and boots.
+/// Ranks of `hist` (sorted arrivals): arrivals in `(a - lead, a]`, itself included, less
+/// the VMs that finished a job in `(a - keep, a]` and are still kept warm. `earlier`
+/// holds the arrivals just before `hist` that still count for its first ranks.
+fn ranks(
+    earlier: &[Timestamp],
+    hist: &[Timestamp],
+    departures: &VecDeque<Timestamp>,
+    lead: chrono::TimeDelta,
+    keep: chrono::TimeDelta,
+) -> Vec<u32> {
+    let all: Vec<Timestamp> = earlier.iter().chain(hist).copied().collect();
+    let Some(first) = hist.first() else {
+        return Vec::new();
+    };
+    let dep_lo = departures.partition_point(|t| *t <= *first - keep);
+    let deps: Vec<Timestamp> = departures.range(dep_lo..).copied().collect();
+    let mut out = Vec::with_capacity(hist.len());
+    let mut back = 0usize;
+    let (mut d_back, mut d_front) = (0usize, 0usize);
+    for (i, a) in all.iter().enumerate().skip(earlier.len()) {
+        while all[back] <= *a - lead {
+            back += 1;
+        }
+        while d_front < deps.len() && deps[d_front] <= *a {
+            d_front += 1;
+        }
+        while d_back < d_front && deps[d_back] <= *a - keep {
+            d_back += 1;
+        }
+        let freed = (d_front - d_back) as u32;
+        out.push(((i + 1 - back) as u32).saturating_sub(freed));
+    }
+    out
+}
+
+/// The part of the sizing learned from whole hours of history: per slot, what each warm
+/// slot saves per hour, and the threshold that meets the target. Built once per hour
+/// (and when the boot estimate changes); [`Model::reserve_at`] adds the last hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// The hour (Unix hours) whose start the history ends at.
+    hour: i64,
+    /// What [`Model::head`] said when it was built.
+    key: Reserve,
+    /// Everything but `slots` and `rate_per_hour`.
+    base: Reserve,
+    /// Jobs each k-th warm slot saves per hour, per slot of the week.
+    per_hour: Vec<Vec<f64>>,
+}
+
+impl Model {
+    /// What the boots, the target and the settings alone decide (no history): the boot
+    /// estimate, lead, late share, allowed misses and keep time.
+    pub fn head(boots: &[u32], target: WaitTarget, poll: Duration, max_idle: Duration) -> Reserve {
+        let mut sorted: Vec<u32> = boots.to_vec();
+        sorted.sort_unstable();
+        let boot = match sorted.len() {
+            0 => ASSUMED_BOOT,
+            n => Duration::from_secs(u64::from(sorted[n / 2])),
+        };
+        // A job that misses waits on average half a poll, a boot and the first request.
+        let overhead = poll / 2 + FIRST_REQUEST;
+        let late = if sorted.is_empty() {
+            f64::from(u8::from(ASSUMED_BOOT + overhead > target.wait))
+        } else {
+            sorted
+                .iter()
+                .filter(|&&b| Duration::from_secs(u64::from(b)) + overhead > target.wait)
+                .count() as f64
+                / sorted.len() as f64
+        };
+        let may_late = f64::from(100u32.saturating_sub(target.percentile)) / 100.0;
+        Reserve {
+            slots: 0,
+            boot,
+            boot_samples: sorted.len() as u32,
+            lead: poll + boot + FIRST_REQUEST,
+            late,
+            allowed_miss: if late > 0.0 {
+                may_late / late
+            } else {
+                f64::INFINITY
+            },
+            rate_per_hour: 0.0,
+            threshold: None,
+            history_days: 0.0,
+            keep: boot.min(max_idle),
+        }
+    }
+
+    /// Learns from the arrivals before the start of `now`'s hour; `head` is
+    /// [`Model::head`] of the same inputs, `max_idle` the pool's `idle_time`.
+    pub fn build(
+        head: Reserve,
+        arrivals: &VecDeque<Timestamp>,
+        departures: &VecDeque<Timestamp>,
+        max_idle: Duration,
+        now: Timestamp,
+    ) -> Model {
+        let (lead, late, allowed_miss) = (head.lead, head.late, head.allowed_miss);
+        let hour = now.timestamp().div_euclid(3600);
+        let hour_start = Timestamp::from_timestamp(hour * 3600, 0).unwrap_or(now);
+        let mut model = Model {
+            hour,
+            key: head.clone(),
+            base: head,
+            per_hour: vec![Vec::new(); 48],
+        };
+
+        let from = hour_start - chrono::TimeDelta::days(HISTORY_DAYS);
+        let lo = arrivals.partition_point(|t| *t < from);
+        let hi = arrivals.partition_point(|t| *t < hour_start);
+        let hist: Vec<Timestamp> = arrivals.range(lo..hi).copied().collect();
+        // A warm slot expected to wait longer than `max_idle` for its next job is not
+        // kept, whatever the target asks: it would idle more than the operator allows.
+        let floor = 3600.0 / max_idle.as_secs_f64().max(1.0);
+        let first = arrivals.front().copied().filter(|f| *f < now);
+        model.base.history_days = first.map_or(0.0, |f| (now - f).num_seconds() as f64 / 86_400.0);
+        // Less than a day of history says little about the hours to come: until then, the
+        // last hour's slots are kept when they are worth the floor (if a wait can be late).
+        if model.base.history_days < 1.0 {
+            model.base.threshold = (late > 0.0).then_some(floor);
+            return model;
+        }
+        let Some(first) = hist.first().copied() else {
+            return model;
+        };
+        let lead_c = chrono::TimeDelta::from_std(lead).unwrap_or(chrono::TimeDelta::MAX);
+        let keep_c = chrono::TimeDelta::from_std(model.base.keep).unwrap_or(chrono::TimeDelta::MAX);
+        let ranks = ranks(&[], &hist, departures, lead_c, keep_c);
+
+        // Exposure: hours observed per slot, from the first arrival's hour to this hour.
+        let mut exposure = [0f64; 48];
+        let mut h = Timestamp::from_timestamp(first.timestamp().div_euclid(3600) * 3600, 0)
+            .unwrap_or(first);
+        while h < hour_start {
+            exposure[slot(h)] += 1.0;
+            h += chrono::TimeDelta::hours(1);
+        }
+        let mut by_slot: Vec<Vec<u32>> = vec![Vec::new(); 48];
+        for (a, r) in hist.iter().zip(&ranks) {
+            by_slot[slot(*a)].push(*r);
+        }
+        let tails: Vec<Vec<f64>> = by_slot.iter().map(|r| tail_counts(r)).collect();
+
+        // Greedy over all (slot, k) units, most jobs served per slot-hour first.
+        let allowed = allowed_miss * hist.len() as f64;
+        let mut units: Vec<(f64, f64)> = Vec::new(); // (jobs per slot-hour, jobs saved)
+        for (s, tail) in tails.iter().enumerate() {
+            if exposure[s] <= 0.0 {
+                continue;
+            }
+            let saved = unit_savings(tail);
+            units.extend(saved.iter().map(|v| (v / exposure[s], *v)));
+            model.per_hour[s] = saved.iter().map(|v| v / exposure[s]).collect();
+        }
+        units.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // With no reserve, the jobs a freed VM does not serve (rank >= 1) wait.
+        let mut missed: f64 = tails
+            .iter()
+            .map(|t| t.first().copied().unwrap_or(0.0))
+            .sum();
+        let mut threshold = None;
+        for (value, saved) in units {
+            if missed <= allowed {
+                break;
+            }
+            missed -= saved;
+            threshold = Some(value);
+        }
+        model.base.threshold = threshold.map(|t: f64| t.max(floor));
+        model
+    }
+
+    /// Whether this model still answers for `now` with these inputs.
+    fn fits(&self, now: Timestamp, head: &Reserve) -> bool {
+        self.hour == now.timestamp().div_euclid(3600) && self.key == *head
+    }
+
+    /// The reserve at `now`: the slots this hour and the hour one lead ahead are worth,
+    /// or what the last hour's arrivals are worth if more.
+    pub fn reserve_at(
+        &self,
+        arrivals: &VecDeque<Timestamp>,
+        departures: &VecDeque<Timestamp>,
+        now: Timestamp,
+    ) -> Reserve {
+        let mut out = self.base.clone();
+        let lead_c = chrono::TimeDelta::from_std(out.lead).unwrap_or(chrono::TimeDelta::MAX);
+        let keep_c = chrono::TimeDelta::from_std(out.keep).unwrap_or(chrono::TimeDelta::MAX);
+        let worth = |per_hour: &[f64]| -> u32 {
+            out.threshold
+                .map_or(0, |t| per_hour.iter().filter(|&&c| c >= t).count() as u32)
+        };
+        let s_now = slot(now);
+        let hist_slots =
+            worth(&self.per_hour[s_now]).max(worth(&self.per_hour[slot(now + lead_c)]));
+        // The last hour, judged alike (its exposure is one hour).
+        let hour_ago = now - chrono::TimeDelta::hours(1);
+        let a = arrivals.partition_point(|t| *t < hour_ago - lead_c);
+        let b = arrivals.partition_point(|t| *t < hour_ago);
+        let c = arrivals.partition_point(|t| *t < now);
+        let earlier: Vec<Timestamp> = arrivals.range(a..b).copied().collect();
+        let recent: Vec<Timestamp> = arrivals.range(b..c).copied().collect();
+        let recent_ranks = ranks(&earlier, &recent, departures, lead_c, keep_c);
+        let recent_slots = worth(&unit_savings(&tail_counts(&recent_ranks)));
+        out.slots = hist_slots.max(recent_slots);
+        out.rate_per_hour = self.per_hour[s_now]
+            .iter()
+            .sum::<f64>()
+            .max(recent.len() as f64);
+        out
+    }
+}
+
+/// Sizes the reserve of one pool at `now` from its arrivals and departures (sorted, any
+/// age) and boots. [`ReserveCache`] keeps the hourly part between calls.
 pub fn size(
     arrivals: &VecDeque<Timestamp>,
     departures: &VecDeque<Timestamp>,
@@ -183,157 +399,64 @@ pub fn size(
     max_idle: Duration,
     now: Timestamp,
 ) -> Reserve {
-    let mut sorted: Vec<u32> = boots.to_vec();
-    sorted.sort_unstable();
-    let boot = match sorted.len() {
-        0 => ASSUMED_BOOT,
-        n => Duration::from_secs(u64::from(sorted[n / 2])),
-    };
-    let lead = poll + boot + FIRST_REQUEST;
-    // A job that misses waits on average half a poll, a boot and the first request.
-    let overhead = poll / 2 + FIRST_REQUEST;
-    let late = if sorted.is_empty() {
-        f64::from(u8::from(ASSUMED_BOOT + overhead > target.wait))
-    } else {
-        sorted
-            .iter()
-            .filter(|&&b| Duration::from_secs(u64::from(b)) + overhead > target.wait)
-            .count() as f64
-            / sorted.len() as f64
-    };
-    let may_late = f64::from(100u32.saturating_sub(target.percentile)) / 100.0;
-    let allowed_miss = if late > 0.0 {
-        may_late / late
-    } else {
-        f64::INFINITY
-    };
+    Model::build(
+        Model::head(boots, target, poll, max_idle),
+        arrivals,
+        departures,
+        max_idle,
+        now,
+    )
+    .reserve_at(arrivals, departures, now)
+}
 
-    let from = now - chrono::TimeDelta::days(HISTORY_DAYS);
-    let lo = arrivals.partition_point(|t| *t < from);
-    let hi = arrivals.partition_point(|t| *t < now);
-    let hist: Vec<Timestamp> = arrivals.range(lo..hi).copied().collect();
-    let mut out = Reserve {
-        slots: 0,
-        boot,
-        boot_samples: sorted.len() as u32,
-        lead,
-        late,
-        allowed_miss,
-        rate_per_hour: 0.0,
-        threshold: None,
-        history_days: 0.0,
-        keep: boot.min(max_idle),
-    };
-    let Some(first) = hist.first().copied() else {
-        return out;
-    };
-    out.history_days = (now - first).num_seconds() as f64 / 86_400.0;
+/// Each pool's hourly [`Model`], rebuilt when the hour or an input changes. Not part of
+/// the memory's value: equal to any other cache, empty when cloned or read back.
+#[derive(Debug, Default)]
+pub struct ReserveCache(std::sync::Mutex<BTreeMap<String, Model>>);
 
-    // Ranks: arrivals in (a - lead, a], itself included, less the VMs that finished a
-    // job in (a - keep, a] and are still kept warm.
-    let lead_c = chrono::TimeDelta::from_std(lead).unwrap_or(chrono::TimeDelta::MAX);
-    let keep_c = chrono::TimeDelta::from_std(out.keep).unwrap_or(chrono::TimeDelta::MAX);
-    let dep_lo = departures.partition_point(|t| *t < from - keep_c);
-    let deps: Vec<Timestamp> = departures.range(dep_lo..).copied().collect();
-    let mut ranks = Vec::with_capacity(hist.len());
-    let mut back = 0usize;
-    let (mut d_back, mut d_front) = (0usize, 0usize);
-    for (i, a) in hist.iter().enumerate() {
-        while hist[back] <= *a - lead_c {
-            back += 1;
-        }
-        while d_front < deps.len() && deps[d_front] <= *a {
-            d_front += 1;
-        }
-        while d_back < d_front && deps[d_back] <= *a - keep_c {
-            d_back += 1;
-        }
-        let freed = (d_front - d_back) as u32;
-        ranks.push(((i + 1 - back) as u32).saturating_sub(freed));
+impl Clone for ReserveCache {
+    fn clone(&self) -> Self {
+        ReserveCache::default()
     }
+}
 
-    // Exposure: hours observed per slot, from the first arrival's hour to now.
-    let mut exposure = [0f64; 48];
-    let mut h = first
-        .with_minute(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(first);
-    while h < now {
-        let end = (h + chrono::TimeDelta::hours(1)).min(now);
-        exposure[slot(h)] += (end - h).num_seconds() as f64 / 3600.0;
-        h += chrono::TimeDelta::hours(1);
+impl PartialEq for ReserveCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
-    let mut by_slot: Vec<Vec<u32>> = vec![Vec::new(); 48];
-    for (a, r) in hist.iter().zip(&ranks) {
-        by_slot[slot(*a)].push(*r);
-    }
-    let tails: Vec<Vec<f64>> = by_slot.iter().map(|r| tail_counts(r)).collect();
+}
 
-    // Greedy over all (slot, k) units, most jobs served per slot-hour first.
-    let total = hist.len() as f64;
-    let allowed = allowed_miss * total;
-    let mut units: Vec<(f64, f64)> = Vec::new(); // (jobs per slot-hour, jobs saved)
-    for (s, tail) in tails.iter().enumerate() {
-        if exposure[s] <= 0.0 {
-            continue;
-        }
-        for saved in unit_savings(tail) {
-            units.push((saved / exposure[s], saved));
-        }
-    }
-    units.sort_by(|a, b| b.0.total_cmp(&a.0));
-    // With no reserve, the jobs a freed VM does not serve (rank >= 1) wait.
-    let mut missed: f64 = tails
-        .iter()
-        .map(|t| t.first().copied().unwrap_or(0.0))
-        .sum();
-    let mut threshold = None;
-    for (value, saved) in units {
-        if missed <= allowed {
-            break;
-        }
-        missed -= saved;
-        threshold = Some(value);
-    }
-    // A warm slot expected to wait longer than `max_idle` for its next job is not kept,
-    // whatever the target asks: it would idle more than the operator allows.
-    let floor = 3600.0 / max_idle.as_secs_f64().max(1.0);
-    // Less than a day of history says little about the hours to come: until then, the
-    // last hour's slots are kept when they are worth the floor (if any wait can be late).
-    let threshold = if out.history_days < 1.0 && late > 0.0 {
-        Some(floor)
-    } else {
-        threshold.map(|t| t.max(floor))
-    };
-    out.threshold = threshold;
+impl Eq for ReserveCache {}
 
-    let worth = |tail: &[f64], exposure: f64| -> u32 {
-        match threshold {
-            Some(t) if exposure > 0.0 => unit_savings(tail)
-                .iter()
-                .filter(|&&c| c / exposure >= t)
-                .count() as u32,
-            _ => 0,
-        }
-    };
-    let s_now = slot(now);
-    let s_ahead = slot(now + lead_c);
-    let hist_slots =
-        worth(&tails[s_now], exposure[s_now]).max(worth(&tails[s_ahead], exposure[s_ahead]));
-    // The last hour, judged alike.
-    let hour_ago = now - chrono::TimeDelta::hours(1);
-    let recent_from = hist.partition_point(|t| *t < hour_ago);
-    let recent_tail = tail_counts(&ranks[recent_from..]);
-    let recent_slots = worth(&recent_tail, 1.0);
-    out.slots = hist_slots.max(recent_slots);
-    let hist_rate = if exposure[s_now] > 0.0 {
-        tails[s_now].first().copied().unwrap_or(0.0) / exposure[s_now]
-    } else {
-        0.0
-    };
-    out.rate_per_hour = hist_rate.max((hist.len() - recent_from) as f64);
-    out
+impl ReserveCache {
+    /// [`size`], with the hourly part reused while it fits.
+    #[allow(clippy::too_many_arguments)]
+    pub fn size(
+        &self,
+        pool: &str,
+        arrivals: &VecDeque<Timestamp>,
+        departures: &VecDeque<Timestamp>,
+        boots: &[u32],
+        target: WaitTarget,
+        poll: Duration,
+        max_idle: Duration,
+        now: Timestamp,
+    ) -> Reserve {
+        let mut models = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let head = Model::head(boots, target, poll, max_idle);
+        let model = match models.get(pool) {
+            Some(m) if m.fits(now, &head) => m,
+            _ => {
+                let fresh = Model::build(head, arrivals, departures, max_idle, now);
+                models.insert(pool.to_string(), fresh);
+                &models[pool]
+            }
+        };
+        model.reserve_at(arrivals, departures, now)
+    }
 }
 
 #[cfg(test)]

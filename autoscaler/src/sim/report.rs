@@ -136,7 +136,8 @@ impl PolicyReport {
             total.jobs += f.jobs;
             total.unstarted += f.unstarted;
             total.vm_hours += f.vm_hours;
-            total.paid_vm_hours = Some(total.paid_vm_hours.unwrap_or(0.0) + f.paid_vm_hours.unwrap_or(0.0));
+            total.paid_vm_hours =
+                Some(total.paid_vm_hours.unwrap_or(0.0) + f.paid_vm_hours.unwrap_or(0.0));
             total.busy_vm_hours += f.busy_vm_hours;
             total.creates += f.creates;
             total.deletes += f.deletes;
