@@ -13,7 +13,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::world::{AVAILABLE_STATUSES, Job, Runner, World};
+use autoscaler_world::gitlab::{AVAILABLE_STATUSES, Job, Runner, RunnerSpec, World};
+
+use super::render::Render;
 
 /// Token with administrator access.
 pub const ADMIN_TOKEN: &str = "glpat-fake-admin-token";
@@ -700,15 +702,9 @@ fn create_runner(world: &mut World, admin: bool, headers: &HeaderMap, body: &[u8
     if note.len() > 1024 {
         return bad("maintenance_note is too long (maximum is 1024 characters)");
     }
-    let id = world.id();
-    let token = format!(
-        "glrt-{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("fake-runner-{id:08}"))
-    );
-    let runner = Runner {
-        id,
-        token: token.clone(),
+    let (id, token) = world.register_runner(RunnerSpec {
         runner_type,
+        owner_id,
         description: p.str("description").unwrap_or_default(),
         maintenance_note: note,
         tags: p.tags(),
@@ -717,12 +713,7 @@ fn create_runner(world: &mut World, admin: bool, headers: &HeaderMap, body: &[u8
         locked: locked.unwrap_or(false),
         access_level,
         maximum_timeout,
-        owner_id,
-        created_at: world.now(),
-        contacted_at: None,
-        booted: false,
-    };
-    world.runners.insert(id, runner);
+    });
     (
         StatusCode::CREATED,
         axum::Json(json!({ "id": id, "token": token, "token_expires_at": null })),
