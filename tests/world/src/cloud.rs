@@ -298,6 +298,20 @@ fn named(kind: &str, names: &[String]) -> Vec<Named> {
         .collect()
 }
 
+/// The id of `name` in `list`, added when missing.
+fn ensure(list: &mut Vec<Named>, kind: &str, name: &str) -> String {
+    if let Some(n) = list.iter().find(|n| n.name == name) {
+        return n.id.clone();
+    }
+    let n = Named {
+        id: stable_id(kind, name),
+        name: name.to_string(),
+    };
+    let id = n.id.clone();
+    list.push(n);
+    id
+}
+
 /// What a create is allowed to become, before it exists.
 struct Validated {
     name: String,
@@ -396,6 +410,23 @@ impl World {
             .fold((0, 0, 0), |(n, c, r), s| {
                 (n + 1, c + s.flavor.vcpus, r + s.flavor.ram_mb)
             })
+    }
+
+    /// A new server id (uuid-like, from the seed).
+    pub fn new_server_id(&mut self) -> String {
+        self.rng.uuid()
+    }
+
+    /// The id of image `name`, added to Glance when missing (for faces that need no
+    /// catalog).
+    pub fn ensure_image(&mut self, name: &str) -> String {
+        ensure(&mut self.images, "image", name)
+    }
+
+    /// The id of network `name`, added to Neutron when missing (for faces that need no
+    /// catalog).
+    pub fn ensure_network(&mut self, name: &str) -> String {
+        ensure(&mut self.networks, "network", name)
     }
 
     /// Finds a flavor by id (Nova's `flavorRef`, also as a full link).
