@@ -26,6 +26,10 @@
 //! is deleted while it runs is recorded as killed ([`FakeGitLabServer::killed_jobs`]).
 //! Failures ([`FakeGitLabServer::fail_next`]), 429s ([`FakeGitLabServer::rate_limit`]) and
 //! latency are scripted.
+//!
+//! These rules live in the world ([`autoscaler_world::gitlab::World`]), shared with the
+//! in-memory `autoscaler_core::testing::gitlab::FakeGitLab`; this module is their HTTP face
+//! (`server`: routes, paging, auth; `render`: GitLab's JSON entities).
 
 mod render;
 mod server;
