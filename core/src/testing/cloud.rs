@@ -270,7 +270,12 @@ impl FakeCloud {
 
     /// Every server in the project as it is now, owned or not, oldest first.
     pub fn servers(&self) -> Vec<CloudServer> {
-        self.now().world.snapshot().iter().map(view).collect()
+        let s = self.now();
+        s.world
+            .in_order()
+            .into_iter()
+            .map(|r| view(&r.server))
+            .collect()
     }
 
     /// The user data a server was created with (tests of token handling).
@@ -351,7 +356,12 @@ impl State {
 
     /// Registers the names of a request's flavor, image and networks (this face needs no
     /// catalog) and returns the world's request.
-    fn request(&mut self, req: &CreateServer, tags: Vec<String>, metadata: BTreeMap<String, String>) -> ServerRequest {
+    fn request(
+        &mut self,
+        req: &CreateServer,
+        tags: Vec<String>,
+        metadata: BTreeMap<String, String>,
+    ) -> ServerRequest {
         let t = &req.template;
         let flavor = match self.world.flavors.iter().find(|f| f.name == t.flavor) {
             Some(f) => f.id.clone(),
@@ -363,7 +373,11 @@ impl State {
             }
         };
         let image = self.world.ensure_image(&t.image);
-        let networks = t.networks.iter().map(|n| self.world.ensure_network(n)).collect();
+        let networks = t
+            .networks
+            .iter()
+            .map(|n| self.world.ensure_network(n))
+            .collect();
         ServerRequest {
             name: req.name.clone(),
             flavor_ref: flavor,
@@ -391,10 +405,10 @@ impl Cloud for FakeCloud {
         }
         let tag = owner_tag(&s.controller);
         Ok(s.world
-            .snapshot()
-            .iter()
-            .filter(|f| f.tags.contains(&tag))
-            .map(view)
+            .in_order()
+            .into_iter()
+            .filter(|r| r.server.tags.contains(&tag))
+            .map(|r| view(&r.server))
             .collect())
     }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use autoscaler_world::gitlab::{Clock, Job, Runner, RunnerSpec, World};
+use autoscaler_world::gitlab::{Clock, Job, Runner, World};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use tokio::time::Instant;
@@ -190,12 +190,8 @@ impl FakeGitLab {
 
     /// Adds a runner this controller did not create (wrong prefix or marker).
     pub fn add_foreign_runner(&self, description: &str, maintenance_note: &str) -> RunnerId {
-        let spec = RunnerSpec {
-            description: description.into(),
-            maintenance_note: maintenance_note.into(),
-            ..RunnerSpec::default()
-        };
-        self.lock().world.register_runner(spec).0
+        let runner = Runner::new(description, maintenance_note);
+        self.lock().world.register_runner(runner).0
     }
 
     /// The next call of `op` fails with `err` (queued: several calls fail in order).
@@ -335,9 +331,8 @@ impl GitLab for FakeGitLab {
             });
         }
         s.creates += 1;
-        let spec = RunnerSpec {
-            maintenance_note: runner_maintenance_note(&s.controller, &req.pool),
-            description: req.description,
+        let note = runner_maintenance_note(&s.controller, &req.pool);
+        let runner = Runner {
             tags: req.tags,
             run_untagged: req.run_untagged,
             locked: req.locked,
@@ -348,9 +343,9 @@ impl GitLab for FakeGitLab {
             }
             .into(),
             maximum_timeout: req.maximum_timeout,
-            ..RunnerSpec::default()
+            ..Runner::new(req.description, note)
         };
-        let (id, token) = s.world.register_runner(spec);
+        let (id, token) = s.world.register_runner(runner);
         Ok(NewRunner {
             id,
             token: SecretString::from(token),

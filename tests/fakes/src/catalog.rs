@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Params, Svc, authorize_project};
-use autoscaler_world::ids::stable_id;
 use crate::server::App;
 use crate::state::World;
 use autoscaler_world::cloud::Named;
+use autoscaler_world::ids::stable_id;
 
 const SEED_TIME: &str = "2025-01-01T00:00:00Z";
 

@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Svc};
-use autoscaler_world::ids::stable_id;
 use crate::options::FakeUser;
 use crate::server::App;
 use crate::state::{State, TokenInfo, World};
+use autoscaler_world::ids::stable_id;
 
 /// Keystone's timestamp format (microseconds, `Z`).
 fn keystone_time(t: DateTime<Utc>) -> String {

@@ -56,14 +56,14 @@ mod server;
 mod site;
 mod state;
 
-pub use error::Error;
+pub use autoscaler_world::cloud::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};
 pub use autoscaler_world::options::{
     FakeAppCredential, FakeFlavor, FakeOpenStackOptions, FakeQuota, FakeUser,
 };
+pub use error::Error;
 pub use runners::{play_runners, runner_tokens};
 pub use server::FakeOpenStack;
 pub use site::{FakeSite, free_loopback_addr};
-pub use autoscaler_world::cloud::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};
 
 /// The world's seed options, as `crate::options` inside this crate.
 use autoscaler_world::options;

@@ -21,13 +21,13 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Microversion, Params, Svc, authorize_project, microversion};
-use autoscaler_world::ids::stable_id;
-use autoscaler_world::cloud::ServerRequest;
-use autoscaler_world::options::FakeFlavor;
 use crate::server::App;
 use crate::state::{
     FakeStatus, Project, Record, ServerEventKind, State, TAGS_MICROVERSION, TokenInfo, nova_time,
 };
+use autoscaler_world::cloud::ServerRequest;
+use autoscaler_world::ids::stable_id;
+use autoscaler_world::options::FakeFlavor;
 
 /// Most items Nova returns in one page (`osapi_max_limit`).
 const MAX_LIMIT: usize = 1000;
@@ -339,7 +339,12 @@ fn server_request(body: &Value) -> Result<ServerRequest, ApiError> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|g| g.get("name").and_then(Value::as_str).unwrap_or_default().to_string())
+        .map(|g| {
+            g.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     let key_name = match s.get("key_name") {
         None | Some(Value::Null) => None,
@@ -361,9 +366,9 @@ fn server_request(body: &Value) -> Result<ServerRequest, ApiError> {
     }
     let mut tags = Vec::new();
     if let Some(t) = s.get("tags") {
-        let items = t.as_array().ok_or_else(|| {
-            bad("Invalid input for field/attribute tags. tags must be a list")
-        })?;
+        let items = t
+            .as_array()
+            .ok_or_else(|| bad("Invalid input for field/attribute tags. tags must be a list"))?;
         for item in items {
             let tag = item.as_str().ok_or_else(|| {
                 bad("Invalid input for field/attribute tags. tags must be strings")

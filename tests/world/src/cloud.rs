@@ -744,11 +744,19 @@ impl World {
         true
     }
 
-    /// Snapshot of every server, oldest first.
-    pub fn snapshot(&self) -> Vec<FakeServer> {
+    /// Every server, oldest first.
+    pub fn in_order(&self) -> Vec<&Record> {
         let mut v: Vec<&Record> = self.servers.values().collect();
         v.sort_by_key(|r| r.seq);
-        v.into_iter().map(|r| r.server.clone()).collect()
+        v
+    }
+
+    /// Snapshot of every server, oldest first.
+    pub fn snapshot(&self) -> Vec<FakeServer> {
+        self.in_order()
+            .into_iter()
+            .map(|r| r.server.clone())
+            .collect()
     }
 }
 
@@ -828,7 +836,9 @@ mod tests {
     fn a_valid_create_starts_in_build_and_keeps_what_was_sent() {
         let mut st = state();
         let b = body(&st);
-        let (r, boot) = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+        let (r, boot) = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap();
         assert_eq!(r.server.status, FakeStatus::Build);
         assert_eq!(r.server.tags, vec!["autoscaler:c1", "pool:docker"]);
         assert_eq!(r.server.metadata["autoscaler-pool"], "docker");
@@ -888,9 +898,12 @@ mod tests {
         st.quota.instances = Some(2);
         let b = body(&st);
         for _ in 0..2 {
-            st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+            st.create_server(b.clone(), &demo(), "u", Utc::now())
+                .unwrap();
         }
-        let e = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap_err();
+        let e = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap_err();
         assert_eq!(e.status, 403);
         assert_eq!(
             e.message,
@@ -901,7 +914,9 @@ mod tests {
             cores: Some(2),
             ram_mb: None,
         };
-        let e = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap_err();
+        let e = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap_err();
         assert_eq!(
             e.message,
             "Quota exceeded for cores: Requested 1, but already used 2 of 2 cores"
@@ -913,20 +928,32 @@ mod tests {
         let mut st = state();
         st.quota.instances = Some(1);
         let b = body(&st);
-        let (r, _) = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+        let (r, _) = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap();
         st.start_delete(&r.server.id, &demo().id).unwrap();
-        assert!(st.create_server(b.clone(), &demo(), "u", Utc::now()).is_err());
+        assert!(
+            st.create_server(b.clone(), &demo(), "u", Utc::now())
+                .is_err()
+        );
         st.finish_delete(&r.server.id);
-        assert!(st.create_server(b.clone(), &demo(), "u", Utc::now()).is_ok());
+        assert!(
+            st.create_server(b.clone(), &demo(), "u", Utc::now())
+                .is_ok()
+        );
     }
 
     #[test]
     fn boot_ends_active_with_an_address_or_error_with_the_scripted_fault() {
         let mut st = state();
         let b = body(&st);
-        let (ok, _) = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+        let (ok, _) = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap();
         st.boot_faults.push_back("No valid host was found.".into());
-        let (bad, _) = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+        let (bad, _) = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap();
         let ok = st.finish_boot(&ok.server.id, Utc::now()).unwrap();
         assert_eq!(ok.status, FakeStatus::Active);
         assert!(ok.address.is_some());
@@ -940,7 +967,9 @@ mod tests {
     fn a_server_deleted_while_booting_never_becomes_active() {
         let mut st = state();
         let b = body(&st);
-        let (r, _) = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+        let (r, _) = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap();
         assert!(st.start_delete(&r.server.id, &demo().id).unwrap().is_some());
         assert!(st.start_delete(&r.server.id, &demo().id).unwrap().is_none());
         assert_eq!(st.finish_boot(&r.server.id, Utc::now()), None);
@@ -952,12 +981,12 @@ mod tests {
     fn other_projects_cannot_delete_a_server() {
         let mut st = state();
         let b = body(&st);
-        let (r, _) = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+        let (r, _) = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap();
         let other = World::project("other");
         assert_eq!(
-            st.start_delete(&r.server.id, &other.id)
-                .unwrap_err()
-                .status,
+            st.start_delete(&r.server.id, &other.id).unwrap_err().status,
             404
         );
     }
@@ -966,7 +995,9 @@ mod tests {
     fn record_debug_never_shows_user_data() {
         let mut st = state();
         let b = body(&st);
-        let (r, _) = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap();
+        let (r, _) = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap();
         assert!(!format!("{r:?}").contains("I2Nsb3Vk"));
     }
 
@@ -993,7 +1024,11 @@ mod tests {
             st.quota = FakeQuota::UNLIMITED;
             let b = body(&st);
             (0..20)
-                .map(|_| st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap().1)
+                .map(|_| {
+                    st.create_server(b.clone(), &demo(), "u", Utc::now())
+                        .unwrap()
+                        .1
+                })
                 .collect::<Vec<_>>()
         };
         let a = delays(&opts);
@@ -1018,7 +1053,9 @@ mod tests {
         );
         let mut b = body(&st);
         b.user_data = Some("A".repeat(MAX_USER_DATA + 4));
-        let e = st.create_server(b.clone(), &demo(), "u", Utc::now()).unwrap_err();
+        let e = st
+            .create_server(b.clone(), &demo(), "u", Utc::now())
+            .unwrap_err();
         assert!(e.message.ends_with("is too long"), "{}", &e.message[..60]);
     }
 }

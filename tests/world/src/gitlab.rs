@@ -66,7 +66,7 @@ pub struct Job {
     pub started: Option<Instant>,
 }
 
-/// One runner.
+/// One runner. [`Runner::new`] and struct update syntax describe one to register.
 #[derive(Debug, Clone)]
 pub struct Runner {
     /// Runner id.
@@ -143,45 +143,26 @@ pub enum Clock {
     },
 }
 
-/// A new runner, as `POST /user/runners` asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunnerSpec {
-    /// `instance_type`, `group_type` or `project_type`.
-    pub runner_type: String,
-    /// Group or project owning it.
-    pub owner_id: Option<u64>,
-    /// Description.
-    pub description: String,
-    /// Maintenance note.
-    pub maintenance_note: String,
-    /// Tags.
-    pub tags: BTreeSet<String>,
-    /// Takes untagged jobs.
-    pub run_untagged: bool,
-    /// Created paused.
-    pub paused: bool,
-    /// Locked to its project.
-    pub locked: bool,
-    /// `not_protected` or `ref_protected`.
-    pub access_level: String,
-    /// Maximum timeout, seconds.
-    pub maximum_timeout: Option<u64>,
-}
-
-impl Default for RunnerSpec {
-    /// An `instance_type` runner with GitLab's defaults: untagged jobs, not paused.
-    fn default() -> Self {
-        RunnerSpec {
+impl Runner {
+    /// An `instance_type` runner with GitLab's defaults (untagged jobs, not paused, not
+    /// protected) described `description`, to register.
+    pub fn new(description: impl Into<String>, maintenance_note: impl Into<String>) -> Self {
+        Runner {
+            id: 0,
+            token: String::new(),
             runner_type: "instance_type".into(),
-            owner_id: None,
-            description: String::new(),
-            maintenance_note: String::new(),
+            description: description.into(),
+            maintenance_note: maintenance_note.into(),
             tags: BTreeSet::new(),
             run_untagged: true,
             paused: false,
             locked: false,
             access_level: "not_protected".into(),
             maximum_timeout: None,
+            owner_id: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            contacted_at: None,
+            booted: false,
         }
     }
 }
@@ -275,36 +256,27 @@ impl World {
         id
     }
 
-    /// Registers a runner (never contacted, VM not booted) with a new `glrt-` token;
-    /// returns its id and token.
-    pub fn register_runner(&mut self, spec: RunnerSpec) -> (u64, String) {
+    /// Registers `runner` (its id, token and creation time are given here; never
+    /// contacted, VM not booted) with a new `glrt-` token; returns its id and token.
+    pub fn register_runner(&mut self, runner: Runner) -> (u64, String) {
         let id = self.id();
         let token = format!(
             "glrt-{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("fake-runner-{id:08}"))
         );
-        self.insert_runner(id, token.clone(), spec);
+        self.insert_runner(id, token.clone(), runner);
         (id, token)
     }
 
-    /// Adds runner `id` with `token` as `spec` describes, created now.
-    pub fn insert_runner(&mut self, id: u64, token: String, spec: RunnerSpec) {
+    /// Adds `runner` as runner `id` with `token`, created now, never contacted.
+    pub fn insert_runner(&mut self, id: u64, token: String, runner: Runner) {
         let runner = Runner {
             id,
             token,
-            runner_type: spec.runner_type,
-            description: spec.description,
-            maintenance_note: spec.maintenance_note,
-            tags: spec.tags,
-            run_untagged: spec.run_untagged,
-            paused: spec.paused,
-            locked: spec.locked,
-            access_level: spec.access_level,
-            maximum_timeout: spec.maximum_timeout,
-            owner_id: spec.owner_id,
             created_at: self.now(),
             contacted_at: None,
             booted: false,
+            ..runner
         };
         self.runners.insert(id, runner);
     }
@@ -348,7 +320,8 @@ impl World {
                     if now.saturating_duration_since(start) >= job.duration {
                         job.status = "success".into();
                         job.finished_at = Some(
-                            started_at + chrono::Duration::from_std(job.duration).unwrap_or_default(),
+                            started_at
+                                + chrono::Duration::from_std(job.duration).unwrap_or_default(),
                         );
                     }
                 }
@@ -360,21 +333,26 @@ impl World {
             .filter(|r| r.booted)
             .map(|r| r.id)
             .collect();
+        let wall = self.now();
         for id in booted {
-            while self.pick_job(id).is_some() {}
+            while self.pick_job_at(id, wall, now).is_some() {}
         }
     }
 
     /// Runner `id` asks for a job (runner protocol): marks contact, returns the job picked.
     pub fn pick_job(&mut self, id: u64) -> Option<u64> {
-        let wall = self.now();
+        self.pick_job_at(id, self.now(), Instant::now())
+    }
+
+    /// [`World::pick_job`] at wall time `wall`, `tokio::time` instant `now`.
+    fn pick_job_at(&mut self, id: u64, wall: DateTime<Utc>, now: Instant) -> Option<u64> {
         let capacity = self.capacity;
         let runner = self.runners.get_mut(&id)?;
         runner.contacted_at = Some(wall);
         if runner.paused {
             return None;
         }
-        let runner = runner.clone();
+        let runner = &*runner;
         let busy = self
             .jobs
             .values()
@@ -394,7 +372,7 @@ impl World {
         job.status = "running".into();
         job.runner = Some(id);
         job.started_at = Some(wall);
-        job.started = Some(Instant::now());
+        job.started = Some(now);
         Some(job.id)
     }
 

@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 
 pub use self::server::{ADMIN_TOKEN, USER_TOKEN};
 use self::server::{Shared, lock};
-use autoscaler_world::gitlab::{Clock, Group, Project, RunnerSpec};
+use autoscaler_world::gitlab::{Clock, Group, Project};
 pub use autoscaler_world::gitlab::{Job, ONLINE_CONTACT_TIMEOUT, Runner, STALE_TIMEOUT};
 
 /// A running fake GitLab on 127.0.0.1. Dropping it stops the server.
@@ -134,7 +134,13 @@ impl FakeGitLabServer {
     /// picks up jobs it can run (while not paused). Returns whether the token is known.
     pub fn runner_booted(&self, token: &str) -> bool {
         let mut s = lock(&self.shared);
-        let Some(id) = s.world.runners.values().find(|r| r.token == token).map(|r| r.id) else {
+        let Some(id) = s
+            .world
+            .runners
+            .values()
+            .find(|r| r.token == token)
+            .map(|r| r.id)
+        else {
             return false;
         };
         s.world.set_booted(id, true)
@@ -213,11 +219,9 @@ impl FakeGitLabServer {
         (0..n)
             .map(|_| {
                 let id = s.world.id();
-                let spec = RunnerSpec {
-                    description: format!("{prefix}{id}"),
-                    ..RunnerSpec::default()
-                };
-                s.world.insert_runner(id, format!("glrt-bulk-{id:08}"), spec);
+                let runner = Runner::new(format!("{prefix}{id}"), "");
+                s.world
+                    .insert_runner(id, format!("glrt-bulk-{id:08}"), runner);
                 id
             })
             .collect()

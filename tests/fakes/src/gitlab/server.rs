@@ -13,7 +13,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use autoscaler_world::gitlab::{AVAILABLE_STATUSES, Job, Runner, RunnerSpec, World};
+use autoscaler_world::gitlab::{AVAILABLE_STATUSES, Job, Runner, World};
 
 use super::render::Render;
 
@@ -702,17 +702,16 @@ fn create_runner(world: &mut World, admin: bool, headers: &HeaderMap, body: &[u8
     if note.len() > 1024 {
         return bad("maintenance_note is too long (maximum is 1024 characters)");
     }
-    let (id, token) = world.register_runner(RunnerSpec {
+    let (id, token) = world.register_runner(Runner {
         runner_type,
         owner_id,
-        description: p.str("description").unwrap_or_default(),
-        maintenance_note: note,
         tags: p.tags(),
         run_untagged: run_untagged.unwrap_or(true),
         paused: paused.unwrap_or(false),
         locked: locked.unwrap_or(false),
         access_level,
         maximum_timeout,
+        ..Runner::new(p.str("description").unwrap_or_default(), note)
     });
     (
         StatusCode::CREATED,
