@@ -292,6 +292,14 @@ impl World {
         true
     }
 
+    /// The id of the runner authenticated by `token`.
+    pub fn runner_by_token(&self, token: &str) -> Option<u64> {
+        self.runners
+            .values()
+            .find(|r| r.token == token)
+            .map(|r| r.id)
+    }
+
     /// Jobs runner `id` is running now.
     pub fn running_on(&self, id: u64) -> impl Iterator<Item = &Job> {
         self.jobs

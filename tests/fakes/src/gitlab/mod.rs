@@ -134,13 +134,7 @@ impl FakeGitLabServer {
     /// picks up jobs it can run (while not paused). Returns whether the token is known.
     pub fn runner_booted(&self, token: &str) -> bool {
         let mut s = lock(&self.shared);
-        let Some(id) = s
-            .world
-            .runners
-            .values()
-            .find(|r| r.token == token)
-            .map(|r| r.id)
-        else {
+        let Some(id) = s.world.runner_by_token(token) else {
             return false;
         };
         s.world.set_booted(id, true)

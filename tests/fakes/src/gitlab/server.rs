@@ -285,13 +285,7 @@ pub(crate) async fn handle(
     if method == Method::POST && segs == ["api", "v4", "jobs", "request"] {
         let p = Params::parse(&headers, &body);
         let token = p.str("token").unwrap_or_default();
-        let Some(id) = inner
-            .world
-            .runners
-            .values()
-            .find(|r| r.token == token)
-            .map(|r| r.id)
-        else {
+        let Some(id) = inner.world.runner_by_token(&token) else {
             return message(StatusCode::FORBIDDEN, "403 Forbidden");
         };
         return match inner.world.pick_job(id) {
