@@ -11,7 +11,8 @@
 //!   file store.
 //! * [`forecast`]: learned pre-warming for bursts that recur at the same time of day.
 //! * [`status`]: the `/status` document, the contract with the check plugin.
-//! * `testing` (feature `testing`): in-memory fakes of the two ports.
+//! * `testing` (feature `testing`): in-memory fakes of the two ports, the port face of the
+//!   fake world (`autoscaler-world`) whose rules the HTTP fakes serve too.
 //!
 //! # What it must not do
 //!

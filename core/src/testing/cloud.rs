@@ -1,17 +1,28 @@
-//! [`FakeCloud`]: an in-memory [`Cloud`] with scripted failures, boot delays and latency.
+//! [`FakeCloud`]: the in-memory [`Cloud`] face of the fake cloud world
+//! ([`autoscaler_world::cloud::World`]), with scripted failures, boot delays and latency.
 //!
-//! It behaves like Nova where the reconciler can tell: servers are `Building` for the boot
-//! delay, then `Active` (or `Error` when scripted); delete of a missing server is `Ok`; only
-//! servers with this controller's ownership tag are listed; the instances quota is
-//! enforced at create time (like Nova's 403), and a scripted "quota race" lets a create
-//! succeed and the server go `Error` afterwards (like concurrent creates in Nova).
+//! The world holds Nova's rules, the same ones the HTTP fake serves: servers are BUILD for
+//! the boot delay, then ACTIVE (or ERROR with a scripted fault); a deleted server is
+//! `deleting` for the delete delay, then gone; the instances, cores and RAM quota count
+//! every server of the project (owned or not, deleting ones until they are gone) and is
+//! enforced at create time (Nova's 403); user data over Nova's limit, bad names and bad
+//! tags are refused. This face adds what the port adapter does: only servers with this
+//! controller's ownership tag are listed, delete of a missing server is `Ok`, a server
+//! needs a network, and names of flavors, images and networks need no catalog (an unknown
+//! flavor counts no core and reports no size).
 //!
-//! Time comes from `tokio::time`, so `tokio::time::pause()` + `advance()` drive boots.
+//! Time comes from `tokio::time`: a call applies the boots and deletes whose deadline has
+//! passed, so `tokio::time::pause()` + `advance()` drive them. A scripted "quota race"
+//! ([`FakeCloud::fail_next_boot`]) lets a create succeed and the server go ERROR
+//! afterwards (like concurrent creates in Nova).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use autoscaler_world::cloud::{FakeServer, FakeStatus, Project, Reason, ServerRequest, World};
+use autoscaler_world::{FakeFlavor, FakeOpenStackOptions, FakeQuota};
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
@@ -20,9 +31,6 @@ use crate::ports::{
     Cloud, CloudError, CloudErrorKind, CloudResult, CloudServer, CloudStatus, ComputeQuota,
     ControllerId, CreateServer, META_POOL, META_RUNNER_ID, ServerId, owner_tag, ownership_labels,
 };
-
-// Largest user data, as Nova counts it (bytes of base64).
-use autoscaler_bootstrap::NOVA_USER_DATA_LIMIT as MAX_USER_DATA_BASE64;
 
 /// An in-memory cloud. Clones share state.
 #[derive(Clone)]
@@ -35,88 +43,107 @@ impl std::fmt::Debug for FakeCloud {
         let s = self.lock();
         f.debug_struct("FakeCloud")
             .field("controller", &s.controller)
-            .field("servers", &s.servers.len())
+            .field("servers", &s.world.servers.len())
             .finish_non_exhaustive()
     }
 }
 
+/// A delayed transition of the world, due at a `tokio::time` instant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// The boot of this server ends.
+    Boot(String),
+    /// This server is gone.
+    Gone(String),
+}
+
+/// The world and this face's scripting and clock.
 struct State {
     controller: ControllerId,
+    world: World,
+    project: Project,
+    user_id: String,
     epoch: DateTime<Utc>,
     started: Instant,
-    next_id: u64,
-    servers: BTreeMap<ServerId, FakeServer>,
-    boot_delay: Duration,
-    delete_delay: Duration,
+    /// Transitions not applied yet, by deadline (then order of scheduling).
+    due: BTreeMap<(Instant, u64), Due>,
+    scheduled: u64,
+    /// Servers whose delete has a deadline (a stuck delete has none).
+    ending: BTreeSet<String>,
+    /// Flavors given a size with [`FakeCloud::set_flavor`].
+    sized: BTreeSet<String>,
     latency: Duration,
-    max_instances: Option<u64>,
-    max_cores: Option<u64>,
-    flavors: BTreeMap<String, crate::model::FlavorSize>,
-    flavor_of: BTreeMap<ServerId, String>,
-    fail_create: VecDeque<CloudError>,
-    fail_delete: VecDeque<CloudError>,
-    fail_list: VecDeque<CloudError>,
-    fail_boot: VecDeque<String>,
+    fail_create: std::collections::VecDeque<CloudError>,
+    fail_delete: std::collections::VecDeque<CloudError>,
+    fail_list: std::collections::VecDeque<CloudError>,
     creates: u64,
     deletes: u64,
 }
 
-struct FakeServer {
-    server: CloudServer,
-    user_data: String,
-    ready_at: Instant,
-    boot_fault: Option<String>,
-    gone_at: Option<Instant>,
+/// The port's status of a world server.
+fn status(s: &FakeServer) -> CloudStatus {
+    match s.status {
+        FakeStatus::Build => CloudStatus::Building,
+        FakeStatus::Active => CloudStatus::Active,
+        FakeStatus::Error => CloudStatus::Error {
+            fault: s.fault.clone(),
+        },
+        FakeStatus::Deleting => CloudStatus::Deleting,
+    }
 }
 
-impl FakeServer {
-    /// The server as seen at `now`, or `None` once its deletion has completed.
-    fn view(&self, now: Instant) -> Option<CloudServer> {
-        let mut s = self.server.clone();
-        if let Some(gone) = self.gone_at {
-            if now >= gone {
-                return None;
-            }
-            s.status = CloudStatus::Deleting;
-        } else if s.status == CloudStatus::Building && now >= self.ready_at {
-            s.status = match &self.boot_fault {
-                Some(f) => CloudStatus::Error {
-                    fault: Some(f.clone()),
-                },
-                None => CloudStatus::Active,
-            };
-        }
-        Some(s)
+/// The port's view of a world server.
+fn view(s: &FakeServer) -> CloudServer {
+    CloudServer {
+        id: ServerId(s.id.clone()),
+        name: s.name.clone(),
+        status: status(s),
+        created: s.created,
+        pool: s.metadata.get(META_POOL).cloned(),
+        runner_id: s.metadata.get(META_RUNNER_ID).and_then(|r| r.parse().ok()),
+        tags: s.tags.clone(),
+        address: s.address.clone(),
     }
 }
 
 // === impl FakeCloud ===
 
 impl FakeCloud {
-    /// An empty cloud for `controller`; creation timestamps start at 2025-01-01T00:00:00Z
-    /// and advance with `tokio::time`.
+    /// An empty cloud for `controller` (no quota, 60 s boots, deletes gone at once);
+    /// creation timestamps start at 2025-01-01T00:00:00Z and advance with `tokio::time`.
     pub fn new(controller: ControllerId) -> Self {
         let epoch = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or_default();
+        let options = FakeOpenStackOptions {
+            flavors: Vec::new(),
+            images: Vec::new(),
+            networks: Vec::new(),
+            boot_delay: Duration::from_secs(60),
+            delete_delay: Duration::ZERO,
+            quota: FakeQuota::UNLIMITED,
+            ..FakeOpenStackOptions::default()
+        };
+        let world = World::new(&options);
+        let user = options.users.first();
+        let project = World::project(user.map_or("demo", |u| u.project.as_str()));
+        let user_id = World::user_id(user.map_or("demo", |u| u.name.as_str()));
         FakeCloud {
             state: Arc::new(Mutex::new(State {
                 controller,
+                world,
+                project,
+                user_id,
                 epoch,
                 started: Instant::now(),
-                next_id: 1,
-                servers: BTreeMap::new(),
-                boot_delay: Duration::from_secs(60),
-                delete_delay: Duration::ZERO,
+                due: BTreeMap::new(),
+                scheduled: 0,
+                ending: BTreeSet::new(),
+                sized: BTreeSet::new(),
                 latency: Duration::ZERO,
-                max_instances: None,
-                max_cores: None,
-                flavors: BTreeMap::new(),
-                flavor_of: BTreeMap::new(),
-                fail_create: VecDeque::new(),
-                fail_delete: VecDeque::new(),
-                fail_list: VecDeque::new(),
-                fail_boot: VecDeque::new(),
+                fail_create: Default::default(),
+                fail_delete: Default::default(),
+                fail_list: Default::default(),
                 creates: 0,
                 deletes: 0,
             })),
@@ -128,14 +155,21 @@ impl FakeCloud {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The state with the world brought to now.
+    fn now(&self) -> MutexGuard<'_, State> {
+        let mut s = self.lock();
+        s.settle(Instant::now());
+        s
+    }
+
     /// How long new servers stay `Building` (default 60 s).
     pub fn set_boot_delay(&self, d: Duration) {
-        self.lock().boot_delay = d;
+        self.lock().world.boot_delay = d;
     }
 
     /// How long deleted servers stay listed as `Deleting` (default: gone at once).
     pub fn set_delete_delay(&self, d: Duration) {
-        self.lock().delete_delay = d;
+        self.lock().world.delete_delay = d;
     }
 
     /// Delay added to every call (default none).
@@ -146,17 +180,21 @@ impl FakeCloud {
     /// Limits the instances quota; `None` = unlimited. Counts every server in the project,
     /// owned or not.
     pub fn set_quota_instances(&self, max: Option<u64>) {
-        self.lock().max_instances = max;
+        self.lock().world.quota.instances = max;
     }
 
     /// The cores quota (`None` = unlimited); servers use their flavor's vCPUs.
     pub fn set_quota_cores(&self, max: Option<u64>) {
-        self.lock().max_cores = max;
+        self.lock().world.quota.cores = max;
     }
 
     /// The size of flavor `name` (unknown flavors count 0 cores and report no size).
     pub fn set_flavor(&self, name: &str, size: crate::model::FlavorSize) {
-        self.lock().flavors.insert(name.to_string(), size);
+        let mut s = self.lock();
+        s.sized.insert(name.to_string());
+        let flavor = FakeFlavor::new(name, u64::from(size.vcpus), size.ram_mb, 0);
+        s.world.flavors.retain(|f| f.name != name);
+        s.world.flavors.push(flavor);
     }
 
     /// The next create fails with `err` (queued: call several times for several failures).
@@ -177,7 +215,7 @@ impl FakeCloud {
     /// The next created server is accepted but goes `Error` with `fault` when its boot
     /// delay ends (Nova's "No valid host", or a lost quota race).
     pub fn fail_next_boot(&self, fault: impl Into<String>) {
-        self.lock().fail_boot.push_back(fault.into());
+        self.lock().world.boot_faults.push_back(fault.into());
     }
 
     /// Puts an existing server into `Error` now, like an admin's `os-resetState`.
@@ -186,15 +224,10 @@ impl FakeCloud {
     ///
     /// When the server does not exist: a test scripting error.
     pub fn make_error(&self, id: &ServerId, fault: Option<&str>) {
-        let mut s = self.lock();
-        #[allow(clippy::expect_used)]
-        let srv = s
-            .servers
-            .get_mut(id)
-            .expect("make_error: no such server in FakeCloud");
-        srv.server.status = CloudStatus::Error {
-            fault: fault.map(str::to_string),
-        };
+        let mut s = self.now();
+        let wall = s.wall(Instant::now());
+        let found = s.world.reset_to_error(&id.0, fault, wall);
+        assert!(found, "make_error: no such server in FakeCloud");
     }
 
     /// Puts an existing server into `Deleting` for good, as if a delete had been accepted
@@ -202,55 +235,58 @@ impl FakeCloud {
     /// stays listed until a later [`Cloud::delete_server`] call. Returns false when the server
     /// does not exist or is already going away.
     pub fn make_stuck_deleting(&self, id: &ServerId) -> bool {
-        let mut s = self.lock();
-        match s.servers.get_mut(id) {
-            Some(srv) if srv.gone_at.is_none() => {
-                srv.server.status = CloudStatus::Deleting;
-                true
-            }
-            _ => false,
-        }
+        let mut s = self.now();
+        let project = s.project.id.clone();
+        matches!(s.world.start_delete(&id.0, &project), Ok(Some(_)))
     }
 
     /// Adds a server that does not belong to this controller (another controller's or a
     /// human's); it must never be listed or deleted by the controller.
     pub fn insert_foreign(&self, name: &str, tags: Vec<String>) -> ServerId {
-        let mut s = self.lock();
-        let id = s.new_id();
-        let now = Instant::now();
-        let server = CloudServer {
+        let mut s = self.now();
+        let id = s.world.new_server_id();
+        // A flavor of no size: a foreign server counts as an instance, not as cores.
+        if !s.world.flavors.iter().any(|f| f.name.is_empty()) {
+            s.world.flavors.push(FakeFlavor::new("", 0, 0, 0));
+        }
+        let server = FakeServer {
             id: id.clone(),
             name: name.into(),
-            status: CloudStatus::Active,
-            created: s.timestamp(now),
-            pool: None,
-            runner_id: None,
+            status: FakeStatus::Active,
+            metadata: BTreeMap::new(),
             tags,
+            created: s.wall(Instant::now()),
+            fault: None,
+            flavor: String::new(),
+            image_id: None,
+            networks: Vec::new(),
             address: None,
+            key_name: None,
+            project_id: s.project.id.clone(),
         };
-        s.servers.insert(
-            id.clone(),
-            FakeServer {
-                server,
-                user_data: String::new(),
-                ready_at: now,
-                boot_fault: None,
-                gone_at: None,
-            },
-        );
-        id
+        s.world.insert_server(server);
+        ServerId(id)
     }
 
-    /// Every server in the project as it is now, owned or not, sorted by id.
+    /// Every server in the project as it is now, owned or not, oldest first.
     pub fn servers(&self) -> Vec<CloudServer> {
-        let s = self.lock();
-        let now = Instant::now();
-        s.servers.values().filter_map(|f| f.view(now)).collect()
+        let s = self.now();
+        s.world
+            .in_order()
+            .into_iter()
+            .map(|r| view(&r.server))
+            .collect()
     }
 
     /// The user data a server was created with (tests of token handling).
     pub fn user_data(&self, id: &ServerId) -> Option<String> {
-        self.lock().servers.get(id).map(|f| f.user_data.clone())
+        let s = self.lock();
+        let r = s.world.servers.get(&id.0)?;
+        let raw = r.user_data.as_deref().unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap_or_default();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Creates accepted so far.
@@ -272,62 +308,113 @@ impl FakeCloud {
 }
 
 impl State {
-    fn new_id(&mut self) -> ServerId {
-        let id = ServerId(format!("fake-{:06}", self.next_id));
-        self.next_id += 1;
-        id
-    }
-
-    fn timestamp(&self, now: Instant) -> DateTime<Utc> {
+    fn wall(&self, now: Instant) -> DateTime<Utc> {
         let elapsed = now.saturating_duration_since(self.started);
         self.epoch + chrono::Duration::from_std(elapsed).unwrap_or_default()
     }
 
-    fn live_count(&self, now: Instant) -> u64 {
-        self.servers
-            .values()
-            .filter(|f| f.view(now).is_some())
-            .count() as u64
+    fn schedule(&mut self, at: Instant, due: Due) {
+        self.scheduled += 1;
+        self.due.insert((at, self.scheduled), due);
     }
 
-    /// vCPUs of the servers that still exist (by their flavor's size).
-    fn used_cores(&self, now: Instant) -> u64 {
-        self.servers
+    /// Applies the transitions due by `now`, in the order of their deadlines.
+    fn settle(&mut self, now: Instant) {
+        while let Some(entry) = self.due.first_entry() {
+            let (at, _) = *entry.key();
+            if at > now {
+                break;
+            }
+            let due = entry.remove();
+            let wall = self.wall(at);
+            match due {
+                Due::Boot(id) => {
+                    self.world.finish_boot(&id, wall);
+                }
+                Due::Gone(id) => {
+                    self.ending.remove(&id);
+                    self.world.finish_delete(&id);
+                }
+            }
+        }
+    }
+
+    /// Starts or finishes the delete of `id`; a stuck delete gets its deadline now.
+    fn delete(&mut self, id: &str, now: Instant) {
+        let project = self.project.id.clone();
+        if self.world.start_delete(id, &project).is_err() || self.ending.contains(id) {
+            return;
+        }
+        let delay = self.world.delete_delay;
+        if delay.is_zero() {
+            self.world.finish_delete(id);
+        } else {
+            self.ending.insert(id.to_string());
+            self.schedule(now + delay, Due::Gone(id.to_string()));
+        }
+    }
+
+    /// Registers the names of a request's flavor, image and networks (this face needs no
+    /// catalog) and returns the world's request.
+    fn request(
+        &mut self,
+        req: &CreateServer,
+        tags: Vec<String>,
+        metadata: BTreeMap<String, String>,
+    ) -> ServerRequest {
+        let t = &req.template;
+        let flavor = match self.world.flavors.iter().find(|f| f.name == t.flavor) {
+            Some(f) => f.id.clone(),
+            None => {
+                let f = FakeFlavor::new(&t.flavor, 0, 0, 0);
+                let id = f.id.clone();
+                self.world.flavors.push(f);
+                id
+            }
+        };
+        let image = self.world.ensure_image(&t.image);
+        let networks = t
+            .networks
             .iter()
-            .filter(|(_, f)| f.view(now).is_some())
-            .filter_map(|(id, _)| self.flavor_of.get(id))
-            .filter_map(|name| self.flavors.get(name))
-            .map(|f| u64::from(f.vcpus))
-            .sum()
-    }
-
-    fn purge(&mut self, now: Instant) {
-        self.servers.retain(|_, f| f.view(now).is_some());
-        let live: BTreeSet<ServerId> = self.servers.keys().cloned().collect();
-        self.flavor_of.retain(|id, _| live.contains(id));
+            .map(|n| self.world.ensure_network(n))
+            .collect();
+        ServerRequest {
+            name: req.name.clone(),
+            flavor_ref: flavor,
+            image_ref: Some(image),
+            networks: Some(networks),
+            security_groups: Vec::new(),
+            key_name: None,
+            metadata,
+            tags,
+            user_data: Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode(req.user_data.expose_secret().as_bytes()),
+            ),
+            availability_zone: None,
+        }
     }
 }
 
 impl Cloud for FakeCloud {
     async fn list_owned_servers(&self) -> CloudResult<Vec<CloudServer>> {
         self.pause().await;
-        let mut s = self.lock();
+        let mut s = self.now();
         if let Some(e) = s.fail_list.pop_front() {
             return Err(e);
         }
-        let now = Instant::now();
-        s.purge(now);
         let tag = owner_tag(&s.controller);
-        Ok(s.servers
-            .values()
-            .filter(|f| f.server.tags.contains(&tag))
-            .filter_map(|f| f.view(now))
+        Ok(s.world
+            .in_order()
+            .into_iter()
+            .filter(|r| r.server.tags.contains(&tag))
+            .map(|r| view(&r.server))
             .collect())
     }
 
     async fn create_server(&self, req: CreateServer) -> CloudResult<ServerId> {
         self.pause().await;
-        let mut s = self.lock();
+        let mut s = self.now();
         if let Some(e) = s.fail_create.pop_front() {
             return Err(e);
         }
@@ -338,94 +425,48 @@ impl Cloud for FakeCloud {
                 format!("pool {:?}: at least one network is needed", req.pool),
             ));
         }
-        let user_data = req.user_data.expose_secret().to_string();
-        let encoded_len = user_data.len().div_ceil(3) * 4;
-        if encoded_len > MAX_USER_DATA_BASE64 {
-            return Err(CloudError::new(
-                CloudErrorKind::Rejected,
-                format!(
-                    "user data is {encoded_len} bytes of base64; Nova accepts at most {MAX_USER_DATA_BASE64}"
-                ),
-            ));
-        }
+        let request = s.request(&req, tags, metadata);
         let now = Instant::now();
-        if let Some(max) = s.max_instances {
-            let used = s.live_count(now);
-            if used >= max {
-                return Err(CloudError::new(
-                    CloudErrorKind::Quota,
+        let (project, user_id, wall) = (s.project.clone(), s.user_id.clone(), s.wall(now));
+        let (record, boot) = s
+            .world
+            .create_server(request, &project, &user_id, wall)
+            .map_err(|r| match r.reason {
+                Reason::Quota => CloudError::new(CloudErrorKind::Quota, r.message),
+                // Nova quotes the user data; say what the real adapter says instead.
+                Reason::UserDataTooLong(len) => CloudError::new(
+                    CloudErrorKind::Rejected,
                     format!(
-                        "Quota exceeded for instances: Requested 1, but already used {used} of {max} instances"
+                        "user data is {len} bytes of base64; Nova accepts at most {}",
+                        autoscaler_world::cloud::MAX_USER_DATA
                     ),
-                ));
-            }
-        }
-        if let Some(max) = s.max_cores {
-            let used = s.used_cores(now);
-            let want = s
-                .flavors
-                .get(&req.template.flavor)
-                .map_or(0, |f| u64::from(f.vcpus));
-            if used + want > max {
-                return Err(CloudError::new(
-                    CloudErrorKind::Quota,
-                    format!(
-                        "Quota exceeded for cores: Requested {want}, but already used {used} of {max} cores"
-                    ),
-                ));
-            }
-        }
-        let id = s.new_id();
-        s.flavor_of.insert(id.clone(), req.template.flavor.clone());
-        let server = CloudServer {
-            id: id.clone(),
-            name: req.name,
-            status: CloudStatus::Building,
-            created: s.timestamp(now),
-            pool: metadata.get(META_POOL).cloned(),
-            runner_id: metadata.get(META_RUNNER_ID).and_then(|r| r.parse().ok()),
-            tags,
-            address: Some(format!("10.0.{}.{}", s.next_id / 250, s.next_id % 250 + 2)),
-        };
-        let boot_fault = s.fail_boot.pop_front();
-        let ready_at = now + s.boot_delay;
-        s.servers.insert(
-            id.clone(),
-            FakeServer {
-                server,
-                user_data,
-                ready_at,
-                boot_fault,
-                gone_at: None,
-            },
-        );
+                ),
+                _ => CloudError::new(CloudErrorKind::Rejected, r.message),
+            })?;
+        let id = record.server.id;
+        s.schedule(now + boot, Due::Boot(id.clone()));
         s.creates += 1;
-        Ok(id)
+        Ok(ServerId(id))
     }
 
     async fn delete_server(&self, id: &ServerId) -> CloudResult<()> {
         self.pause().await;
-        let mut s = self.lock();
+        let mut s = self.now();
         if let Some(e) = s.fail_delete.pop_front() {
             return Err(e);
         }
-        let tag = owner_tag(&s.controller);
-        let delay = s.delete_delay;
-        let now = Instant::now();
         s.deletes += 1;
-        match s.servers.get_mut(id) {
+        let tag = owner_tag(&s.controller);
+        match s.world.servers.get(&id.0) {
             None => Ok(()),
-            Some(f) if !f.server.tags.contains(&tag) => Err(CloudError::new(
+            Some(r) if !r.server.tags.contains(&tag) => Err(CloudError::new(
                 CloudErrorKind::Rejected,
                 format!(
                     "fake cloud: server {id} is not owned by this controller; refusing to delete it"
                 ),
             )),
-            Some(f) => {
-                if f.gone_at.is_none() {
-                    f.gone_at = Some(now + delay);
-                }
-                s.purge(now);
+            Some(_) => {
+                s.delete(&id.0, Instant::now());
                 Ok(())
             }
         }
@@ -433,22 +474,33 @@ impl Cloud for FakeCloud {
 
     async fn quota(&self) -> CloudResult<ComputeQuota> {
         self.pause().await;
-        let s = self.lock();
+        let s = self.now();
+        let (instances, cores, _) = s.world.usage(&s.project.id);
         Ok(ComputeQuota {
-            max_instances: s.max_instances,
-            used_instances: s.live_count(Instant::now()),
-            max_cores: s.max_cores,
-            used_cores: s.used_cores(Instant::now()),
+            max_instances: s.world.quota.instances,
+            used_instances: instances,
+            max_cores: s.world.quota.cores,
+            used_cores: cores,
             ..ComputeQuota::default()
         })
     }
 
     async fn flavor_size(&self, flavor: &str) -> CloudResult<Option<crate::model::FlavorSize>> {
         self.pause().await;
-        Ok(self.lock().flavors.get(flavor).copied())
+        let s = self.lock();
+        if !s.sized.contains(flavor) {
+            return Ok(None);
+        }
+        Ok(s.world
+            .flavors
+            .iter()
+            .find(|f| f.name == flavor)
+            .map(|f| crate::model::FlavorSize {
+                vcpus: u32::try_from(f.vcpus).unwrap_or(u32::MAX),
+                ram_mb: f.ram_mb,
+            }))
     }
 }
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -568,6 +620,14 @@ mod tests {
         c.quota().await?;
         assert_eq!(start.elapsed(), Duration::from_millis(250));
         Ok(())
+    }
+
+    #[test]
+    fn the_world_refuses_user_data_at_the_bootstrap_renderer_limit() {
+        assert_eq!(
+            autoscaler_world::cloud::MAX_USER_DATA,
+            autoscaler_bootstrap::NOVA_USER_DATA_LIMIT
+        );
     }
 
     #[tokio::test(start_paused = true)]

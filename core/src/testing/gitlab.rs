@@ -1,22 +1,26 @@
-//! [`FakeGitLab`]: an in-memory [`GitLab`] for fast reconciler tests.
+//! [`FakeGitLab`]: the in-memory [`GitLab`] face of the fake GitLab world
+//! ([`autoscaler_world::gitlab::World`]), for fast reconciler tests.
 //!
-//! It behaves like GitLab where the reconciler can tell: jobs stay pending until a runner
-//! whose VM has booted ([`FakeGitLab::runner_booted`]) and that is not paused picks them
-//! up (tags must be a subset of the runner's, untagged jobs need `run_untagged`); a job
-//! finishes after its duration; deleting a runner that runs a job records the job as
-//! killed ([`FakeGitLab::killed_jobs`]); delete of a missing runner is `Ok`; only runners
-//! with this controller's description prefix and maintenance-note marker are listed.
-//! Failures and latency are scripted. Time comes from `tokio::time` (paused-time tests).
+//! The world holds GitLab's rules, the same ones the HTTP fake serves: jobs stay pending
+//! until a runner whose VM has booted ([`FakeGitLab::runner_booted`]) and that is not
+//! paused picks them up (tags must be a subset of the runner's, untagged jobs need
+//! `run_untagged`); a job finishes after its duration; deleting a runner that runs a job
+//! kills the job ([`FakeGitLab::killed_jobs`]). This face adds what the port does: only
+//! runners with this controller's description prefix and maintenance-note marker are
+//! listed, delete of a missing runner is `Ok`, a description without the prefix is refused.
+//! Failures and latency are scripted here. The world's clock is virtual: it starts at
+//! 2025-01-01T00:00:00Z and advances with `tokio::time` (paused-time tests).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use autoscaler_world::gitlab::{Clock, Job, Runner, World};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use crate::model::{PendingJob, RunnerId};
+use crate::model::{JobArrival, PendingJob, RunnerId};
 use crate::ports::{
     ControllerId, CreateRunner, GitLab, GitLabError, GitLabResult, NewRunner, OwnedRunner,
     runner_maintenance_note, runner_ownership,
@@ -54,7 +58,7 @@ pub enum FakeJobState {
     Killed(RunnerId),
 }
 
-/// One fake job.
+/// One fake job, as the world has it now.
 #[derive(Debug, Clone)]
 pub struct FakeJob {
     /// Job id.
@@ -65,34 +69,30 @@ pub struct FakeJob {
     pub duration: Duration,
     /// Where it is.
     pub state: FakeJobState,
-    created: DateTime<Utc>,
-    started: Option<Instant>,
 }
 
-#[derive(Debug, Clone)]
-struct FakeRunner {
-    id: RunnerId,
-    description: String,
-    note: String,
-    tags: BTreeSet<String>,
-    run_untagged: bool,
-    paused: bool,
-    created_at: DateTime<Utc>,
-    contacted_at: Option<DateTime<Utc>>,
-    booted: bool,
-    jobs_run: u32,
-    last_job_at: Option<DateTime<Utc>>,
+impl From<&Job> for FakeJob {
+    fn from(j: &Job) -> Self {
+        let runner = j.runner.unwrap_or_default();
+        let state = match j.status.as_str() {
+            _ if j.killed => FakeJobState::Killed(runner),
+            "running" => FakeJobState::Running(runner),
+            "success" => FakeJobState::Done(runner),
+            _ => FakeJobState::Pending,
+        };
+        FakeJob {
+            id: j.id,
+            tags: j.tags.clone(),
+            duration: j.duration,
+            state,
+        }
+    }
 }
 
+/// The world and this face's scripting.
 struct State {
     controller: ControllerId,
-    epoch: DateTime<Utc>,
-    started: Instant,
-    next_job: u64,
-    next_runner: RunnerId,
-    jobs: BTreeMap<u64, FakeJob>,
-    runners: BTreeMap<RunnerId, FakeRunner>,
-    capacity: u32,
+    world: World,
     latency: Duration,
     failures: BTreeMap<Op, VecDeque<GitLabError>>,
     creates: u64,
@@ -110,8 +110,8 @@ impl std::fmt::Debug for FakeGitLab {
         let s = self.lock();
         f.debug_struct("FakeGitLab")
             .field("controller", &s.controller)
-            .field("jobs", &s.jobs.len())
-            .field("runners", &s.runners.len())
+            .field("jobs", &s.world.jobs.len())
+            .field("runners", &s.world.runners.len())
             .finish_non_exhaustive()
     }
 }
@@ -140,16 +140,14 @@ impl FakeGitLab {
         let epoch = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or_default();
+        let clock = Clock::Virtual {
+            epoch,
+            start: Instant::now(),
+        };
         FakeGitLab {
             state: Arc::new(Mutex::new(State {
                 controller,
-                epoch,
-                started: Instant::now(),
-                next_job: 1,
-                next_runner: 1,
-                jobs: BTreeMap::new(),
-                runners: BTreeMap::new(),
-                capacity: 1,
+                world: World::new(clock),
                 latency: Duration::ZERO,
                 failures: BTreeMap::new(),
                 creates: 0,
@@ -166,7 +164,7 @@ impl FakeGitLab {
 
     /// Concurrent jobs per runner (default 1).
     pub fn set_capacity(&self, capacity: u32) {
-        self.lock().capacity = capacity.max(1);
+        self.lock().world.capacity = capacity.max(1) as usize;
     }
 
     /// Latency added to every port call.
@@ -176,48 +174,24 @@ impl FakeGitLab {
 
     /// Queues a pending job with these tags that runs for `duration`; returns its id.
     pub fn add_job(&self, tags: &[&str], duration: Duration) -> u64 {
-        let mut s = self.lock();
-        let id = s.next_job;
-        s.next_job += 1;
-        let created = s.wall(Instant::now());
-        s.jobs.insert(
-            id,
-            FakeJob {
-                id,
-                tags: tags.iter().map(|t| (*t).to_string()).collect(),
-                duration,
-                state: FakeJobState::Pending,
-                created,
-                started: None,
-            },
-        );
-        id
+        let tags = tags.iter().map(|t| (*t).to_string()).collect();
+        self.lock().world.add_job(0, tags, duration)
     }
 
     /// The VM of runner `id` has booted: its gitlab-runner starts polling for jobs.
     pub fn runner_booted(&self, id: RunnerId) {
-        let mut s = self.lock();
-        if let Some(r) = s.runners.get_mut(&id) {
-            r.booted = true;
-        }
-        s.advance(Instant::now());
+        self.lock().world.set_booted(id, true);
     }
 
     /// The VM of runner `id` is gone: its gitlab-runner stops contacting GitLab.
     pub fn runner_vanished(&self, id: RunnerId) {
-        if let Some(r) = self.lock().runners.get_mut(&id) {
-            r.booted = false;
-        }
+        self.lock().world.set_booted(id, false);
     }
 
     /// Adds a runner this controller did not create (wrong prefix or marker).
     pub fn add_foreign_runner(&self, description: &str, maintenance_note: &str) -> RunnerId {
-        self.lock().insert_runner(
-            description.into(),
-            maintenance_note.into(),
-            BTreeSet::new(),
-            true,
-        )
+        let runner = Runner::new(description, maintenance_note);
+        self.lock().world.register_runner(runner).0
     }
 
     /// The next call of `op` fails with `err` (queued: several calls fail in order).
@@ -228,10 +202,11 @@ impl FakeGitLab {
     /// Jobs killed because their runner was deleted while they ran.
     pub fn killed_jobs(&self) -> Vec<u64> {
         let mut s = self.lock();
-        s.advance(Instant::now());
-        s.jobs
+        s.world.advance();
+        s.world
+            .jobs
             .values()
-            .filter(|j| matches!(j.state, FakeJobState::Killed(_)))
+            .filter(|j| j.killed)
             .map(|j| j.id)
             .collect()
     }
@@ -239,18 +214,18 @@ impl FakeGitLab {
     /// Every job as it is now.
     pub fn jobs(&self) -> Vec<FakeJob> {
         let mut s = self.lock();
-        s.advance(Instant::now());
-        s.jobs.values().cloned().collect()
+        s.world.advance();
+        s.world.jobs.values().map(FakeJob::from).collect()
     }
 
     /// Ids of all runners (owned or not) that exist.
     pub fn runner_ids(&self) -> Vec<RunnerId> {
-        self.lock().runners.keys().copied().collect()
+        self.lock().world.runners.keys().copied().collect()
     }
 
     /// Whether runner `id` exists and is paused.
     pub fn is_paused(&self, id: RunnerId) -> Option<bool> {
-        self.lock().runners.get(&id).map(|r| r.paused)
+        self.lock().world.runners.get(&id).map(|r| r.paused)
     }
 
     /// Successful creates and deletes so far.
@@ -260,118 +235,32 @@ impl FakeGitLab {
     }
 
     /// Latency, then a scripted failure if one is queued for `op`; brings the world to now.
-    async fn enter(&self, op: Op) -> GitLabResult<()> {
+    async fn enter(&self, op: Op) -> GitLabResult<MutexGuard<'_, State>> {
         let latency = self.lock().latency;
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
         let mut s = self.lock();
-        s.advance(Instant::now());
+        s.world.advance();
         if let Some(e) = s.failures.get_mut(&op).and_then(VecDeque::pop_front) {
             return Err(e);
         }
-        Ok(())
+        Ok(s)
     }
 }
 
 impl State {
-    fn wall(&self, now: Instant) -> DateTime<Utc> {
-        let d = now.saturating_duration_since(self.started);
-        self.epoch + chrono::Duration::from_std(d).unwrap_or_default()
-    }
-
-    /// Finishes jobs whose time is up, lets booted runners contact GitLab and pick up jobs.
-    fn advance(&mut self, now: Instant) {
-        let wall = self.wall(now);
-        for job in self.jobs.values_mut() {
-            if let (FakeJobState::Running(r), Some(start)) = (&job.state, job.started) {
-                if now.saturating_duration_since(start) >= job.duration {
-                    let r = *r;
-                    let end = self.epoch
-                        + chrono::Duration::from_std(
-                            (start + job.duration).saturating_duration_since(self.started),
-                        )
-                        .unwrap_or_default();
-                    job.state = FakeJobState::Done(r);
-                    if let Some(runner) = self.runners.get_mut(&r) {
-                        runner.last_job_at = runner.last_job_at.max(Some(end));
-                    }
-                }
-            }
-        }
-        let ids: Vec<RunnerId> = self.runners.keys().copied().collect();
-        for id in ids {
-            let Some(runner) = self.runners.get_mut(&id) else {
-                continue;
-            };
-            if !runner.booted {
-                continue;
-            }
-            runner.contacted_at = Some(wall);
-            if runner.paused {
-                continue;
-            }
-            let runner = runner.clone();
-            let mut busy = self
-                .jobs
-                .values()
-                .filter(|j| j.state == FakeJobState::Running(id))
-                .count() as u32;
-            for job in self.jobs.values_mut() {
-                if busy >= self.capacity {
-                    break;
-                }
-                let fits = if job.tags.is_empty() {
-                    runner.run_untagged
-                } else {
-                    job.tags.is_subset(&runner.tags)
-                };
-                if job.state == FakeJobState::Pending && fits {
-                    job.state = FakeJobState::Running(id);
-                    job.started = Some(now);
-                    busy += 1;
-                    if let Some(r) = self.runners.get_mut(&id) {
-                        r.jobs_run += 1;
-                        r.last_job_at = Some(wall);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Registers a new runner (not booted, no job run yet); returns its id.
-    fn insert_runner(
-        &mut self,
-        description: String,
-        note: String,
-        tags: BTreeSet<String>,
-        run_untagged: bool,
-    ) -> RunnerId {
-        let id = self.next_runner;
-        self.next_runner += 1;
-        let created_at = self.wall(Instant::now());
-        self.runners.insert(
-            id,
-            FakeRunner {
-                id,
-                description,
-                note,
-                tags,
-                run_untagged,
-                paused: false,
-                created_at,
-                contacted_at: None,
-                booted: false,
-                jobs_run: 0,
-                last_job_at: None,
-            },
-        );
-        id
-    }
-
     /// Runner `r` as the port reports it, in `pool`.
-    fn owned(&self, r: &FakeRunner, pool: Option<String>) -> OwnedRunner {
-        let running = self.arrivals_on(r.id);
+    fn owned(&self, r: &Runner, pool: Option<String>) -> OwnedRunner {
+        let running: Vec<JobArrival> = self
+            .world
+            .running_on(r.id)
+            .map(|j| JobArrival {
+                id: j.id,
+                queued_since: j.queued_at,
+            })
+            .collect();
+        let (jobs_run, last_job_at) = self.world.job_history(r.id);
         OwnedRunner {
             id: r.id,
             description: r.description.clone(),
@@ -380,67 +269,58 @@ impl State {
             created_at: r.created_at,
             contacted_at: r.contacted_at,
             running_jobs: running.len() as u32,
-            jobs_run: r.jobs_run,
-            last_job_at: r.last_job_at,
+            jobs_run,
+            last_job_at,
             running,
         }
     }
 
-    fn running_on(&self, id: RunnerId) -> u32 {
-        self.arrivals_on(id).len() as u32
-    }
-
-    fn arrivals_on(&self, id: RunnerId) -> Vec<crate::model::JobArrival> {
-        self.jobs
-            .values()
-            .filter(|j| j.state == FakeJobState::Running(id))
-            .map(|j| crate::model::JobArrival {
-                id: j.id,
-                queued_since: j.created,
-            })
-            .collect()
+    fn not_found(id: RunnerId) -> GitLabError {
+        GitLabError::NotFound {
+            what: format!("runner {id}"),
+        }
     }
 }
 
 impl GitLab for FakeGitLab {
     async fn pending_jobs(&self) -> GitLabResult<Vec<PendingJob>> {
-        self.enter(Op::PendingJobs).await?;
-        let s = self.lock();
-        Ok(s.jobs
+        let s = self.enter(Op::PendingJobs).await?;
+        Ok(s.world
+            .jobs
             .values()
-            .filter(|j| j.state == FakeJobState::Pending)
+            .filter(|j| j.status == "pending")
             .map(|j| PendingJob {
                 id: j.id,
                 tags: j.tags.clone(),
-                queued_since: j.created,
+                queued_since: j.queued_at,
             })
             .collect())
     }
 
     async fn owned_runners(&self) -> GitLabResult<Vec<OwnedRunner>> {
-        self.enter(Op::OwnedRunners).await?;
-        let s = self.lock();
-        Ok(s.runners
+        let s = self.enter(Op::OwnedRunners).await?;
+        Ok(s.world
+            .runners
             .values()
             .filter_map(|r| {
-                let pool = runner_ownership(&s.controller, &r.description, Some(&r.note))?;
+                let pool =
+                    runner_ownership(&s.controller, &r.description, Some(&r.maintenance_note))?;
                 Some(s.owned(r, pool))
             })
             .collect())
     }
 
     async fn runner_by_id(&self, id: RunnerId) -> GitLabResult<Option<OwnedRunner>> {
-        self.enter(Op::RunnerById).await?;
-        let s = self.lock();
-        Ok(s.runners.get(&id).map(|r| {
-            let pool = runner_ownership(&s.controller, &r.description, Some(&r.note)).flatten();
+        let s = self.enter(Op::RunnerById).await?;
+        Ok(s.world.runners.get(&id).map(|r| {
+            let pool = runner_ownership(&s.controller, &r.description, Some(&r.maintenance_note))
+                .flatten();
             s.owned(r, pool)
         }))
     }
 
     async fn create_runner(&self, req: CreateRunner) -> GitLabResult<NewRunner> {
-        self.enter(Op::CreateRunner).await?;
-        let mut s = self.lock();
+        let mut s = self.enter(Op::CreateRunner).await?;
         let prefix = format!("{}-", s.controller);
         if !req.description.starts_with(&prefix) {
             return Err(GitLabError::Misconfigured {
@@ -452,52 +332,53 @@ impl GitLab for FakeGitLab {
         }
         s.creates += 1;
         let note = runner_maintenance_note(&s.controller, &req.pool);
-        let id = s.insert_runner(req.description, note, req.tags, req.run_untagged);
+        let runner = Runner {
+            tags: req.tags,
+            run_untagged: req.run_untagged,
+            locked: req.locked,
+            access_level: if req.ref_protected {
+                "ref_protected"
+            } else {
+                "not_protected"
+            }
+            .into(),
+            maximum_timeout: req.maximum_timeout,
+            ..Runner::new(req.description, note)
+        };
+        let (id, token) = s.world.register_runner(runner);
         Ok(NewRunner {
             id,
-            token: SecretString::from(format!("glrt-fake{id:016}")),
+            token: SecretString::from(token),
         })
     }
 
     async fn set_paused(&self, id: RunnerId, paused: bool) -> GitLabResult<()> {
-        self.enter(Op::SetPaused).await?;
-        let mut s = self.lock();
+        let mut s = self.enter(Op::SetPaused).await?;
         let r = s
+            .world
             .runners
             .get_mut(&id)
-            .ok_or_else(|| GitLabError::NotFound {
-                what: format!("runner {id}"),
-            })?;
+            .ok_or_else(|| State::not_found(id))?;
         r.paused = paused;
         Ok(())
     }
 
     async fn running_jobs(&self, id: RunnerId) -> GitLabResult<u32> {
-        self.enter(Op::RunningJobs).await?;
-        let s = self.lock();
-        if !s.runners.contains_key(&id) {
-            return Err(GitLabError::NotFound {
-                what: format!("runner {id}"),
-            });
+        let s = self.enter(Op::RunningJobs).await?;
+        if !s.world.runners.contains_key(&id) {
+            return Err(State::not_found(id));
         }
-        Ok(s.running_on(id))
+        Ok(s.world.running_on(id).count() as u32)
     }
 
     async fn delete_runner(&self, id: RunnerId) -> GitLabResult<()> {
-        self.enter(Op::DeleteRunner).await?;
-        let mut s = self.lock();
-        if s.runners.remove(&id).is_some() {
+        let mut s = self.enter(Op::DeleteRunner).await?;
+        if s.world.delete_runner(id) {
             s.deletes += 1;
-            for job in s.jobs.values_mut() {
-                if job.state == FakeJobState::Running(id) {
-                    job.state = FakeJobState::Killed(id);
-                }
-            }
         }
         Ok(())
     }
 }
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Params, Svc, authorize_project};
-use crate::ids::stable_id;
 use crate::server::App;
-use crate::state::{Named, State};
+use crate::state::World;
+use autoscaler_world::cloud::Named;
+use autoscaler_world::ids::stable_id;
 
 const SEED_TIME: &str = "2025-01-01T00:00:00Z";
 
@@ -24,7 +25,7 @@ fn image_json(i: &Named) -> Value {
         "id": i.id, "name": i.name, "status": "active", "visibility": "public",
         "disk_format": "qcow2", "container_format": "bare", "size": 356_515_840u64,
         "min_disk": 0, "min_ram": 0, "protected": false, "os_hidden": false, "tags": [],
-        "owner": State::project("admin").id, "created_at": SEED_TIME, "updated_at": SEED_TIME,
+        "owner": World::project("admin").id, "created_at": SEED_TIME, "updated_at": SEED_TIME,
         "self": format!("/v2/images/{}", i.id), "file": format!("/v2/images/{}/file", i.id),
         "schema": "/v2/schemas/image",
     })
@@ -80,7 +81,7 @@ pub(crate) async fn get_image(
 }
 
 fn network_json(n: &Named) -> Value {
-    let owner = State::project("admin").id;
+    let owner = World::project("admin").id;
     json!({
         "id": n.id, "name": n.name, "status": "ACTIVE", "admin_state_up": true,
         "subnets": [stable_id("subnet", &n.name)], "shared": true,

@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Svc};
-use crate::ids::stable_id;
 use crate::options::FakeUser;
 use crate::server::App;
-use crate::state::{State, TokenInfo};
+use crate::state::{State, TokenInfo, World};
+use autoscaler_world::ids::stable_id;
 
 /// Keystone's timestamp format (microseconds, `Z`).
 fn keystone_time(t: DateTime<Utc>) -> String {
@@ -33,7 +33,7 @@ fn domain_is_default(d: Option<&Value>) -> bool {
 /// Finds the user a `{"id"}` or `{"name", "domain"}` object refers to.
 fn find_user<'a>(st: &'a State, v: &Value) -> Option<&'a FakeUser> {
     if let Some(id) = v.get("id").and_then(Value::as_str) {
-        return st.users.iter().find(|u| State::user_id(&u.name) == id);
+        return st.users.iter().find(|u| World::user_id(&u.name) == id);
     }
     let name = v.get("name").and_then(Value::as_str)?;
     if !domain_is_default(v.get("domain")) {
@@ -64,7 +64,7 @@ fn authenticate(st: &State, body: &Value) -> Result<(FakeUser, bool, Vec<&'stati
             None => false,
             Some(scope) => {
                 let p = scope.get("project").ok_or_else(refused)?;
-                let own = State::project(&user.project);
+                let own = World::project(&user.project);
                 let by_id = p.get("id").and_then(Value::as_str) == Some(own.id.as_str());
                 let by_name = p.get("name").and_then(Value::as_str) == Some(own.name.as_str())
                     && domain_is_default(p.get("domain"));
@@ -216,7 +216,7 @@ mod tests {
         let (u, scoped, _) =
             authenticate(&s, &password(user.clone(), "demo", Some(by_name))).unwrap();
         assert_eq!((u.name.as_str(), scoped), ("demo", true));
-        let by_id = json!({"project": {"id": State::project("demo").id}});
+        let by_id = json!({"project": {"id": World::project("demo").id}});
         assert!(authenticate(&s, &password(user.clone(), "demo", Some(by_id))).is_ok());
         let (_, scoped, _) = authenticate(&s, &password(user, "demo", None)).unwrap();
         assert!(!scoped);

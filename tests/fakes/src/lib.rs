@@ -2,6 +2,12 @@
 //! `autoscaler run --dev`: OpenStack ([`FakeOpenStack`]) and GitLab
 //! ([`gitlab::FakeGitLabServer`], which follows the GitLab facts in `docs/gitlab.md`).
 //!
+//! This crate is the HTTP face of the one fake world (`autoscaler_world`): the world owns
+//! the rules (jobs and runners, servers, quota, tokens), the same ones the in-memory port
+//! fakes of `autoscaler_core::testing` use. What this crate owns: routes, paging, JSON
+//! entities, error bodies and microversions; the timers that end boots and deletes; and the
+//! HTTP-level scripting (failures by status, 429s, latency, request logs).
+//!
 //! [`FakeOpenStack::start`] serves, on `127.0.0.1`, the slice of Keystone v3, Nova (`/v2.1`),
 //! Glance (`/v2`) and Neutron (`/v2.0`) that the real client in `autoscaler_openstack`
 //! uses, with the same URLs, headers, bodies, paging, microversion rules and error shapes as
@@ -32,8 +38,9 @@
 //!
 //! # Layout
 //!
-//! * `options`: [`FakeOpenStackOptions`] and the seed objects.
-//! * `state`: the in-memory cloud and its rules (no HTTP, no timers).
+//! * `state`: the cloud world ([`autoscaler_world::cloud::World`]: the rules, no HTTP, no
+//!   timers) plus this face's scripting; [`FakeOpenStackOptions`] and the seed objects are
+//!   the world's.
 //! * `api`: error bodies, microversion header, token check.
 //! * `keystone`, `nova`, `catalog` (Glance and Neutron): the HTTP handlers.
 //! * `server`: the socket, routes, delayed transitions and the [`FakeOpenStack`] handle.
@@ -42,18 +49,21 @@ mod api;
 mod catalog;
 mod error;
 pub mod gitlab;
-mod ids;
 mod keystone;
 mod nova;
-mod options;
 mod runners;
 mod server;
 mod site;
 mod state;
 
+pub use autoscaler_world::cloud::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};
+pub use autoscaler_world::options::{
+    FakeAppCredential, FakeFlavor, FakeOpenStackOptions, FakeQuota, FakeUser,
+};
 pub use error::Error;
-pub use options::{FakeAppCredential, FakeFlavor, FakeOpenStackOptions, FakeQuota, FakeUser};
 pub use runners::{play_runners, runner_tokens};
 pub use server::FakeOpenStack;
 pub use site::{FakeSite, free_loopback_addr};
-pub use state::{FakeServer, FakeStatus, ServerEvent, ServerEventKind};
+
+/// The world's seed options, as `crate::options` inside this crate.
+use autoscaler_world::options;

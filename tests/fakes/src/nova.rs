@@ -11,6 +11,8 @@
 //! * At 2.3 and later a server shows `OS-EXT-SRV-ATTR:user_data` (the fake has no admin role:
 //!   every token sees it).
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -19,12 +21,13 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Microversion, Params, Svc, authorize_project, microversion};
-use crate::ids::stable_id;
-use crate::options::FakeFlavor;
 use crate::server::App;
 use crate::state::{
     FakeStatus, Project, Record, ServerEventKind, State, TAGS_MICROVERSION, TokenInfo, nova_time,
 };
+use autoscaler_world::cloud::ServerRequest;
+use autoscaler_world::ids::stable_id;
+use autoscaler_world::options::FakeFlavor;
 
 /// Most items Nova returns in one page (`osapi_max_limit`).
 const MAX_LIMIT: usize = 1000;
@@ -282,6 +285,124 @@ fn next_link(base: &str, path: &str, q: &Params, limit: usize, last: &str) -> Va
     json!([{"rel": "next", "href": format!("{base}/v2.1{path}?{}", parts.join("&"))}])
 }
 
+/// The create request in a `POST /servers` body: its JSON shape is checked here, its
+/// values by the world ([`autoscaler_world::cloud::World::create_server`]).
+fn server_request(body: &Value) -> Result<ServerRequest, ApiError> {
+    fn bad(m: impl Into<String>) -> ApiError {
+        ApiError::bad_request(m)
+    }
+    let s = body
+        .get("server")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            bad("Invalid input for field/attribute server. 'server' is a required property")
+        })?;
+    let required = |key: &str| {
+        s.get(key).and_then(Value::as_str).ok_or_else(|| {
+            bad(format!(
+                "Invalid input for field/attribute {key}. '{key}' is a required property"
+            ))
+        })
+    };
+    let name = required("name")?.to_string();
+    let flavor_ref = required("flavorRef")?.to_string();
+    let bdm_image = s
+        .get("block_device_mapping_v2")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|m| m.get("source_type").and_then(Value::as_str) == Some("image"))
+        .and_then(|m| m.get("uuid").and_then(Value::as_str));
+    let image_ref = match (s.get("imageRef").and_then(Value::as_str), bdm_image) {
+        (Some(r), _) if !r.is_empty() => Some(r.to_string()),
+        (_, r) => r.map(str::to_string),
+    };
+    let networks = match s.get("networks") {
+        None => None,
+        Some(list) if list.as_str() == Some("none") => Some(Vec::new()),
+        Some(list) => {
+            let items = list.as_array().ok_or_else(|| {
+                bad("Invalid input for field/attribute networks. networks must be a list")
+            })?;
+            let mut ids = Vec::new();
+            for n in items {
+                let uuid = n.get("uuid").and_then(Value::as_str).ok_or_else(|| {
+                    bad("Invalid input for field/attribute networks. 'uuid' is required (ports are not supported by the fake)")
+                })?;
+                ids.push(uuid.to_string());
+            }
+            Some(ids)
+        }
+    };
+    let security_groups = s
+        .get("security_groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            g.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let key_name = match s.get("key_name") {
+        None | Some(Value::Null) => None,
+        Some(k) => Some(k.as_str().unwrap_or_default().to_string()),
+    };
+    let mut metadata = BTreeMap::new();
+    if let Some(m) = s.get("metadata") {
+        let m = m.as_object().ok_or_else(|| {
+            bad("Invalid input for field/attribute metadata. metadata must be an object")
+        })?;
+        for (k, v) in m {
+            let v = v.as_str().ok_or_else(|| {
+                bad(format!(
+                    "Invalid input for field/attribute metadata. Value: {k}. metadata values must be strings"
+                ))
+            })?;
+            metadata.insert(k.clone(), v.to_string());
+        }
+    }
+    let mut tags = Vec::new();
+    if let Some(t) = s.get("tags") {
+        let items = t
+            .as_array()
+            .ok_or_else(|| bad("Invalid input for field/attribute tags. tags must be a list"))?;
+        for item in items {
+            let tag = item.as_str().ok_or_else(|| {
+                bad("Invalid input for field/attribute tags. tags must be strings")
+            })?;
+            tags.push(tag.to_string());
+        }
+    }
+    let user_data = match s.get("user_data") {
+        None | Some(Value::Null) => None,
+        Some(u) => Some(
+            u.as_str()
+                .ok_or_else(|| {
+                    bad("Invalid input for field/attribute user_data. user_data must be a string")
+                })?
+                .to_string(),
+        ),
+    };
+    Ok(ServerRequest {
+        name,
+        flavor_ref,
+        image_ref,
+        networks,
+        security_groups,
+        key_name,
+        metadata,
+        tags,
+        user_data,
+        availability_zone: s
+            .get("availability_zone")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
 /// `POST /v2.1/servers`.
 pub(crate) async fn create_server(
     AxState(app): AxState<App>,
@@ -305,7 +426,8 @@ pub(crate) async fn create_server(
         }
         let body: Value = serde_json::from_slice(&body)
             .map_err(|_| ApiError::bad_request("Malformed request body"))?;
-        let (record, boot) = st.create_server(&body, project, &token.user_id, Utc::now())?;
+        let req = server_request(&body)?;
+        let (record, boot) = st.create_server(req, project, &token.user_id, Utc::now())?;
         let id = record.server.id.clone();
         app2.publish(st, ServerEventKind::Created, record.server.clone());
         app2.schedule_boot(id.clone(), boot);

@@ -26,11 +26,14 @@
 //! is deleted while it runs is recorded as killed ([`FakeGitLabServer::killed_jobs`]).
 //! Failures ([`FakeGitLabServer::fail_next`]), 429s ([`FakeGitLabServer::rate_limit`]) and
 //! latency are scripted.
+//!
+//! These rules live in the world ([`autoscaler_world::gitlab::World`]), shared with the
+//! in-memory `autoscaler_core::testing::gitlab::FakeGitLab`; this module is their HTTP face
+//! (`server`: routes, paging, auth; `render`: GitLab's JSON entities).
 
+mod render;
 mod server;
-mod world;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,8 +42,8 @@ use tokio::task::JoinHandle;
 
 pub use self::server::{ADMIN_TOKEN, USER_TOKEN};
 use self::server::{Shared, lock};
-use self::world::{Group, Project};
-pub use self::world::{Job, ONLINE_CONTACT_TIMEOUT, Runner, STALE_TIMEOUT};
+use autoscaler_world::gitlab::{Clock, Group, Project};
+pub use autoscaler_world::gitlab::{Job, ONLINE_CONTACT_TIMEOUT, Runner, STALE_TIMEOUT};
 
 /// A running fake GitLab on 127.0.0.1. Dropping it stops the server.
 #[derive(Debug)]
@@ -123,42 +126,18 @@ impl FakeGitLabServer {
 
     /// Queues a pending job in `project` with these tags, running `duration` once picked up.
     pub fn add_job(&self, project: u64, tags: &[&str], duration: Duration) -> u64 {
-        let mut s = lock(&self.shared);
-        let id = s.world.id();
-        let created_at = s.world.now();
-        s.world.jobs.insert(
-            id,
-            Job {
-                id,
-                project,
-                tags: tags
-                    .iter()
-                    .map(|t| (*t).to_string())
-                    .collect::<BTreeSet<_>>(),
-                duration,
-                status: "pending".into(),
-                runner: None,
-                killed: false,
-                created_at,
-                queued_at: created_at,
-                started_at: None,
-                finished_at: None,
-                started: None,
-            },
-        );
-        id
+        let tags = tags.iter().map(|t| (*t).to_string()).collect();
+        lock(&self.shared).world.add_job(project, tags, duration)
     }
 
     /// The VM of the runner with this token has booted: from now on it contacts GitLab and
     /// picks up jobs it can run (while not paused). Returns whether the token is known.
     pub fn runner_booted(&self, token: &str) -> bool {
         let mut s = lock(&self.shared);
-        let Some(r) = s.world.runners.values_mut().find(|r| r.token == token) else {
+        let Some(id) = s.world.runner_by_token(token) else {
             return false;
         };
-        r.booted = true;
-        s.world.advance();
-        true
+        s.world.set_booted(id, true)
     }
 
     /// Requests for this group (its project list) answer 403 from now on, as for a token
@@ -215,9 +194,10 @@ impl FakeGitLabServer {
     /// `queued_duration` and creation times are computed from it), so a test can pin the
     /// time its expected output names. Job durations still run on `tokio::time`.
     pub fn freeze_clock(&self, now: chrono::DateTime<chrono::Utc>) {
-        let mut s = lock(&self.shared);
-        s.world.frozen_at = Some(now);
-        s.world.clock_offset = chrono::Duration::zero();
+        lock(&self.shared).world.clock = Clock::Real {
+            offset: chrono::Duration::zero(),
+            frozen: Some(now),
+        };
     }
 
     /// Every token is refused with 401 from now on, as after it was revoked or expired.
@@ -230,28 +210,12 @@ impl FakeGitLabServer {
     /// their ids. For lists larger than one page.
     pub fn add_runners(&self, n: usize, prefix: &str) -> Vec<u64> {
         let mut s = lock(&self.shared);
-        let now = s.world.now();
         (0..n)
             .map(|_| {
                 let id = s.world.id();
-                let runner = Runner {
-                    id,
-                    token: format!("glrt-bulk-{id:08}"),
-                    runner_type: "instance_type".into(),
-                    description: format!("{prefix}{id}"),
-                    maintenance_note: String::new(),
-                    tags: BTreeSet::new(),
-                    run_untagged: true,
-                    paused: false,
-                    locked: false,
-                    access_level: "not_protected".into(),
-                    maximum_timeout: None,
-                    owner_id: None,
-                    created_at: now,
-                    contacted_at: None,
-                    booted: false,
-                };
-                s.world.runners.insert(id, runner);
+                let runner = Runner::new(format!("{prefix}{id}"), "");
+                s.world
+                    .insert_runner(id, format!("glrt-bulk-{id:08}"), runner);
                 id
             })
             .collect()

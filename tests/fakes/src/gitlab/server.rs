@@ -13,7 +13,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::world::{AVAILABLE_STATUSES, Job, Runner, World};
+use autoscaler_world::gitlab::{AVAILABLE_STATUSES, Job, Runner, World};
+
+use super::render::Render;
 
 /// Token with administrator access.
 pub const ADMIN_TOKEN: &str = "glpat-fake-admin-token";
@@ -283,13 +285,7 @@ pub(crate) async fn handle(
     if method == Method::POST && segs == ["api", "v4", "jobs", "request"] {
         let p = Params::parse(&headers, &body);
         let token = p.str("token").unwrap_or_default();
-        let Some(id) = inner
-            .world
-            .runners
-            .values()
-            .find(|r| r.token == token)
-            .map(|r| r.id)
-        else {
+        let Some(id) = inner.world.runner_by_token(&token) else {
             return message(StatusCode::FORBIDDEN, "403 Forbidden");
         };
         return match inner.world.pick_job(id) {
@@ -700,29 +696,17 @@ fn create_runner(world: &mut World, admin: bool, headers: &HeaderMap, body: &[u8
     if note.len() > 1024 {
         return bad("maintenance_note is too long (maximum is 1024 characters)");
     }
-    let id = world.id();
-    let token = format!(
-        "glrt-{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("fake-runner-{id:08}"))
-    );
-    let runner = Runner {
-        id,
-        token: token.clone(),
+    let (id, token) = world.register_runner(Runner {
         runner_type,
-        description: p.str("description").unwrap_or_default(),
-        maintenance_note: note,
+        owner_id,
         tags: p.tags(),
         run_untagged: run_untagged.unwrap_or(true),
         paused: paused.unwrap_or(false),
         locked: locked.unwrap_or(false),
         access_level,
         maximum_timeout,
-        owner_id,
-        created_at: world.now(),
-        contacted_at: None,
-        booted: false,
-    };
-    world.runners.insert(id, runner);
+        ..Runner::new(p.str("description").unwrap_or_default(), note)
+    });
     (
         StatusCode::CREATED,
         axum::Json(json!({ "id": id, "token": token, "token_expires_at": null })),

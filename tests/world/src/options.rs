@@ -1,4 +1,4 @@
-//! What a [`crate::FakeOpenStack`] starts with: credentials, seed objects, delays, quota.
+//! What a fake OpenStack starts with: credentials, seed objects, delays, quota.
 //!
 //! Plain data with a [`Default`] that matches the loopback OpenStack of the project's
 //! integration tests (user `demo`/`demo`, project `demo`, application credential

@@ -25,7 +25,7 @@ fn uuid_from(hi: u64, lo: u64) -> String {
 }
 
 /// A uuid-like id that depends only on `kind` and `name`.
-pub(crate) fn stable_id(kind: &str, name: &str) -> String {
+pub fn stable_id(kind: &str, name: &str) -> String {
     let key = format!("{kind}\0{name}");
     let hi = fnv1a(0xcbf2_9ce4_8422_2325, key.as_bytes());
     let lo = fnv1a(0x8422_2325_cbf2_9ce4, key.as_bytes());
@@ -34,9 +34,10 @@ pub(crate) fn stable_id(kind: &str, name: &str) -> String {
 
 /// SplitMix64: tiny, seedable, good enough for ids and jitter.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Rng(seed)
     }
@@ -47,6 +48,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         Rng::mix(self.0)
@@ -60,6 +62,7 @@ impl Rng {
         }
     }
 
+    /// A random uuid-like id.
     pub fn uuid(&mut self) -> String {
         let hi = self.next_u64();
         let lo = self.next_u64();
