@@ -29,6 +29,7 @@ fn limits(idle_count: u32, limit: u32, max_builds: u32, max_growth: u32) -> Limi
         limit,
         max_growth,
         boot_timeout: Duration::from_secs(600),
+        target_wait: None,
     }
 }
 
@@ -42,6 +43,8 @@ fn pool(tags: &[&str], l: Limits) -> SimPool {
             park_surplus: true,
             limits: l,
             forecast: autoscaler_core::forecast::ForecastSettings::default(),
+            target_percentile: 95,
+            billing_period: None,
         },
         periods: Vec::new(),
     }
