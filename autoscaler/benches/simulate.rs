@@ -27,6 +27,7 @@ fn spec() -> sim::SimSpec {
         seed: 1,
         tail_s: 4 * 3600,
         sample_every_s: 0,
+        webhook: false,
     }
 }
 

@@ -280,3 +280,31 @@ fn past_year_period_loads_inactive_with_one_positioned_warning() {
     // Christmas night: the off-peak period.
     assert_eq!(pool.policy_at(at("2026-12-24T23:00:00Z")).period, Some(0));
 }
+
+#[test]
+fn cost_optimised_example_is_the_reference_pools_in_wait_target_mode() {
+    let cost = load(&example("cost-optimised.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let reference = load(&example("reference-setup.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cost.pools.len(), reference.pools.len());
+    assert!(
+        cost.gitlab.webhook_token.is_some(),
+        "job events bring ticks forward"
+    );
+    for (c, r) in cost.pools.iter().zip(&reference.pools) {
+        assert_eq!(c.name, r.name);
+        // Same pools: limit, tags, flavor, image, runner and bootstrap.
+        assert_eq!(c.policy.limit, r.policy.limit);
+        assert_eq!(c.policy.max_builds, r.policy.max_builds);
+        assert_eq!(c.server, r.server);
+        assert_eq!(c.runner, r.runner);
+        assert_eq!(c.bootstrap, r.bootstrap);
+        // The new mode: a wait target, idle_count only a floor, no off-peak periods.
+        assert_eq!(c.policy.target_wait, Some(Duration::from_secs(60)));
+        assert_eq!(c.target_percentile, 95);
+        assert_eq!(c.policy.idle_count, 0);
+        assert_eq!(c.policy.idle_time, Duration::from_secs(40 * 60));
+        assert_eq!(c.forecast_days, 1);
+        assert!(c.periods.is_empty());
+        assert_eq!(c.billing_period, None);
+    }
+}

@@ -108,6 +108,7 @@ pub(crate) fn spec(config: &Config, args: &SimulateArgs) -> SimSpec {
         seed: args.seed,
         tail_s: args.tail_hours * 3600,
         sample_every_s: if args.plot.is_some() { 60 } else { 0 },
+        webhook: config.gitlab.webhook_token.is_some(),
     }
 }
 

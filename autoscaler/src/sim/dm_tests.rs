@@ -63,6 +63,7 @@ fn spec(pools: Vec<SimPool>) -> SimSpec {
         seed: 1,
         tail_s: 3600,
         sample_every_s: 0,
+        webhook: false,
     }
 }
 

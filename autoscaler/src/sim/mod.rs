@@ -112,6 +112,9 @@ pub struct SimSpec {
     pub tail_s: Secs,
     /// Plot sample period in seconds (0 = no samples).
     pub sample_every_s: Secs,
+    /// GitLab's job webhook is configured: a job event brings the controller's next tick
+    /// forward, as `run` does (docker+machine has no such path).
+    pub webhook: bool,
 }
 
 /// The simulated window: from the first arrival to the last arrival plus the tail.

@@ -39,13 +39,24 @@ pub fn run(trace: &Trace, spec: &SimSpec) -> PolicyReport {
     // The controller's own memory, learned by the controller's own rules from what each
     // poll observes (failures, backoff and breaker, job arrivals for the forecast).
     let mut memory = Memory::default();
+    // Ticks as `run` schedules them: every poll interval, and with the job webhook
+    // configured, a job event brings the next tick forward (delivered within a second, at
+    // least `MIN_TICK_SPACING` after the previous tick started).
+    let spacing = (crate::reconcile::MIN_TICK_SPACING.as_secs() as Secs).max(1);
+    let mut next_tick = start;
+    let mut last_tick = start - spacing;
     for t in start..=end {
-        let _ = world.arrivals(t);
+        let arrived = world.arrivals(t);
+        if spec.webhook && !arrived.is_empty() {
+            next_tick = next_tick.min((t + 1).max(last_tick + spacing));
+        }
         let _ = world.lifecycle(t, ERROR_AFTER_S);
         world.finish_jobs(t);
         world.runner_polls(t);
 
-        if (t - start) % poll == 0 {
+        if t >= next_tick {
+            last_tick = t;
+            next_tick = t + poll;
             let limits = cache.get(&spec.pools, t);
             for (p, l) in policy.pools.iter_mut().zip(limits) {
                 p.limits = *l;

@@ -53,6 +53,7 @@ pub(crate) fn reference_spec() -> SimSpec {
         seed: 1,
         tail_s: 4 * 3600,
         sample_every_s: 0,
+        webhook: false,
     }
 }
 
@@ -72,6 +73,7 @@ fn spec_with(pools: Vec<SimPool>) -> SimSpec {
         seed: 7,
         tail_s: 3 * 3600,
         sample_every_s: 0,
+        webhook: false,
     }
 }
 

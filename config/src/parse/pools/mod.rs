@@ -477,4 +477,61 @@ mod tests {
             "max_growth 3 exceeds limit 2",
         );
     }
+
+    #[test]
+    fn wait_target_mode_reads_its_keys_and_a_period_may_change_the_target() {
+        let src = with(
+            "[[pools]]",
+            "target_wait = \"90s\"\ntarget_percentile = 97\nbilling_period = \"1h\"",
+        ) + "\n[[pools.periods]]\nschedules = [\"* * * * *\"]\ntarget_wait = \"3m\"\n";
+        let c = ok(&src);
+        let p = &c.pools[0];
+        assert_eq!(p.policy.target_wait, Some(Duration::from_secs(90)));
+        assert_eq!(p.target_percentile, 97);
+        assert_eq!(p.billing_period, Some(Duration::from_secs(3600)));
+        let t = chrono::DateTime::from_timestamp(0, 0).unwrap();
+        assert_eq!(
+            p.policy_at(t).policy.target_wait,
+            Some(Duration::from_secs(180))
+        );
+        let plain = ok(&BASE);
+        assert_eq!(
+            plain.pools[0].policy.target_wait, None,
+            "idle mode by default"
+        );
+        assert_eq!(plain.pools[0].target_percentile, 95);
+        assert_eq!(plain.pools[0].billing_period, None);
+    }
+
+    #[test]
+    fn wait_target_keys_are_bounded_and_need_the_mode() {
+        one_err(
+            &with("[[pools]]", "target_wait = \"0s\""),
+            "pools[0].target_wait",
+            "out of range",
+        );
+        one_err(
+            &with(
+                "[[pools]]",
+                "target_wait = \"60s\"\ntarget_percentile = 100",
+            ),
+            "pools[0].target_percentile",
+            "100 is out of range: must be between 50 and 99",
+        );
+        one_err(
+            &with("[[pools]]", "target_percentile = 90"),
+            "pools[0].target_percentile",
+            "applies only in wait-target mode",
+        );
+        one_err(
+            &period("schedules = [\"* * * * *\"]\ntarget_wait = \"2m\""),
+            "pools[0].periods[0].target_wait",
+            "only in a pool in wait-target mode",
+        );
+        one_err(
+            &with("[[pools]]", "billing_period = \"0s\""),
+            "pools[0].billing_period",
+            "out of range",
+        );
+    }
 }
