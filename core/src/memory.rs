@@ -625,4 +625,77 @@ mod tests {
         assert_eq!(m.arrivals.len(), 1, "job 99 learned once: {m:?}");
         assert!(m.counted_failures.is_empty(), "the ERROR VM is gone");
     }
+
+    /// What the wait-target forecast learned (arrivals, jobs finishing, boot times) is
+    /// written with the memory and read back by a restarted controller, which then sizes
+    /// the same reserve.
+    #[test]
+    fn a_restart_keeps_the_wait_target_forecast() {
+        let mut policy = policy();
+        policy.pools[0].limits.target_wait = Some(Duration::from_secs(60));
+        policy.pools[0].limits.idle_time = Duration::from_secs(3600);
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-30T08:00:00Z")
+            .unwrap()
+            .to_utc();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let runner = |contacted: Option<Timestamp>| crate::model::RunnerView {
+            id: 1,
+            paused: false,
+            contacted_at: contacted,
+            running_jobs: 0,
+            jobs_run: 0,
+            last_job_at: None,
+            running: Vec::new(),
+        };
+        let mut m = Memory::default();
+        let mut id = 0u64;
+        // Three weekdays, four-job pipelines every 20 minutes from 08:00 to 12:00.
+        for day in 0..3i64 {
+            for slot in 0..12i64 {
+                let t = day * 86_400 + slot * 1200;
+                let jobs = (0..4)
+                    .map(|_| {
+                        id += 1;
+                        crate::model::PendingJob {
+                            id,
+                            tags: ["docker".to_string()].into_iter().collect(),
+                            queued_since: at(t),
+                        }
+                    })
+                    .collect();
+                let mut booting = vm("v", CloudStatus::Active, Some(runner(None)));
+                booting.created_at = at(t - 95);
+                m.learn(
+                    &Observed {
+                        pending: Some(jobs),
+                        vms: vec![booting.clone()],
+                        ..Observed::default()
+                    },
+                    &policy,
+                    at(t),
+                );
+                booting.runner = Some(runner(Some(at(t))));
+                m.learn(
+                    &Observed {
+                        pending: Some(Vec::new()),
+                        vms: vec![booting],
+                        ..Observed::default()
+                    },
+                    &policy,
+                    at(t + 1),
+                );
+            }
+        }
+        let now = at(3 * 86_400 + 600);
+        let before = m.reserve(&policy, now);
+        assert!(before["docker"].slots > 0, "{}", before["docker"].explain());
+        assert!(before["docker"].boot_samples > 0);
+
+        let restarted = Memory::from_text(&m.to_text()).unwrap();
+        assert_eq!(restarted.arrivals, m.arrivals);
+        assert_eq!(restarted.boots, m.boots);
+        assert_eq!(restarted.reserve(&policy, now), before);
+        // A controller that forgot would keep nothing warm.
+        assert_eq!(Memory::default().reserve(&policy, now)["docker"].slots, 0);
+    }
 }

@@ -321,6 +321,15 @@ pub fn plan_text(
             obs.expected.get(&pool.name).copied().unwrap_or(0),
             summary.target
         );
+        if let (Some(r), Some(wait)) = (&summary.reserve, pool.policy_at(at).policy.target_wait) {
+            let _ = writeln!(
+                o,
+                "  wait target: {}% of jobs within {}s; {}",
+                pool.target_percentile,
+                wait.as_secs(),
+                r.explain()
+            );
+        }
         let states: Vec<String> = VmState::ALL
             .iter()
             .filter_map(|s| {
@@ -422,6 +431,26 @@ struct PoolJson {
     /// Consecutive create/boot failures, and the last one (backoff and breaker).
     failures: u32,
     last_failure_at: Option<String>,
+    /// Wait-target mode: the reserve the forecast asked for and why.
+    reserve: Option<ReserveJson>,
+}
+
+/// [`autoscaler_core::reserve::Reserve`] for `plan --format json`.
+#[derive(Serialize)]
+struct ReserveJson {
+    target_wait_s: u64,
+    target_percentile: u32,
+    slots: u32,
+    rate_per_hour: f64,
+    history_days: f64,
+    boot_s: u64,
+    boot_samples: u32,
+    lead_s: u64,
+    late_share: f64,
+    allowed_miss_share: f64,
+    threshold_jobs_per_hour: Option<f64>,
+    surplus_kept_s: u64,
+    explanation: String,
 }
 
 #[derive(Serialize)]
@@ -465,6 +494,25 @@ fn plan_json(config: &Config, obs: &Observed, plan: &Plan, at: Timestamp) -> Pla
                         .get(&pool.name)
                         .and_then(|f| f.last_failure_at)
                         .map(|t| t.to_rfc3339()),
+                    reserve: s
+                        .reserve
+                        .as_ref()
+                        .zip(eff.policy.target_wait)
+                        .map(|(r, wait)| ReserveJson {
+                            target_wait_s: wait.as_secs(),
+                            target_percentile: pool.target_percentile,
+                            slots: r.slots,
+                            rate_per_hour: r.rate_per_hour,
+                            history_days: r.history_days,
+                            boot_s: r.boot.as_secs(),
+                            boot_samples: r.boot_samples,
+                            lead_s: r.lead.as_secs(),
+                            late_share: r.late,
+                            allowed_miss_share: r.allowed_miss.min(1.0),
+                            threshold_jobs_per_hour: r.threshold,
+                            surplus_kept_s: r.keep.as_secs(),
+                            explanation: r.explain(),
+                        }),
                 }
             })
             .collect(),

@@ -35,8 +35,10 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<i32> {
     };
     check_args(args)?;
     let out = if let Some(sweep) = &args.sweep {
-        let (key, values) = parse_sweep(sweep)?;
-        run_sweep(&config, &trace, args, &key, &values)
+        match parse_sweep(sweep)? {
+            Sweep::IdleCount(values) => run_sweep(&config, &trace, args, &values)?,
+            Sweep::TargetWait(values) => run_target_sweep(&config, &trace, args, &values)?,
+        }
     } else {
         let spec = spec(&config, args);
         let mut reports = if args.compare {
@@ -112,26 +114,65 @@ pub(crate) fn spec(config: &Config, args: &SimulateArgs) -> SimSpec {
     }
 }
 
-fn parse_sweep(s: &str) -> anyhow::Result<(String, Vec<u32>)> {
-    let (key, range) = s
-        .split_once('=')
-        .with_context(|| format!("--sweep `{s}`: expected KEY=FROM..TO, e.g. idle_count=0..8"))?;
-    if key != "idle_count" {
-        bail!("--sweep `{s}`: only `idle_count` can be swept");
-    }
+/// What `--sweep` varies.
+#[derive(Debug, Clone, PartialEq)]
+enum Sweep {
+    /// `idle_count=FROM..TO`: both policies at each value.
+    IdleCount(Vec<u32>),
+    /// `target_wait=FROM..TO[:STEP]`: this project in wait-target mode at each target,
+    /// against docker+machine's `IdleCount` swept over 0..=8.
+    TargetWait(Vec<std::time::Duration>),
+}
+
+fn parse_sweep(s: &str) -> anyhow::Result<Sweep> {
+    let (key, range) = s.split_once('=').with_context(|| {
+        format!(
+            "--sweep `{s}`: expected KEY=FROM..TO, e.g. idle_count=0..8 or target_wait=30s..300s"
+        )
+    })?;
     let (a, b) = range
         .split_once("..")
         .with_context(|| format!("--sweep `{s}`: expected a range FROM..TO"))?;
-    let parse = |v: &str| {
-        v.trim()
-            .parse::<u32>()
-            .with_context(|| format!("--sweep `{s}`: `{v}` is not a whole number"))
-    };
-    let (from, to) = (parse(a)?, parse(b.trim_start_matches('='))?);
-    if from > to || to - from > 64 {
-        bail!("--sweep `{s}`: need FROM <= TO and at most 65 points");
+    match key {
+        "idle_count" => {
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<u32>()
+                    .with_context(|| format!("--sweep `{s}`: `{v}` is not a whole number"))
+            };
+            let (from, to) = (parse(a)?, parse(b.trim_start_matches('='))?);
+            if from > to || to - from > 64 {
+                bail!("--sweep `{s}`: need FROM <= TO and at most 65 points");
+            }
+            Ok(Sweep::IdleCount((from..=to).collect()))
+        }
+        "target_wait" => {
+            let parse = |v: &str| {
+                humantime::parse_duration(v.trim()).with_context(|| {
+                    format!("--sweep `{s}`: `{v}` is not a duration (e.g. 30s, 5m)")
+                })
+            };
+            let (b, step) = match b.split_once(':') {
+                Some((b, step)) => (b, parse(step)?),
+                None => (b, std::time::Duration::from_secs(30)),
+            };
+            let (from, to) = (parse(a)?, parse(b)?);
+            if from.is_zero() || from > to || step.is_zero() {
+                bail!("--sweep `{s}`: need 0 < FROM <= TO and a step above 0");
+            }
+            let mut values = Vec::new();
+            let mut v = from;
+            while v <= to && values.len() <= 64 {
+                values.push(v);
+                v += step;
+            }
+            if v <= to {
+                bail!("--sweep `{s}`: at most 65 points");
+            }
+            Ok(Sweep::TargetWait(values))
+        }
+        _ => bail!("--sweep `{s}`: only `idle_count` or `target_wait` can be swept"),
     }
-    Ok((key.to_string(), (from..=to).collect()))
 }
 
 /// One sweep point.
@@ -159,9 +200,8 @@ fn run_sweep(
     config: &Config,
     trace: &Trace,
     args: &SimulateArgs,
-    _key: &str,
     values: &[u32],
-) -> String {
+) -> anyhow::Result<String> {
     let mut points = Vec::new();
     for &v in values {
         let mut c = config.clone();
@@ -198,7 +238,41 @@ fn run_sweep(
             }
         })
         .collect();
-    match args.format {
+    if let Some(path) = &args.plot {
+        let ours: Vec<sim::plot::TradeoffPoint> = points
+            .iter()
+            .map(|p| {
+                (
+                    p.autoscaler.vm_hours,
+                    p.autoscaler.wait_p95_s,
+                    format!("{}", p.idle_count),
+                )
+            })
+            .collect();
+        let dm: Vec<sim::plot::TradeoffPoint> = points
+            .iter()
+            .map(|p| {
+                (
+                    p.docker_machine.vm_hours,
+                    p.docker_machine.wait_p95_s,
+                    format!("{}", p.idle_count),
+                )
+            })
+            .collect();
+        let title = format!("idle_count swept on {}", trace.name);
+        std::fs::write(
+            path,
+            sim::plot::tradeoff_svg(
+                &title,
+                &[
+                    ("autoscaler (idle_count)", &ours),
+                    ("docker+machine (idle_count)", &dm),
+                ],
+            ),
+        )
+        .with_context(|| format!("writing plot {}", path.display()))?;
+    }
+    Ok(match args.format {
         Format::Json => {
             #[derive(Serialize)]
             struct Out<'a> {
@@ -219,9 +293,14 @@ fn run_sweep(
             let mut o = String::new();
             let _ = writeln!(
                 o,
-                "sweep of idle_count on {} ({} jobs); idle_count is set in the pool and in every period that sets it",
+                "sweep of idle_count on {} ({} jobs); idle_count is set in the pool and in every period that sets it{}",
                 trace.name,
-                trace.jobs.len()
+                trace.jobs.len(),
+                if config.pools.iter().any(|p| p.policy.target_wait.is_some()) {
+                    "; ours is in wait-target mode, where idle_count is the reserve's floor"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(
                 o,
@@ -269,7 +348,223 @@ fn run_sweep(
             }
             o
         }
+    })
+}
+
+/// One point of the wait-target sweep.
+#[derive(Debug, Serialize)]
+struct TargetPoint {
+    target_wait_s: u64,
+    autoscaler: Figures,
+}
+
+/// One docker+machine `IdleCount` point and whether a wait-target point dominates it.
+#[derive(Debug, Serialize)]
+struct DmPoint {
+    idle_count: u32,
+    docker_machine: Figures,
+    /// The cheapest wait-target point whose p95 is no longer, if any.
+    best_target_wait_s: Option<u64>,
+    best_vm_hours_ratio: Option<f64>,
+    /// That point is no worse in both p95 and VM-hours.
+    dominated: bool,
+}
+
+/// docker+machine's `IdleCount` values the wait-target sweep is compared with.
+const DM_IDLE_COUNTS: std::ops::RangeInclusive<u32> = 0..=8;
+
+fn run_target_sweep(
+    config: &Config,
+    trace: &Trace,
+    args: &SimulateArgs,
+    values: &[std::time::Duration],
+) -> anyhow::Result<String> {
+    let mut ours = Vec::new();
+    for &v in values {
+        let mut c = config.clone();
+        for pool in c.pools.iter_mut() {
+            pool.policy.target_wait = Some(v);
+            for period in pool.periods.iter_mut() {
+                if period.overrides.target_wait.is_some() {
+                    period.overrides.target_wait = Some(v);
+                }
+            }
+        }
+        ours.push(TargetPoint {
+            target_wait_s: v.as_secs(),
+            autoscaler: sim::ours::run(trace, &spec(&c, args)).total,
+        });
     }
+    let mut dm = Vec::new();
+    for n in DM_IDLE_COUNTS {
+        let mut c = config.clone();
+        for pool in c.pools.iter_mut() {
+            pool.policy.idle_count = n;
+            for period in pool.periods.iter_mut() {
+                if period.overrides.idle_count.is_some() {
+                    period.overrides.idle_count = Some(n);
+                }
+            }
+        }
+        let d = sim::dm::run(trace, &spec(&c, args)).total;
+        let best = ours
+            .iter()
+            .filter(|o| o.autoscaler.wait_p95_s <= d.wait_p95_s)
+            .min_by(|a, b| a.autoscaler.vm_hours.total_cmp(&b.autoscaler.vm_hours));
+        dm.push(DmPoint {
+            idle_count: n,
+            docker_machine: d,
+            best_target_wait_s: best.map(|b| b.target_wait_s),
+            best_vm_hours_ratio: best
+                .map(|b| b.autoscaler.vm_hours / d.vm_hours.max(f64::MIN_POSITIVE)),
+            dominated: best.is_some_and(|b| b.autoscaler.vm_hours <= d.vm_hours),
+        });
+    }
+    // Wait-target points that some docker+machine point beats in both figures.
+    let beaten: Vec<u64> = ours
+        .iter()
+        .filter(|o| {
+            dm.iter().any(|d| {
+                d.docker_machine.wait_p95_s <= o.autoscaler.wait_p95_s
+                    && d.docker_machine.vm_hours <= o.autoscaler.vm_hours
+                    && (d.docker_machine.wait_p95_s < o.autoscaler.wait_p95_s
+                        || d.docker_machine.vm_hours < o.autoscaler.vm_hours)
+            })
+        })
+        .map(|o| o.target_wait_s)
+        .collect();
+    if let Some(path) = &args.plot {
+        let a: Vec<sim::plot::TradeoffPoint> = ours
+            .iter()
+            .map(|o| {
+                (
+                    o.autoscaler.vm_hours,
+                    o.autoscaler.wait_p95_s,
+                    format!("{}s", o.target_wait_s),
+                )
+            })
+            .collect();
+        let d: Vec<sim::plot::TradeoffPoint> = dm
+            .iter()
+            .map(|d| {
+                (
+                    d.docker_machine.vm_hours,
+                    d.docker_machine.wait_p95_s,
+                    d.idle_count.to_string(),
+                )
+            })
+            .collect();
+        let title = format!("wait target vs IdleCount on {}", trace.name);
+        std::fs::write(
+            path,
+            sim::plot::tradeoff_svg(
+                &title,
+                &[
+                    ("autoscaler (target_wait)", &a),
+                    ("docker+machine (IdleCount)", &d),
+                ],
+            ),
+        )
+        .with_context(|| format!("writing plot {}", path.display()))?;
+    }
+    Ok(match args.format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                trace: &'a str,
+                jobs: usize,
+                autoscaler: &'a [TargetPoint],
+                docker_machine: &'a [DmPoint],
+                every_docker_machine_point_dominated: bool,
+                autoscaler_points_beaten: &'a [u64],
+            }
+            serde_json::to_string_pretty(&Out {
+                trace: &trace.name,
+                jobs: trace.jobs.len(),
+                autoscaler: &ours,
+                docker_machine: &dm,
+                every_docker_machine_point_dominated: dm.iter().all(|d| d.dominated),
+                autoscaler_points_beaten: &beaten,
+            })
+            .unwrap_or_default()
+                + "\n"
+        }
+        Format::Text => {
+            let mut o = String::new();
+            let _ = writeln!(
+                o,
+                "sweep of target_wait on {} ({} jobs): this project in wait-target mode (target_wait set in every pool and in every period that sets one) against docker+machine with IdleCount {}..={}",
+                trace.name,
+                trace.jobs.len(),
+                DM_IDLE_COUNTS.start(),
+                DM_IDLE_COUNTS.end()
+            );
+            let _ = writeln!(
+                o,
+                "{:>11} | {:>7} {:>7} {:>9} {:>9} {:>6}",
+                "target_wait", "p95 s", "p99 s", "VM-h", "paid VM-h", "idle"
+            );
+            for p in &ours {
+                let f = &p.autoscaler;
+                let _ = writeln!(
+                    o,
+                    "{:>10}s | {:>7.0} {:>7.0} {:>9.1} {:>9.0} {:>5.0}%",
+                    p.target_wait_s,
+                    f.wait_p95_s,
+                    f.wait_p99_s,
+                    f.vm_hours,
+                    f.paid_vm_hours.unwrap_or(0.0),
+                    f.idle_share * 100.0
+                );
+            }
+            let _ = writeln!(
+                o,
+                "\n{:>10} | {:>7} {:>7} {:>9} | cheapest wait-target point with a p95 no longer",
+                "IdleCount", "p95 s", "p99 s", "VM-h"
+            );
+            for d in &dm {
+                let f = &d.docker_machine;
+                let _ = writeln!(
+                    o,
+                    "{:>10} | {:>7.0} {:>7.0} {:>9.1} | {}",
+                    d.idle_count,
+                    f.wait_p95_s,
+                    f.wait_p99_s,
+                    f.vm_hours,
+                    match (d.best_target_wait_s, d.best_vm_hours_ratio) {
+                        (Some(t), Some(r)) => format!(
+                            "target_wait {t}s: {r:.2}x VM-hours ({})",
+                            if d.dominated {
+                                "dominated"
+                            } else {
+                                "NOT dominated"
+                            }
+                        ),
+                        _ => "none (NOT dominated)".to_string(),
+                    }
+                );
+            }
+            let _ = writeln!(
+                o,
+                "\nevery docker+machine point dominated: {}; wait-target points some docker+machine point beats: {}",
+                if dm.iter().all(|d| d.dominated) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                if beaten.is_empty() {
+                    "none".to_string()
+                } else {
+                    beaten
+                        .iter()
+                        .map(|t| format!("{t}s"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+            o
+        }
+    })
 }
 
 fn text_report(config: &Config, trace: &Trace, spec: &SimSpec, reports: &[PolicyReport]) -> String {

@@ -770,6 +770,125 @@ fn apply(obs: &Observed, plan: &Plan, now: Timestamp) -> Observed {
     next
 }
 
+/// A pool in wait-target mode, and the reserve the forecast asked for.
+fn wait_pool() -> PoolPolicy {
+    let mut p = pool("p", &["docker"]);
+    p.limits.target_wait = Some(Duration::from_secs(60));
+    p.limits.idle_time = Duration::from_secs(40 * 60);
+    p
+}
+
+fn reserve(slots: u32, keep_s: u64) -> crate::reserve::Reserve {
+    crate::reserve::Reserve {
+        slots,
+        boot: Duration::from_secs(keep_s),
+        boot_samples: 10,
+        lead: Duration::from_secs(keep_s + 18),
+        late: 1.0,
+        allowed_miss: 0.05,
+        rate_per_hour: 20.0,
+        threshold: Some(1.5),
+        history_days: 3.0,
+        keep: Duration::from_secs(keep_s),
+    }
+}
+
+#[test]
+fn wait_target_mode_keeps_the_forecast_reserve_warm_with_idle_count_as_its_floor() {
+    let mut obs = observed(vec![], vec![]);
+    obs.reserve.insert("p".into(), reserve(3, 90));
+    let warm = plan(&obs, &policy(vec![wait_pool()]), t0());
+    assert_eq!(creates(&warm, "p"), 3);
+    assert_eq!(warm.pools[0].reserve.as_ref().map(|r| r.slots), Some(3));
+    // The floor wins when the forecast asks for less.
+    let mut floored = wait_pool();
+    floored.limits.idle_count = 5;
+    assert_eq!(creates(&plan(&obs, &policy(vec![floored]), t0()), "p"), 5);
+    // Idle mode ignores a reserve.
+    let idle_mode = plan(&obs, &policy(vec![pool("p", &["docker"])]), t0());
+    assert_eq!(creates(&idle_mode, "p"), 0);
+}
+
+#[test]
+fn wait_target_mode_removes_surplus_after_the_break_even_not_after_idle_time() {
+    let mut obs = observed(
+        vec![],
+        vec![
+            VmB::new("a").idle_for(mins(1)).paused().vm(),
+            VmB::new("b").idle_for(mins(3)).paused().vm(),
+        ],
+    );
+    obs.reserve.insert("p".into(), reserve(0, 90));
+    let wait_mode = plan(&obs, &policy(vec![wait_pool()]), t0());
+    // b idled 3 minutes, past the 90 s break-even; a only 1 minute.
+    assert_eq!(deleted(&wait_mode), ["b"]);
+    // In idle mode the same VMs wait for idle_time (1 h).
+    let idle_mode = plan(&obs, &policy(vec![pool("p", &["docker"])]), t0());
+    assert!(deleted(&idle_mode).is_empty());
+}
+
+#[test]
+fn with_a_billing_period_surplus_stays_until_just_before_its_next_paid_period() {
+    let mut p = wait_pool();
+    p.billing_period = Some(Duration::from_secs(3600));
+    let vms = |age: i64| {
+        vec![
+            VmB::new("a")
+                .age(mins(age))
+                .idle_for(mins(10))
+                .paused()
+                .vm(),
+        ]
+    };
+    let mut obs = observed(vec![], vms(130));
+    obs.reserve.insert("p".into(), reserve(0, 90));
+    // 130 minutes old: 50 minutes of its third paid hour are left.
+    let early = plan(&obs, &policy(vec![p.clone()]), t0());
+    assert!(deleted(&early).is_empty(), "{:?}", early.actions);
+    // 179 minutes old: the third hour ends within the margin (2 polls + 1 min).
+    obs.vms = vms(179);
+    let late = plan(&obs, &policy(vec![p]), t0());
+    assert_eq!(deleted(&late), ["a"]);
+}
+
+#[test]
+fn surplus_parking_leaves_the_last_polls_peak_arrivals_unparked() {
+    let mut p = pool("p", &["docker"]);
+    p.limits.idle_count = 1;
+    let vms = vec![
+        VmB::new("a").idle_for(mins(9)).vm(),
+        VmB::new("b").idle_for(mins(7)).vm(),
+        VmB::new("c").idle_for(mins(5)).vm(),
+        VmB::new("d").idle_for(mins(3)).vm(),
+    ];
+    let mut obs = observed(vec![], vms);
+    // Without arrivals, the three beyond idle_count are parked.
+    let parked_all = paused(&plan(&obs, &policy(vec![p.clone()]), t0()));
+    assert_eq!(parked_all.len(), 3);
+    // Two jobs arrived within one poll interval in the last hour: the two most recently
+    // used surplus VMs stay unpaused for the next such burst; only the oldest is parked.
+    obs.arrivals_per_poll.insert("p".into(), 2);
+    let parked = paused(&plan(&obs, &policy(vec![p]), t0()));
+    assert_eq!(parked, [("a".to_string(), PauseReason::Park)]);
+}
+
+#[test]
+fn several_jobs_per_vm_park_the_emptiest_so_jobs_pack_onto_the_fullest() {
+    let mut p = pool("p", &["docker"]);
+    p.capacity = 4;
+    // 5 running jobs need 2 VMs; 3 are up: the emptiest busy one is parked.
+    let vms = vec![
+        VmB::new("a").busy(3).vm(),
+        VmB::new("b").busy(1).vm(),
+        VmB::new("c").busy(1).idle_for(mins(1)).vm(),
+    ];
+    let packed = plan(&observed(vec![], vms), &policy(vec![p]), t0());
+    let parked = paused(&packed);
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_ne!(parked[0].0, "a", "the fullest VM keeps taking jobs");
+    assert!(deleted(&packed).is_empty(), "a busy VM is never deleted");
+}
+
 proptest! {
     #[test]
     fn creates_never_exceed_limit(obs in arb_observed(), pol in arb_policy()) {
