@@ -2,19 +2,16 @@
 //!
 //! Replays the built-in release week (1,602 jobs) and a synthetic week of 6,000 jobs
 //! through this project's policy alone and through `--compare` (four policies), with the
-//! reference configuration, and prints the best and median wall time of several runs.
+//! reference configuration (and this project's policy with the cost-optimised one, in
+//! wait-target mode), and prints the best and median wall time of several runs.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use autoscaler::sim::{self, Trace};
 
-fn spec() -> sim::SimSpec {
-    let config = autoscaler_config::parse(
-        include_str!("../../docs/examples/reference-setup.toml"),
-        "reference-setup.toml",
-    )
-    .unwrap();
+fn sim_spec(text: &str, name: &str) -> sim::SimSpec {
+    let config = autoscaler_config::parse(text, name).unwrap();
     sim::SimSpec {
         pools: config
             .pools
@@ -27,7 +24,7 @@ fn spec() -> sim::SimSpec {
         seed: 1,
         tail_s: 4 * 3600,
         sample_every_s: 0,
-        webhook: false,
+        webhook: config.gitlab.webhook_token.is_some(),
     }
 }
 
@@ -50,7 +47,14 @@ fn time<F: FnMut()>(label: &str, runs: usize, mut f: F) {
 }
 
 fn main() {
-    let spec = spec();
+    let spec = sim_spec(
+        include_str!("../../docs/examples/reference-setup.toml"),
+        "reference-setup.toml",
+    );
+    let cost = sim_spec(
+        include_str!("../../docs/examples/cost-optimised.toml"),
+        "cost-optimised.toml",
+    );
     let week = Trace::parse(include_str!("../data/release-week.csv"), "release-week.csv").unwrap();
     let big = sim::synthetic::week(6000, 1);
     println!(
@@ -71,5 +75,11 @@ fn main() {
     });
     time("6,000-job week, --compare (4 policies)", 5, || {
         std::hint::black_box(sim::compare(&big, &spec));
+    });
+    time("release week, wait-target mode (cost-optimised)", 5, || {
+        std::hint::black_box(sim::ours::run(&week, &cost));
+    });
+    time("6,000-job week, wait-target mode (cost-optimised)", 5, || {
+        std::hint::black_box(sim::ours::run(&big, &cost));
     });
 }

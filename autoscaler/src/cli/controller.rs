@@ -651,6 +651,40 @@ mod tests {
     /// Fails on the code before issue 11: `plan` said neither why GitLab could not be read
     /// nor that the VMs it cannot check are unknown (it labelled a busy VM "failed").
     #[test]
+    fn plan_says_which_forecast_sized_a_wait_target_reserve() {
+        let config = autoscaler_config::parse(
+            include_str!("../../../docs/examples/cost-optimised.toml"),
+            "cost-optimised.toml",
+        )
+        .unwrap();
+        let at = chrono::Utc::now();
+        let policy = crate::settings::policy_at(&config, at);
+        let mut memory = autoscaler_core::memory::Memory::default();
+        for k in 0..400i64 {
+            // Two days of a job every 7 minutes.
+            let t = at - chrono::TimeDelta::minutes(7 * k + 1);
+            memory.arrivals.record("non-privileged", t);
+        }
+        let obs = Observed {
+            pending: Some(Vec::new()),
+            reserve: memory.reserve(&policy, at),
+            ..Observed::default()
+        };
+        let plan = autoscaler_core::plan::plan(&obs, &policy, at);
+        let text = plan_text(&config, &obs, &plan, at, None);
+        assert!(
+            text.contains("wait target: 95% of jobs within 60s; reserve "),
+            "{text}"
+        );
+        assert!(text.contains("days of history"), "{text}");
+        let json = serde_json::to_value(plan_json(&config, &obs, &plan, at)).unwrap();
+        let r = &json["pools"][0]["reserve"];
+        assert_eq!(r["target_wait_s"], 60, "{json}");
+        assert!(r["history_days"].as_f64().unwrap() > 1.9, "{json}");
+        assert!(r["explanation"].as_str().unwrap().starts_with("reserve "));
+    }
+
+    #[test]
     fn plan_text_says_why_gitlab_could_not_be_read() {
         let config = autoscaler_config::parse(
             include_str!("../../../docs/examples/reference-setup.toml"),
