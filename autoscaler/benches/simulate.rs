@@ -79,7 +79,11 @@ fn main() {
     time("release week, wait-target mode (cost-optimised)", 5, || {
         std::hint::black_box(sim::ours::run(&week, &cost));
     });
-    time("6,000-job week, wait-target mode (cost-optimised)", 5, || {
-        std::hint::black_box(sim::ours::run(&big, &cost));
-    });
+    time(
+        "6,000-job week, wait-target mode (cost-optimised)",
+        5,
+        || {
+            std::hint::black_box(sim::ours::run(&big, &cost));
+        },
+    );
 }

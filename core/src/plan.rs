@@ -726,47 +726,13 @@ impl<'a> PoolCtx<'a> {
                 .filter(|&i| classified[i].remove.is_none() && classified[i].state == VmState::Idle)
                 .collect();
             idle.sort_by_key(|&i| (idle_since(classified[i].vm), classified[i].vm.id.clone()));
-            if capacity > 1 && self.pool.park_surplus {
-                // Several jobs per VM: after the idle ones, park the emptiest busy VMs so
-                // new jobs pack onto the fullest; a parked VM finishes its jobs, then idles
-                // out like any other.
-                let mut busy: Vec<usize> = (0..classified.len())
-                    .filter(|&i| {
-                        classified[i].remove.is_none() && classified[i].state == VmState::Busy
-                    })
-                    .collect();
-                busy.sort_by_key(|&i| {
-                    let vm = classified[i].vm;
-                    (
-                        vm.runner.as_ref().map_or(0, |r| r.running_jobs),
-                        idle_since(vm),
-                        vm.id.clone(),
-                    )
-                });
-                idle.extend(busy);
-            }
-            // The most recently used `unparked_buffer` of them stay unparked: jobs that
-            // arrive before the next poll find an unpaused runner.
-            let parkable = surplus.saturating_sub(unparked_buffer) as usize;
+            // The most recently used of them stay unparked, enough VMs for
+            // `unparked_buffer` jobs: jobs that arrive before the next poll find an
+            // unpaused runner.
+            let parkable = surplus.saturating_sub(unparked_buffer.div_ceil(capacity)) as usize;
             for (k, i) in idle.into_iter().take(surplus as usize).enumerate() {
                 let vm = classified[i].vm;
                 let may_park = k < parkable;
-                if classified[i].state == VmState::Busy {
-                    if !may_park {
-                        continue;
-                    }
-                    if let Some(r) = vm.runner.as_ref() {
-                        self.actions.push(Action::Pause {
-                            pool: self.pool.name.clone(),
-                            vm: vm.id.clone(),
-                            runner: r.id,
-                            reason: PauseReason::Park,
-                        });
-                        classified[i].state = VmState::Parked;
-                        classified[i].parked_now = true;
-                    }
-                    continue;
-                }
                 let idle_long = self.idle_for(vm) > chrono_duration(keep) && self.paid_up(vm);
                 if idle_long {
                     // Already idle past idle_time: drain it for deletion right away.

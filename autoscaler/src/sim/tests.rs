@@ -306,3 +306,56 @@ fn on_dense_traffic_parking_does_not_make_jobs_wait_for_the_next_poll() {
         dm.vm_hours
     );
 }
+
+#[test]
+fn several_jobs_per_vm_are_planned_and_simulated() {
+    // Four slots per VM, a day of single jobs every 40 s on average lasting 2..10 min:
+    // about 6 jobs run at once, two VMs' worth.
+    let mut pool = one_pool(2, 10, 0);
+    pool.policy.capacity = 4;
+    pool.policy.limits.idle_time = Duration::from_secs(300);
+    let spec = spec_with(vec![pool]);
+    let mut rng = world::Rng::new(5);
+    let start = chrono::DateTime::from_timestamp(1_793_577_600, 0).unwrap();
+    let mut t = 0.0f64;
+    let mut jobs = Vec::new();
+    while t < 86_400.0 {
+        t += -40.0 * (1.0 - rng.unit()).ln();
+        jobs.push(TraceJob {
+            submitted: start + chrono::TimeDelta::seconds(t as i64),
+            duration_s: 120 + (rng.unit() * 480.0) as u32,
+            tags: ["docker".to_string()].into(),
+            project: "p".into(),
+            pipeline: jobs.len() as u64,
+            stage: 0,
+        });
+    }
+    let trace = Trace {
+        name: "four jobs per VM".into(),
+        jobs,
+    };
+    let ours = ours::run(&trace, &spec);
+    assert_eq!(ours.killed_jobs, 0);
+    assert_eq!(ours.total.unstarted, 0);
+    // Planned in slots, not VMs: the same day with one job per VM needs at least twice
+    // the VMs at its peak and more VM-hours.
+    let mut single = spec_with(vec![one_pool(2, 40, 0)]);
+    single.pools[0].policy.limits.idle_time = Duration::from_secs(300);
+    let one_per_vm = ours::run(&trace, &single).total;
+    assert!(
+        ours.total.peak_vms * 2 <= one_per_vm.peak_vms,
+        "peak {} VMs of 4 slots against {} of 1",
+        ours.total.peak_vms,
+        one_per_vm.peak_vms
+    );
+    assert!(ours.total.vm_hours < one_per_vm.vm_hours);
+    let dm = dm::run(&trace, &spec).total;
+    assert!(
+        ours.total.vm_hours < dm.vm_hours && ours.total.wait_p95_s <= dm.wait_p95_s,
+        "ours {} VM-h p95 {} s, docker+machine {} VM-h p95 {} s",
+        ours.total.vm_hours,
+        ours.total.wait_p95_s,
+        dm.vm_hours,
+        dm.wait_p95_s
+    );
+}

@@ -872,23 +872,6 @@ fn surplus_parking_leaves_the_last_polls_peak_arrivals_unparked() {
     assert_eq!(parked, [("a".to_string(), PauseReason::Park)]);
 }
 
-#[test]
-fn several_jobs_per_vm_park_the_emptiest_so_jobs_pack_onto_the_fullest() {
-    let mut p = pool("p", &["docker"]);
-    p.capacity = 4;
-    // 5 running jobs need 2 VMs; 3 are up: the emptiest busy one is parked.
-    let vms = vec![
-        VmB::new("a").busy(3).vm(),
-        VmB::new("b").busy(1).vm(),
-        VmB::new("c").busy(1).idle_for(mins(1)).vm(),
-    ];
-    let packed = plan(&observed(vec![], vms), &policy(vec![p]), t0());
-    let parked = paused(&packed);
-    assert_eq!(parked.len(), 1, "{parked:?}");
-    assert_ne!(parked[0].0, "a", "the fullest VM keeps taking jobs");
-    assert!(deleted(&packed).is_empty(), "a busy VM is never deleted");
-}
-
 proptest! {
     #[test]
     fn creates_never_exceed_limit(obs in arb_observed(), pol in arb_policy()) {
@@ -915,16 +898,11 @@ proptest! {
             };
             let vm = obs.vms.iter().find(|v| &v.id == vm_id).unwrap();
             let running = vm.runner.as_ref().map_or(0, |r| r.running_jobs);
-            let capacity = pol.pools.iter().find(|p| p.name == vm.pool).map_or(1, |p| p.capacity);
             if running > 0 {
                 prop_assert!(!deleting, "deleted busy VM {vm_id}");
                 // Pausing a busy VM only stops new work (retirement or failure); it never
-                // happens for idleness. Parking a busy VM happens only where a VM runs
-                // several jobs (the emptiest is parked so new jobs pack onto the fullest):
-                // its jobs run on.
-                let packing = capacity > 1
-                    && matches!(a, Action::Pause { reason: PauseReason::Park, .. });
-                prop_assert!(packing || matches!(reason,
+                // happens for idleness or parking.
+                prop_assert!(matches!(reason,
                     Some(RemoveReason::MaxBuilds | RemoveReason::CloudError | RemoveReason::UnknownPool)),
                     "paused busy VM {vm_id} for {reason:?}");
             }
