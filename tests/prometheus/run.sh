@@ -46,7 +46,7 @@ else fail "promtool test rules"; fi
 # Every alert of the rules file has a unit test and a runbook section.
 for a in $(sed -n 's/^ *- alert: //p' "$RULES"); do
   grep -q "alertname: $a\$" "$HERE/autoscaler-alerts.test.yml" && pass "$a has unit tests" || fail "$a has no unit test"
-  grep -qi "^### $a\$" "$REPO/docs/operations.md" && pass "$a has a runbook in docs/operations.md" || fail "$a has no runbook"
+  grep -qi "^#### $a\$" "$REPO/docs/operations.md" && pass "$a has a runbook in docs/operations.md" || fail "$a has no runbook"
 done
 
 # --- 2. build, controller, Prometheus ---------------------------------------------------
