@@ -15,14 +15,14 @@
 //!   there and tells the fake GitLab that runner has booted, so jobs start only on VMs that
 //!   exist (`autoscaler_fakes::play_runners`);
 //! * a feeder that replays the busiest hour of the built-in release week at `--speed`
-//!   (default 30: one trace minute in two seconds), sending each new job to the webhook too.
-//!
+//!   (default 30: one trace minute in two seconds), sending each new job to the webhook too;
 //! * a fault control on its own loopback port (printed as `fault control`), for suites that
 //!   watch the controller's alerts (`tests/prometheus/run.sh`): `POST /fault/gitlab-down`
 //!   makes every GitLab request fail with 503 until `POST /fault/gitlab-up`;
 //!   `POST /fault/boot-failures` makes every server created from then on go to ERROR
 //!   instead of ACTIVE until `POST /fault/boot-ok`. Only in `run --dev`; never in a
-//!   release binary.
+//!   release binary. The create backoff and the circuit breaker's cooldown are scaled by
+//!   `--speed` like the boot and idle times (`Pace::backoff`).
 //!
 //! When the replay is over and every job has finished, the pool shrinks back after its idle
 //! time, then the controller drains and deletes every VM (as `run --drain-on-exit`) and a
