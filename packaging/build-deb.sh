@@ -129,6 +129,12 @@ if [ "$with_check" = 1 ] && [ -f "$icinga_conf" ]; then
   install -D -m 0644 "$icinga_conf" "$doc/examples/icinga2/check_gitlab_autoscaler.conf"
 fi
 
+# Prometheus alerting rules and the Grafana dashboard (docs/operations.md).
+install -D -m 0644 "$pkgdir/prometheus/autoscaler-alerts.yml" \
+  "$stage/usr/share/autoscaler/prometheus/autoscaler-alerts.yml"
+install -D -m 0644 "$pkgdir/grafana/autoscaler-dashboard.json" \
+  "$stage/usr/share/autoscaler/grafana/autoscaler-dashboard.json"
+
 for s in postinst prerm postrm; do
   install -m 0755 "$pkgdir/debian/$s" "$stage/DEBIAN/$s"
 done

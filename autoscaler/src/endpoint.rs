@@ -5,6 +5,7 @@
 //! `X-Gitlab-Token` header is compared in constant time, a bad token is 401, a malformed
 //! body 400, and a job that became pending nudges an immediate poll of its project.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,6 +43,12 @@ struct PoolLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolCap {
+    pool: String,
+    cap: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabel {
     kind: String,
     reason: String,
@@ -75,6 +82,15 @@ struct Inner {
     vms: Family<PoolState, Gauge>,
     pending: Family<PoolLabel, Gauge>,
     running: Family<PoolLabel, Gauge>,
+    oldest_pending: Gauge<f64, std::sync::atomic::AtomicU64>,
+    oldest_booting: Family<PoolLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    capped: Family<PoolCap, Gauge>,
+    expected: Family<PoolLabel, Gauge>,
+    orphan_runners: Gauge,
+    job_wait: Histogram,
+    /// Jobs seen running on the last successful tick (`None` before the first): a job
+    /// that appears running is observed in `job_wait` once.
+    running_seen: Mutex<Option<BTreeSet<u64>>>,
     actions: Family<ActionLabel, Counter>,
     errors: Family<ErrorLabel, Counter>,
     tick_failures: Family<FailureLabel, Counter>,
@@ -110,6 +126,14 @@ impl Telemetry {
         let actions = Family::<ActionLabel, Counter>::default();
         let errors = Family::<ErrorLabel, Counter>::default();
         let tick_failures = Family::<FailureLabel, Counter>::default();
+        let oldest_pending = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let oldest_booting =
+            Family::<PoolLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let capped = Family::<PoolCap, Gauge>::default();
+        let expected = Family::<PoolLabel, Gauge>::default();
+        let orphan_runners = Gauge::default();
+        let job_wait =
+            Histogram::new([10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0]);
         let tick_seconds = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let api_up = Family::<ServiceLabel, Gauge>::default();
@@ -128,6 +152,36 @@ impl Telemetry {
         registry.register("vms", "VMs by pool and state", vms.clone());
         registry.register("jobs_pending", "Pending jobs by pool", pending.clone());
         registry.register("jobs_running", "Running jobs by pool", running.clone());
+        registry.register(
+            "jobs_oldest_pending_age_seconds",
+            "Age of the oldest pending job of the configured scope (0 when none is pending)",
+            oldest_pending.clone(),
+        );
+        registry.register(
+            "job_wait_seconds",
+            "Time from a job's creation until the controller first saw it running (within one poll interval of its start)",
+            job_wait.clone(),
+        );
+        registry.register(
+            "vms_oldest_booting_age_seconds",
+            "Age of the pool's oldest VM still creating or booting (0 when none is)",
+            oldest_booting.clone(),
+        );
+        registry.register(
+            "pool_capped",
+            "1 while the cap (limit, max_growth, quota, backoff, circuit_open, starting) holds the pool's growth back, else 0",
+            capped.clone(),
+        );
+        registry.register(
+            "forecast_expected_jobs",
+            "Jobs the forecast expects per pool within the pre-warm look-ahead (0 without a forecast)",
+            expected.clone(),
+        );
+        registry.register(
+            "orphan_runners",
+            "Runners this controller created whose server does not exist",
+            orphan_runners.clone(),
+        );
         registry.register(
             "actions",
             "Actions carried out (not merely planned), by kind and reason",
@@ -160,6 +214,13 @@ impl Telemetry {
                 vms,
                 pending,
                 running,
+                oldest_pending,
+                oldest_booting,
+                capped,
+                expected,
+                orphan_runners,
+                job_wait,
+                running_seen: Mutex::new(None),
                 actions,
                 errors,
                 tick_failures,
@@ -291,7 +352,32 @@ impl Telemetry {
                     };
                     i.pending.get_or_create(&label).set(i64::from(p.pending));
                     i.running.get_or_create(&label).set(i64::from(p.running));
+                    let booting = view
+                        .observed
+                        .vms
+                        .iter()
+                        .filter(|v| v.pool == p.pool)
+                        .filter(|v| {
+                            p.vms.iter().any(|(id, s)| {
+                                *id == v.id && matches!(s, VmState::Creating | VmState::Booting)
+                            })
+                        })
+                        .map(|v| age(view.at, v.created_at))
+                        .fold(0.0, f64::max);
+                    i.oldest_booting.get_or_create(&label).set(booting);
+                    for (cap, on) in caps(&p.caps) {
+                        i.capped
+                            .get_or_create(&PoolCap {
+                                pool: p.pool.clone(),
+                                cap: cap.to_string(),
+                            })
+                            .set(i64::from(on));
+                    }
+                    i.expected.get_or_create(&label).set(i64::from(
+                        view.observed.expected.get(&p.pool).copied().unwrap_or(0),
+                    ));
                 }
+                self.record_jobs(view);
                 status.openstack_unavailable_since = None;
                 status.openstack_error = None;
                 status.openstack_error_kind = None;
@@ -327,6 +413,45 @@ impl Telemetry {
                 self.set_up("openstack", Some(o.since));
             }
         }
+    }
+
+    /// Oldest pending job, orphan runners, and the wait of each job newly seen running.
+    fn record_jobs(&self, view: &crate::tick::TickView) {
+        let i = &self.inner;
+        let obs = &view.observed;
+        // GitLab unreadable: the last values stand (nothing new is known).
+        if let Some(pending) = &obs.pending {
+            i.oldest_pending.set(
+                pending
+                    .iter()
+                    .map(|j| age(view.at, j.queued_since))
+                    .fold(0.0, f64::max),
+            );
+        }
+        i.orphan_runners.set(obs.orphan_runners.len() as i64);
+        if obs.pending.is_none() {
+            return;
+        }
+        let running: Vec<_> = obs
+            .vms
+            .iter()
+            .filter_map(|v| v.runner.as_ref())
+            .flat_map(|r| r.running.iter())
+            .collect();
+        let mut seen = i
+            .running_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(before) = seen.as_ref() {
+            // Jobs already running when the controller started are not counted: their
+            // start is unknown.
+            for j in &running {
+                if !before.contains(&j.id) {
+                    i.job_wait.observe(age(view.at, j.queued_since));
+                }
+            }
+        }
+        *seen = Some(running.iter().map(|j| j.id).collect());
     }
 
     /// Sets `api_up` and `api_down_since_timestamp_seconds` of one service.
@@ -370,6 +495,25 @@ impl Telemetry {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
         out
     }
+}
+
+/// Seconds from `since` to `at` (0 if `since` is later).
+fn age(at: Timestamp, since: Timestamp) -> f64 {
+    ((at - since).num_milliseconds().max(0) as f64) / 1000.0
+}
+
+/// Every cap label with whether it holds in `held`.
+fn caps(held: &[autoscaler_core::plan::Cap]) -> [(&'static str, bool); 6] {
+    use autoscaler_core::plan::Cap;
+    let has = |f: fn(&Cap) -> bool| held.iter().any(f);
+    [
+        ("limit", has(|c| matches!(c, Cap::Limit))),
+        ("max_growth", has(|c| matches!(c, Cap::MaxGrowth))),
+        ("quota", has(|c| matches!(c, Cap::Quota))),
+        ("backoff", has(|c| matches!(c, Cap::Backoff(_)))),
+        ("circuit_open", has(|c| matches!(c, Cap::CircuitOpen(_)))),
+        ("starting", has(|c| matches!(c, Cap::Starting(_)))),
+    ]
 }
 
 /// The HTTP routes.
@@ -712,6 +856,145 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    /// Feeds `t` one report of a tick that observed `observed` at `at` and planned `plan`.
+    fn record_observed(
+        t: &Telemetry,
+        at: Timestamp,
+        observed: autoscaler_core::model::Observed,
+        plan: &Plan,
+    ) {
+        let (seq, mut totals) = t.inner.seen.lock().unwrap().clone();
+        let summary = crate::tick::TickSummary::default();
+        totals.add(seq + 1, 0.01, Ok(&summary));
+        t.record(&TickReport {
+            seq: seq + 1,
+            started: at,
+            seconds: 0.01,
+            outcome: Ok(crate::tick::TickView {
+                at,
+                observed,
+                plan: plan.clone(),
+                summary,
+            }),
+            totals,
+        });
+    }
+
+    /// The alerting and dashboard metrics: oldest pending job, oldest booting VM, caps
+    /// (circuit breaker, quota, limit), forecast, orphans and the wait of jobs seen starting.
+    #[test]
+    fn metrics_carry_queue_age_boot_age_caps_orphans_and_waits() {
+        use autoscaler_core::model::{
+            CloudStatus, JobArrival, Observed, OrphanRunner, PendingJob, RunnerLink, RunnerView,
+            Vm, VmId,
+        };
+        use autoscaler_core::plan::{Cap, PoolPlan};
+        let (t, _rx) = telemetry();
+        let at = chrono::Utc::now();
+        let secs = |s: i64| at - chrono::Duration::seconds(s);
+        let vm = |id: &str, created: i64, running: Vec<JobArrival>| Vm {
+            id: VmId(id.into()),
+            name: id.into(),
+            pool: "docker".into(),
+            created_at: secs(created),
+            phase: CloudStatus::Active,
+            runner: Some(RunnerView {
+                id: 1,
+                paused: false,
+                contacted_at: None,
+                running_jobs: running.len() as u32,
+                jobs_run: 0,
+                last_job_at: None,
+                running,
+            }),
+            runner_link: RunnerLink::Seen,
+            deleting_since: None,
+            address: None,
+        };
+        let job = |id: u64, age: i64| JobArrival {
+            id,
+            queued_since: secs(age),
+        };
+        let plan = Plan {
+            pools: vec![PoolPlan {
+                pool: "docker".into(),
+                pending: 2,
+                running: 1,
+                target: 3,
+                vms: vec![
+                    (VmId("boot".into()), VmState::Booting),
+                    (VmId("busy".into()), VmState::Busy),
+                ],
+                caps: vec![Cap::CircuitOpen(at), Cap::Quota],
+                unsettled: 0,
+                reserve: None,
+            }],
+            ..Plan::default()
+        };
+        let observed = |running: Vec<JobArrival>| Observed {
+            pending: Some(vec![
+                PendingJob {
+                    id: 10,
+                    tags: BTreeSet::new(),
+                    queued_since: secs(600),
+                },
+                PendingJob {
+                    id: 11,
+                    tags: BTreeSet::new(),
+                    queued_since: secs(30),
+                },
+            ]),
+            vms: vec![vm("boot", 240, vec![]), vm("busy", 3600, running)],
+            orphan_runners: vec![OrphanRunner {
+                id: 9,
+                pool: None,
+                created_at: secs(60),
+                running_jobs: 0,
+                confirmed: false,
+            }],
+            expected: [("docker".to_string(), 2)].into(),
+            ..Observed::default()
+        };
+        // First tick: job 1 was already running when the controller started: no wait known.
+        record_observed(&t, at, observed(vec![job(1, 900)]), &plan);
+        // Second tick: job 2 started, 45 s after it was created.
+        record_observed(&t, at, observed(vec![job(1, 900), job(2, 45)]), &plan);
+        let text = t.metrics_text();
+        for line in [
+            "autoscaler_jobs_oldest_pending_age_seconds 600.0",
+            r#"autoscaler_vms_oldest_booting_age_seconds{pool="docker"} 240.0"#,
+            r#"autoscaler_pool_capped{pool="docker",cap="circuit_open"} 1"#,
+            r#"autoscaler_pool_capped{pool="docker",cap="quota"} 1"#,
+            r#"autoscaler_pool_capped{pool="docker",cap="limit"} 0"#,
+            r#"autoscaler_forecast_expected_jobs{pool="docker"} 2"#,
+            "autoscaler_orphan_runners 1",
+            "autoscaler_job_wait_seconds_count 1",
+            "autoscaler_job_wait_seconds_sum 45.0",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        // Nothing booting and the queue empty: both ages drop to 0.
+        let mut quiet = observed(vec![job(2, 45)]);
+        quiet.pending = Some(vec![]);
+        quiet.vms.remove(0);
+        let mut plan = plan;
+        plan.pools[0].vms.remove(0);
+        record_observed(&t, at, quiet, &plan);
+        let text = t.metrics_text();
+        assert!(
+            text.contains("autoscaler_jobs_oldest_pending_age_seconds 0.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"autoscaler_vms_oldest_booting_age_seconds{pool="docker"} 0.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("autoscaler_job_wait_seconds_count 1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -33,11 +33,31 @@ pub fn pool_policy(pool: &Pool, now: Timestamp) -> PoolPolicy {
 pub fn policy_at(config: &Config, now: Timestamp) -> Policy {
     Policy {
         pools: config.pools.iter().map(|p| pool_policy(p, now)).collect(),
-        backoff: Backoff::default(),
+        backoff: backoff(),
         offline_after: config.controller.offline_after,
         delete_retry: Policy::DEFAULT_DELETE_RETRY,
         poll_interval: config.controller.poll_interval,
     }
+}
+
+/// `run --dev` only: the create retry and circuit-breaker settings scaled to the demo's
+/// replay speed (set once at its start; the production binary has no such switch).
+#[cfg(feature = "dev")]
+static DEV_BACKOFF: std::sync::OnceLock<Backoff> = std::sync::OnceLock::new();
+
+/// `run --dev`: use `backoff` instead of the default retry and breaker settings.
+#[cfg(feature = "dev")]
+pub(crate) fn set_dev_backoff(backoff: Backoff) {
+    let _ = DEV_BACKOFF.set(backoff);
+}
+
+/// The create retry and circuit-breaker settings in force.
+fn backoff() -> Backoff {
+    #[cfg(feature = "dev")]
+    if let Some(b) = DEV_BACKOFF.get() {
+        return *b;
+    }
+    Backoff::default()
 }
 
 /// A pool for the simulator: root values plus period matchers built from the schedules.

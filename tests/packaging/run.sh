@@ -126,6 +126,10 @@ check "/etc/gitlab-autoscaler/config.toml.example" \
 check "/etc/default/gitlab-autoscaler is 0600 (may hold tokens)" \
   has_entry -rw------- etc/default/gitlab-autoscaler
 check "/usr/share/doc/autoscaler/copyright" has_entry -rw-r--r-- usr/share/doc/autoscaler/copyright
+check "Prometheus alerting rules" \
+  has_entry -rw-r--r-- usr/share/autoscaler/prometheus/autoscaler-alerts.yml
+check "Grafana dashboard" \
+  has_entry -rw-r--r-- usr/share/autoscaler/grafana/autoscaler-dashboard.json
 check "no live config.toml is shipped" \
   bash -c '! grep -q "etc/gitlab-autoscaler/config.toml$" <<<"$1"' _ "$listing"
 
@@ -140,6 +144,22 @@ check "config.toml.example is docs/examples/reference-setup.toml" \
   cmp "$x/etc/gitlab-autoscaler/config.toml.example" docs/examples/reference-setup.toml
 check "config.toml.example passes autoscaler validate" \
   "$x/usr/bin/autoscaler" validate "$x/etc/gitlab-autoscaler/config.toml.example"
+check "packaged alerting rules are packaging/prometheus/autoscaler-alerts.yml" \
+  cmp "$x/usr/share/autoscaler/prometheus/autoscaler-alerts.yml" packaging/prometheus/autoscaler-alerts.yml
+check "packaged dashboard is packaging/grafana/autoscaler-dashboard.json" \
+  cmp "$x/usr/share/autoscaler/grafana/autoscaler-dashboard.json" packaging/grafana/autoscaler-dashboard.json
+if command -v promtool >/dev/null; then
+  check "packaged alerting rules pass promtool check rules" \
+    promtool check rules "$x/usr/share/autoscaler/prometheus/autoscaler-alerts.yml"
+else
+  skip "promtool check rules (promtool not installed; tests/prometheus/run.sh runs it)"
+fi
+if command -v python3 >/dev/null; then
+  check "packaged dashboard is valid JSON" \
+    python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$x/usr/share/autoscaler/grafana/autoscaler-dashboard.json"
+else
+  skip "dashboard JSON syntax (python3 not installed)"
+fi
 check "man page is roff with a .TH header" \
   bash -c 'gzip -dc "$1" | grep -q "^\.TH autoscaler 1"' _ "$x/usr/share/man/man1/autoscaler.1.gz"
 if command -v man >/dev/null; then

@@ -15,7 +15,14 @@
 //!   there and tells the fake GitLab that runner has booted, so jobs start only on VMs that
 //!   exist (`autoscaler_fakes::play_runners`);
 //! * a feeder that replays the busiest hour of the built-in release week at `--speed`
-//!   (default 30: one trace minute in two seconds), sending each new job to the webhook too.
+//!   (default 30: one trace minute in two seconds), sending each new job to the webhook too;
+//! * a fault control on its own loopback port (printed as `fault control`), for suites that
+//!   watch the controller's alerts (`tests/prometheus/run.sh`): `POST /fault/gitlab-down`
+//!   makes every GitLab request fail with 503 until `POST /fault/gitlab-up`;
+//!   `POST /fault/boot-failures` makes every server created from then on go to ERROR
+//!   instead of ACTIVE until `POST /fault/boot-ok`. Only in `run --dev`; never in a
+//!   release binary. The create backoff and the circuit breaker's cooldown are scaled by
+//!   `--speed` like the boot and idle times (`Pace::backoff`).
 //!
 //! When the replay is over and every job has finished, the pool shrinks back after its idle
 //! time, then the controller drains and deletes every VM (as `run --drain-on-exit`) and a
@@ -68,6 +75,20 @@ impl Pace {
             // Ten trace minutes idle before a surplus VM goes.
             idle_time: Duration::from_secs(scaled(600.0, 5.0, 60.0).as_secs().max(5)),
             poll: Duration::from_secs(2),
+        }
+    }
+
+    /// The default create backoff and circuit breaker, scaled like the rest of the demo
+    /// (at x30: 1 s first wait, 20 s at most, the breaker open for 30 s), so a boot-failure
+    /// storm opens and closes the breaker within minutes.
+    fn backoff(&self) -> autoscaler_core::model::Backoff {
+        let d = autoscaler_core::model::Backoff::default();
+        let scale = |t: Duration| Duration::from_secs_f64((t.as_secs_f64() / self.speed).max(1.0));
+        autoscaler_core::model::Backoff {
+            base: scale(d.base),
+            max: scale(d.max),
+            breaker_threshold: d.breaker_threshold,
+            breaker_cooldown: scale(d.breaker_cooldown),
         }
     }
 
@@ -319,6 +340,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<i32> {
         "--speed {speed}: expected a number from 1 to 3600"
     );
     let pace = Pace::new(speed);
+    crate::settings::set_dev_backoff(pace.backoff());
     let trace = Trace::parse(super::REFERENCE_TRACE, "release-week.csv (built-in)")?;
     let window = busiest_window(&trace, 15 * 60, 75 * 60);
     anyhow::ensure!(!window.is_empty(), "the built-in trace has no jobs");
@@ -368,6 +390,10 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
     eprintln!("fake OpenStack {}", cloud.auth_url());
     eprintln!("controller     http://{listen}/status  /metrics");
     eprintln!("configuration  {}", path.display());
+    let control = fault_control(Arc::clone(&cloud), Arc::clone(&gitlab)).await?;
+    eprintln!(
+        "fault control  http://{control}/fault/{{gitlab-down,gitlab-up,boot-failures,boot-ok}}"
+    );
     eprintln!(
         "replaying {} jobs of the built-in release week's busiest hour at x{}; Ctrl-C stops early",
         window.len(),
@@ -504,6 +530,66 @@ async fn dev(args: &RunArgs, pace: Pace, window: Vec<(i64, TraceJob)>) -> anyhow
     )
 }
 
+/// Requests the fake GitLab fails while `gitlab-down` holds (far more than a run makes).
+const GITLAB_DOWN_REQUESTS: usize = 1_000_000;
+/// Boots that fail while `boot-failures` holds.
+const BOOT_FAULTS: usize = 10_000;
+
+/// Serves the fault control (see the module docs) on a loopback port; returns its address.
+async fn fault_control(
+    cloud: Arc<FakeOpenStack>,
+    gitlab: Arc<FakeGitLabServer>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("listening on 127.0.0.1 for the fault control")?;
+    let addr = listener.local_addr()?;
+    let down = Arc::clone(&gitlab);
+    let up = gitlab;
+    let storm = Arc::clone(&cloud);
+    let calm = cloud;
+    let app = axum::Router::new()
+        .route(
+            "/fault/gitlab-down",
+            post(move || async move {
+                eprintln!("fault: GitLab answers 503 to every request");
+                down.fail_next(GITLAB_DOWN_REQUESTS, 503);
+                "gitlab down\n"
+            }),
+        )
+        .route(
+            "/fault/gitlab-up",
+            post(move || async move {
+                eprintln!("fault cleared: GitLab answers again");
+                up.clear_failures();
+                "gitlab up\n"
+            }),
+        )
+        .route(
+            "/fault/boot-failures",
+            post(move || async move {
+                eprintln!("fault: every new server goes to ERROR");
+                for _ in 0..BOOT_FAULTS {
+                    storm.boot_fault_next("No valid host was found. (dev fault control)");
+                }
+                "boots fail\n"
+            }),
+        )
+        .route(
+            "/fault/boot-ok",
+            post(move || async move {
+                eprintln!("fault cleared: servers boot again");
+                calm.clear_boot_faults();
+                "boots ok\n"
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
 /// A memory store holding an empty memory document.
 fn empty_memory() -> autoscaler_core::memory::MemoryStore {
     let store = autoscaler_core::memory::MemoryStore::default();
@@ -558,5 +644,10 @@ mod tests {
         assert_eq!(fast.boot, Duration::from_secs(1));
         assert_eq!(fast.idle_time, Duration::from_secs(5));
         assert_eq!(fast.real(1.0), Duration::from_secs(1));
+        let b = p.backoff();
+        assert_eq!(b.base, Duration::from_secs(1));
+        assert_eq!(b.max, Duration::from_secs(20));
+        assert_eq!(b.breaker_cooldown, Duration::from_secs(30));
+        assert_eq!(b.breaker_threshold, 5);
     }
 }

@@ -356,6 +356,11 @@ impl FakeOpenStack {
         self.shared.lock().boot_faults.push_back(message.into());
     }
 
+    /// Drops the boot faults [`FakeOpenStack::boot_fault_next`] queued and not yet used.
+    pub fn clear_boot_faults(&self) {
+        self.shared.lock().boot_faults.clear();
+    }
+
     /// Delay added before every later answer.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
