@@ -179,7 +179,14 @@ fn simulate_rejects_a_sweep_of_an_unknown_key() {
     let o = autoscaler(&["simulate", "--sweep", "limit=1..3"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("only `idle_count` can be swept"),
+        stderr(&o).contains("only `idle_count` or `target_wait` can be swept"),
+        "{}",
+        stderr(&o)
+    );
+    let o = autoscaler(&["simulate", "--sweep", "target_wait=5m..1m"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("need 0 < FROM <= TO"),
         "{}",
         stderr(&o)
     );
