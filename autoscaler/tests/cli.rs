@@ -185,11 +185,7 @@ fn simulate_rejects_a_sweep_of_an_unknown_key() {
     );
     let o = autoscaler(&["simulate", "--sweep", "target_wait=5m..1m"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("need 0 < FROM <= TO"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("need 0 < FROM <= TO"), "{}", stderr(&o));
 }
 
 #[test]

@@ -480,6 +480,19 @@ mod tests {
         vec![90; 10]
     }
 
+    /// Sizes with no departures, 90 s boots, a 15 s poll and a 1 h `idle_time`.
+    fn sized(q: &VecDeque<Timestamp>, target: WaitTarget, now: Timestamp) -> Reserve {
+        size(
+            q,
+            &VecDeque::new(),
+            &boots(),
+            target,
+            Duration::from_secs(15),
+            HOUR,
+            now,
+        )
+    }
+
     /// Four-job pipelines every 20 minutes from 08:00 to 17:00 on the given November days
     /// (the 2nd is a Monday).
     fn busy_days(days: &[u32]) -> VecDeque<Timestamp> {
@@ -499,50 +512,30 @@ mod tests {
     #[test]
     fn busy_hours_keep_a_pipeline_warm_and_quiet_hours_keep_nothing() {
         let q = busy_days(&[2, 3, 4]);
-        let none = VecDeque::new();
-        let poll = Duration::from_secs(15);
-        let busy = size(&q, &none, &boots(), TARGET, poll, HOUR, at(5, 10, 5, 0));
+        let busy = sized(&q, TARGET, at(5, 10, 5, 0));
         assert_eq!(busy.slots, 4, "{}", busy.explain());
-        let night = size(&q, &none, &boots(), TARGET, poll, HOUR, at(5, 2, 0, 0));
+        let night = sized(&q, TARGET, at(5, 2, 0, 0));
         assert_eq!(night.slots, 0, "{}", night.explain());
         // Saturday: weekdays' history says nothing about weekends.
-        let saturday = size(&q, &none, &boots(), TARGET, poll, HOUR, at(7, 10, 5, 0));
+        let saturday = sized(&q, TARGET, at(7, 10, 5, 0));
         assert_eq!(saturday.slots, 0, "{}", saturday.explain());
     }
 
     #[test]
     fn the_reserve_is_warm_before_the_busy_hour_starts() {
         let q = busy_days(&[2, 3, 4]);
-        let none = VecDeque::new();
-        let r = size(
-            &q,
-            &none,
-            &boots(),
-            TARGET,
-            Duration::from_secs(15),
-            HOUR,
-            at(5, 7, 58, 30),
-        );
+        let r = sized(&q, TARGET, at(5, 7, 58, 30));
         assert_eq!(r.slots, 4, "{}", r.explain());
     }
 
     #[test]
     fn a_target_longer_than_any_boot_needs_no_reserve() {
         let q = busy_days(&[2, 3, 4]);
-        let none = VecDeque::new();
         let loose = WaitTarget {
             wait: Duration::from_secs(300),
             percentile: 95,
         };
-        let r = size(
-            &q,
-            &none,
-            &boots(),
-            loose,
-            Duration::from_secs(15),
-            HOUR,
-            at(5, 10, 5, 0),
-        );
+        let r = sized(&q, loose, at(5, 10, 5, 0));
         assert_eq!(r.slots, 0, "{}", r.explain());
         assert_eq!(r.late, 0.0);
         assert_eq!(r.threshold, None);
@@ -560,16 +553,7 @@ mod tests {
                 q.push_back(at(5, 19, m, i));
             }
         }
-        let none = VecDeque::new();
-        let r = size(
-            &q,
-            &none,
-            &boots(),
-            TARGET,
-            Duration::from_secs(15),
-            HOUR,
-            at(5, 20, 0, 30),
-        );
+        let r = sized(&q, TARGET, at(5, 20, 0, 30));
         assert!(r.slots >= 3, "{}", r.explain());
     }
 

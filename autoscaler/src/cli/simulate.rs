@@ -204,16 +204,7 @@ fn run_sweep(
 ) -> anyhow::Result<String> {
     let mut points = Vec::new();
     for &v in values {
-        let mut c = config.clone();
-        for pool in c.pools.iter_mut() {
-            pool.policy.idle_count = v;
-            for period in pool.periods.iter_mut() {
-                if period.overrides.idle_count.is_some() {
-                    period.overrides.idle_count = Some(v);
-                }
-            }
-        }
-        let s = spec(&c, args);
+        let s = spec(&with_idle_count(config, v), args);
         points.push(SweepPoint {
             idle_count: v,
             autoscaler: sim::ours::run(trace, &s).total,
@@ -241,23 +232,11 @@ fn run_sweep(
     if let Some(path) = &args.plot {
         let ours: Vec<sim::plot::TradeoffPoint> = points
             .iter()
-            .map(|p| {
-                (
-                    p.autoscaler.vm_hours,
-                    p.autoscaler.wait_p95_s,
-                    format!("{}", p.idle_count),
-                )
-            })
+            .map(|p| plot_point(&p.autoscaler, p.idle_count.to_string()))
             .collect();
         let dm: Vec<sim::plot::TradeoffPoint> = points
             .iter()
-            .map(|p| {
-                (
-                    p.docker_machine.vm_hours,
-                    p.docker_machine.wait_p95_s,
-                    format!("{}", p.idle_count),
-                )
-            })
+            .map(|p| plot_point(&p.docker_machine, p.idle_count.to_string()))
             .collect();
         let title = format!("idle_count swept on {}", trace.name);
         std::fs::write(
@@ -351,6 +330,25 @@ fn run_sweep(
     })
 }
 
+/// A sweep point for the trade-off plot.
+fn plot_point(f: &Figures, label: String) -> sim::plot::TradeoffPoint {
+    (f.vm_hours, f.wait_p95_s, label)
+}
+
+/// `config` with `idle_count` set in every pool and in every period that sets one.
+fn with_idle_count(config: &Config, n: u32) -> Config {
+    let mut c = config.clone();
+    for pool in c.pools.iter_mut() {
+        pool.policy.idle_count = n;
+        for period in pool.periods.iter_mut() {
+            if period.overrides.idle_count.is_some() {
+                period.overrides.idle_count = Some(n);
+            }
+        }
+    }
+    c
+}
+
 /// One point of the wait-target sweep.
 #[derive(Debug, Serialize)]
 struct TargetPoint {
@@ -397,16 +395,7 @@ fn run_target_sweep(
     }
     let mut dm = Vec::new();
     for n in DM_IDLE_COUNTS {
-        let mut c = config.clone();
-        for pool in c.pools.iter_mut() {
-            pool.policy.idle_count = n;
-            for period in pool.periods.iter_mut() {
-                if period.overrides.idle_count.is_some() {
-                    period.overrides.idle_count = Some(n);
-                }
-            }
-        }
-        let d = sim::dm::run(trace, &spec(&c, args)).total;
+        let d = sim::dm::run(trace, &spec(&with_idle_count(config, n), args)).total;
         let best = ours
             .iter()
             .filter(|o| o.autoscaler.wait_p95_s <= d.wait_p95_s)
@@ -436,23 +425,11 @@ fn run_target_sweep(
     if let Some(path) = &args.plot {
         let a: Vec<sim::plot::TradeoffPoint> = ours
             .iter()
-            .map(|o| {
-                (
-                    o.autoscaler.vm_hours,
-                    o.autoscaler.wait_p95_s,
-                    format!("{}s", o.target_wait_s),
-                )
-            })
+            .map(|o| plot_point(&o.autoscaler, format!("{}s", o.target_wait_s)))
             .collect();
         let d: Vec<sim::plot::TradeoffPoint> = dm
             .iter()
-            .map(|d| {
-                (
-                    d.docker_machine.vm_hours,
-                    d.docker_machine.wait_p95_s,
-                    d.idle_count.to_string(),
-                )
-            })
+            .map(|d| plot_point(&d.docker_machine, d.idle_count.to_string()))
             .collect();
         let title = format!("wait target vs IdleCount on {}", trace.name);
         std::fs::write(

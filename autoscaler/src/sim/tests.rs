@@ -259,18 +259,18 @@ fn reference_week_beats_docker_machine_on_the_same_settings() {
     assert!(floor.total.wait_p95_s <= ours.total.wait_p95_s);
 }
 
-/// A day of single jobs arriving every 5 s on average (exponential gaps from a fixed
-/// SplitMix64 stream), 20..90 s long: warm capacity is always there.
-fn dense_day() -> Trace {
-    let mut rng = world::Rng::new(11);
+/// A day of single jobs with exponential gaps of `mean_gap_s` on average, each
+/// `min_s..min_s + spread_s` long, from a fixed SplitMix64 stream.
+fn poisson_day(seed: u64, mean_gap_s: f64, min_s: u32, spread_s: f64, name: &str) -> Trace {
+    let mut rng = world::Rng::new(seed);
     let start = chrono::DateTime::from_timestamp(1_793_577_600, 0).unwrap(); // a Monday
     let mut t = 0.0f64;
     let mut jobs = Vec::new();
     while t < 86_400.0 {
-        t += -5.0 * (1.0 - rng.unit()).ln();
+        t += -mean_gap_s * (1.0 - rng.unit()).ln();
         jobs.push(TraceJob {
             submitted: start + chrono::TimeDelta::seconds(t as i64),
-            duration_s: 20 + (rng.unit() * 70.0) as u32,
+            duration_s: min_s + (rng.unit() * spread_s) as u32,
             tags: ["docker".to_string()].into(),
             project: "p".into(),
             pipeline: jobs.len() as u64,
@@ -278,9 +278,14 @@ fn dense_day() -> Trace {
         });
     }
     Trace {
-        name: "dense day".into(),
+        name: name.into(),
         jobs,
     }
+}
+
+/// A day of single jobs every 5 s on average, 20..90 s long: warm capacity is always there.
+fn dense_day() -> Trace {
+    poisson_day(11, 5.0, 20, 70.0, "dense day")
 }
 
 #[test]
@@ -315,25 +320,7 @@ fn several_jobs_per_vm_are_planned_and_simulated() {
     pool.policy.capacity = 4;
     pool.policy.limits.idle_time = Duration::from_secs(300);
     let spec = spec_with(vec![pool]);
-    let mut rng = world::Rng::new(5);
-    let start = chrono::DateTime::from_timestamp(1_793_577_600, 0).unwrap();
-    let mut t = 0.0f64;
-    let mut jobs = Vec::new();
-    while t < 86_400.0 {
-        t += -40.0 * (1.0 - rng.unit()).ln();
-        jobs.push(TraceJob {
-            submitted: start + chrono::TimeDelta::seconds(t as i64),
-            duration_s: 120 + (rng.unit() * 480.0) as u32,
-            tags: ["docker".to_string()].into(),
-            project: "p".into(),
-            pipeline: jobs.len() as u64,
-            stage: 0,
-        });
-    }
-    let trace = Trace {
-        name: "four jobs per VM".into(),
-        jobs,
-    };
+    let trace = poisson_day(5, 40.0, 120, 480.0, "four jobs per VM");
     let ours = ours::run(&trace, &spec);
     assert_eq!(ours.killed_jobs, 0);
     assert_eq!(ours.total.unstarted, 0);
