@@ -174,7 +174,7 @@ impl Telemetry {
         );
         registry.register(
             "forecast_expected_jobs",
-            "Jobs the forecast expects per pool within the pre-warm look-ahead (0 without a forecast)",
+            "Job slots the forecast keeps warm per pool: the burst expected within the pre-warm look-ahead, or in wait-target mode the reserve sized for the wait target if larger (0 without a forecast)",
             expected.clone(),
         );
         registry.register(
@@ -373,9 +373,12 @@ impl Telemetry {
                             })
                             .set(i64::from(on));
                     }
-                    i.expected.get_or_create(&label).set(i64::from(
-                        view.observed.expected.get(&p.pool).copied().unwrap_or(0),
-                    ));
+                    // The burst forecast, or in wait-target mode the reserve if larger.
+                    let burst = view.observed.expected.get(&p.pool).copied().unwrap_or(0);
+                    let reserve = p.reserve.as_ref().map_or(0, |r| r.slots);
+                    i.expected
+                        .get_or_create(&label)
+                        .set(i64::from(burst.max(reserve)));
                 }
                 self.record_jobs(view);
                 status.openstack_unavailable_since = None;
@@ -975,6 +978,25 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }
+        // Wait-target mode: the reserve the forecast sized counts when it is larger.
+        let mut sized = plan.clone();
+        sized.pools[0].reserve = Some(autoscaler_core::reserve::Reserve {
+            slots: 5,
+            boot: Duration::from_secs(90),
+            boot_samples: 3,
+            lead: Duration::from_secs(108),
+            late: 1.0,
+            allowed_miss: 0.05,
+            rate_per_hour: 30.0,
+            threshold: Some(2.0),
+            history_days: 3.0,
+            keep: Duration::from_secs(90),
+        });
+        record_observed(&t, at, observed(vec![job(2, 45)]), &sized);
+        assert!(
+            t.metrics_text()
+                .contains(r#"autoscaler_forecast_expected_jobs{pool="docker"} 5"#)
+        );
         // Nothing booting and the queue empty: both ages drop to 0.
         let mut quiet = observed(vec![job(2, 45)]);
         quiet.pending = Some(vec![]);
